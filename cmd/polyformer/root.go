@@ -1,0 +1,13 @@
+package main
+
+import "github.com/spf13/cobra"
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "polyformer",
+		Short:         "Private inference of transformers under CKKS homomorphic encryption",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	return root
+}
