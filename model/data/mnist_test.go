@@ -164,3 +164,25 @@ func TestLoadMNISTReal(t *testing.T) {
 	require.Equal(t, 5, train.Labels[0])
 	require.Equal(t, 7, test.Labels[0])
 }
+
+func TestMNISTDirWithoutGoTool(t *testing.T) {
+	want, err := MNISTDir()
+	if err != nil {
+		t.Skipf("MNIST module not found: %v", err)
+	}
+	t.Setenv("PATH", "")
+	t.Setenv("GOPATH", "")
+	if os.Getenv("GOMODCACHE") == "" {
+		// Point the fallback at the cache the go tool reported.
+		t.Setenv("GOMODCACHE", filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(want)))))
+	}
+	got, err := MNISTDir()
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	t.Setenv("GOMODCACHE", "")
+	t.Setenv("HOME", t.TempDir())
+	_, err = MNISTDir()
+	require.ErrorContains(t, err, "go tool is not on PATH")
+	require.ErrorContains(t, err, "not found")
+}
