@@ -1,0 +1,205 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// EntropyEps is the constant inside the attention-entropy logarithm:
+// E = -sum_j a_ij log(a_ij + EntropyEps).
+const EntropyEps = 1e-9
+
+// MultiHeadAttention is multi-head self-attention on [B, T, Dim] inputs:
+// Q, K, V = x Wqkv (one fused [Dim, 3 Dim] linear), per head
+// S = Q_h K_h^T / sqrt(Dim/Heads), optionally multiplied row-wise by a
+// learnable per-head, per-position inverse temperature Temp[h, i] (the
+// entropy-guided attention temperature; initialized to 1), A = Kernel(S),
+// O_h = A V_h, output = concat(O_h) Wo.
+//
+// Every forward records the per-head attention entropy
+// E_h = mean over batch items and query rows of -sum_j a_ij log(a_ij + 1e-9).
+// SetEntropyGrad supplies dL/dE_h for the next Backward (entropy
+// regularization), which then flows into the attention weights.
+type MultiHeadAttention struct {
+	Dim, Heads, MaxLen int
+	Causal             bool
+	QKV, Out           *Linear
+	Kernel             AttentionKernel
+	Temp               *Param
+
+	b, t          int
+	qkv           *Tensor
+	raw, s, a     []float64
+	entropy       []float64
+	entGrad       []float64
+	small         []*Param
+}
+
+// NewMultiHeadAttention returns an attention layer; temperature adds the
+// learnable [Heads, MaxLen] inverse temperature.
+func NewMultiHeadAttention(name string, dim, heads, maxLen int, causal bool, kernel AttentionKernel, temperature bool, rng *rand.Rand) (*MultiHeadAttention, error) {
+	if heads <= 0 || dim%heads != 0 {
+		return nil, fmt.Errorf("attention %s: width %d is not divisible by %d heads", name, dim, heads)
+	}
+	m := &MultiHeadAttention{Dim: dim, Heads: heads, MaxLen: maxLen, Causal: causal, Kernel: kernel,
+		QKV: NewLinear(name+".qkv", dim, 3*dim, rng), Out: NewLinear(name+".out", dim, dim, rng)}
+	if temperature {
+		m.Temp = NewParam(name+".temperature", heads, maxLen)
+		for i := range m.Temp.Value.Data {
+			m.Temp.Value.Data[i] = 1
+		}
+		m.Temp.NoDecay = true
+	}
+	m.small = append([]*Param(nil), kernel.Params()...)
+	if m.Temp != nil {
+		m.small = append(m.small, m.Temp)
+	}
+	return m, nil
+}
+
+// Entropy returns the per-head entropy of the last Forward (a fresh slice).
+func (m *MultiHeadAttention) Entropy() []float64 { return append([]float64(nil), m.entropy...) }
+
+// Weights returns the attention weights of the last Forward, laid out
+// [B, Heads, T, T] (shared, do not modify).
+func (m *MultiHeadAttention) Weights() []float64 { return m.a }
+
+// SetEntropyGrad sets dL/dE_h, added in the next Backward; nil clears it.
+func (m *MultiHeadAttention) SetEntropyGrad(g []float64) {
+	if g == nil {
+		m.entGrad = nil
+		return
+	}
+	m.entGrad = append(m.entGrad[:0], g...)
+}
+
+// Forward computes self-attention.
+func (m *MultiHeadAttention) Forward(x *Tensor) *Tensor {
+	if len(x.Shape) != 3 || x.Shape[2] != m.Dim || x.Shape[1] > m.MaxLen {
+		panic(fmt.Sprintf("nn: attention %s: input %v, want [B, T<=%d, %d]", m.QKV.W.Name, x.Shape, m.MaxLen, m.Dim))
+	}
+	b, t, d, hN := x.Shape[0], x.Shape[1], m.Dim, m.Heads
+	dh := d / hN
+	m.b, m.t = b, t
+	m.qkv = m.QKV.Forward(x)
+	tt := t * t
+	if len(m.s) != b*hN*tt {
+		m.raw, m.s, m.a = make([]float64, b*hN*tt), make([]float64, b*hN*tt), make([]float64, b*hN*tt)
+	}
+	scale := 1 / math.Sqrt(float64(dh))
+	q := m.qkv.Data
+	ParallelFor(b*hN, func(_, p int) {
+		bi, h := p/hN, p%hN
+		base := bi * t * 3 * d
+		raw := m.raw[p*tt : (p+1)*tt]
+		Gemm(false, true, t, t, dh, scale, q[base+h*dh:], 3*d, q[base+d+h*dh:], 3*d, 0, raw, t)
+		s := m.s[p*tt : (p+1)*tt]
+		copy(s, raw)
+		if m.Temp != nil {
+			for i := 0; i < t; i++ {
+				tau := m.Temp.Value.Data[h*m.MaxLen+i]
+				for j := 0; j < t; j++ {
+					s[i*t+j] *= tau
+				}
+			}
+		}
+	})
+	if bp, ok := m.Kernel.(batchPreparer); ok {
+		bp.prepare(m.s, b, hN, t, m.Causal)
+	}
+	concat := New(b, t, d)
+	ent := make([]float64, b*hN)
+	ParallelFor(b*hN, func(_, p int) {
+		bi, h := p/hN, p%hN
+		s, a := m.s[p*tt:(p+1)*tt], m.a[p*tt:(p+1)*tt]
+		m.Kernel.Forward(h, t, m.Causal, s, a)
+		var e float64
+		for _, v := range a {
+			if v != 0 {
+				e -= v * math.Log(v+EntropyEps)
+			}
+		}
+		ent[p] = e
+		base := bi * t * 3 * d
+		Gemm(false, false, t, dh, t, 1, a, t, q[base+2*d+h*dh:], 3*d, 0, concat.Data[bi*t*d+h*dh:], d)
+	})
+	m.entropy = make([]float64, hN)
+	for p, e := range ent {
+		m.entropy[p%hN] += e
+	}
+	for h := range m.entropy {
+		m.entropy[h] /= float64(b * t)
+	}
+	return m.Out.Forward(concat)
+}
+
+// Backward back-propagates through attention, adding the entropy gradient
+// set by SetEntropyGrad.
+func (m *MultiHeadAttention) Backward(dy *Tensor) *Tensor {
+	b, t, d, hN := m.b, m.t, m.Dim, m.Heads
+	dh, tt := d/hN, t*t
+	scale := 1 / math.Sqrt(float64(dh))
+	dconcat := m.Out.Backward(dy)
+	dqkv := New(b, t, 3*d)
+	q := m.qkv.Data
+	nw := Workers(b * hN)
+	pg := make([][][]float64, nw)
+	da := make([][]float64, nw)
+	ds := make([][]float64, nw)
+	for w := range pg {
+		pg[w] = make([][]float64, len(m.small))
+		for i, p := range m.small {
+			pg[w][i] = make([]float64, p.Value.Len())
+		}
+		da[w], ds[w] = make([]float64, tt), make([]float64, tt)
+	}
+	nk := len(m.Kernel.Params())
+	ParallelFor(b*hN, func(w, p int) {
+		bi, h := p/hN, p%hN
+		base := bi * t * 3 * d
+		dout := dconcat.Data[bi*t*d+h*dh:]
+		a, s := m.a[p*tt:(p+1)*tt], m.s[p*tt:(p+1)*tt]
+		daw, dsw := da[w], ds[w]
+		Gemm(false, true, t, t, dh, 1, dout, d, q[base+2*d+h*dh:], 3*d, 0, daw, t)
+		if m.entGrad != nil && m.entGrad[h] != 0 {
+			g := -m.entGrad[h] / float64(b*t)
+			for i, v := range a {
+				daw[i] += g * (math.Log(v+EntropyEps) + v/(v+EntropyEps))
+			}
+		}
+		Gemm(true, false, t, dh, t, 1, a, t, dout, d, 0, dqkv.Data[base+2*d+h*dh:], 3*d)
+		m.Kernel.Backward(h, t, m.Causal, s, a, daw, dsw, pg[w][:nk])
+		if m.Temp != nil {
+			raw := m.raw[p*tt : (p+1)*tt]
+			gt := pg[w][nk]
+			for i := 0; i < t; i++ {
+				tau := m.Temp.Value.Data[h*m.MaxLen+i]
+				var g float64
+				for j := 0; j < t; j++ {
+					g += dsw[i*t+j] * raw[i*t+j]
+					dsw[i*t+j] *= tau
+				}
+				gt[h*m.MaxLen+i] += g
+			}
+		}
+		Gemm(false, false, t, dh, t, scale, dsw, t, q[base+d+h*dh:], 3*d, 0, dqkv.Data[base+h*dh:], 3*d)
+		Gemm(true, false, t, dh, t, scale, dsw, t, q[base+h*dh:], 3*d, 0, dqkv.Data[base+d+h*dh:], 3*d)
+	})
+	for w := range pg {
+		for i, p := range m.small {
+			for j, v := range pg[w][i] {
+				p.Grad.Data[j] += v
+			}
+		}
+	}
+	return m.QKV.Backward(dqkv)
+}
+
+// Params returns the projections, kernel parameters and temperature.
+func (m *MultiHeadAttention) Params() []*Param {
+	return append(append(m.QKV.Params(), m.Out.Params()...), m.small...)
+}
+
+// Sites returns the kernel's sites.
+func (m *MultiHeadAttention) Sites() []*Site { return m.Kernel.Sites() }

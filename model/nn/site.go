@@ -1,0 +1,366 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/polyformer/polyformer/polyapprox"
+)
+
+// Mode selects how every Site evaluates its non-linearity.
+type Mode int
+
+const (
+	// ModeExact evaluates the exact function (training).
+	ModeExact Mode = iota
+	// ModeCalibrate evaluates the exact function and records the range of its inputs.
+	ModeCalibrate
+	// ModePoly evaluates the installed polynomial or plan (the float64 twin of
+	// the encrypted circuit) and counts inputs outside its interval.
+	ModePoly
+)
+
+// Site function kinds.
+const (
+	FnExp     = "exp"     // e^x (softmax numerators)
+	FnRecip   = "recip"   // 1/x (softmax and Power-Softmax row normalizers)
+	FnInvSqrt = "invsqrt" // 1/sqrt(x) (norms)
+	FnGELU    = "gelu"    // exact GELU x*Phi(x)
+	FnReLU    = "relu"    // max(x, 0)
+)
+
+// Exact returns the exact scalar function of a kind.
+func Exact(kind string) (func(float64) float64, error) {
+	switch kind {
+	case FnExp:
+		return math.Exp, nil
+	case FnRecip:
+		return func(x float64) float64 { return 1 / x }, nil
+	case FnInvSqrt:
+		return func(x float64) float64 { return 1 / math.Sqrt(x) }, nil
+	case FnGELU:
+		return gelu, nil
+	case FnReLU:
+		return func(x float64) float64 { return math.Max(x, 0) }, nil
+	}
+	return nil, fmt.Errorf("unknown non-linearity kind %q", kind)
+}
+
+func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+
+// PolySpec is the JSON-serializable description of the polynomial form of one
+// site: exactly what the encrypted circuit evaluates.
+//
+// Method "chebyshev": Coeffs in the Chebyshev basis on Interval (see
+// polyapprox.Chebyshev). Method "goldschmidt": polyapprox.GoldschmidtInv on
+// Interval with Iterations. Method "newton": polyapprox.NewtonInvSqrt with the
+// Chebyshev initial guess Coeffs on Interval and Iterations.
+type PolySpec struct {
+	Site       string     `json:"site"`
+	Kind       string     `json:"kind"`
+	Method     string     `json:"method"`
+	Interval   [2]float64 `json:"interval"`
+	Degree     int        `json:"degree,omitempty"`
+	Iterations int        `json:"iterations,omitempty"`
+	Coeffs     []float64  `json:"coeffs,omitempty"`
+	// Observed is the calibrated input range before widening.
+	Observed [2]float64 `json:"observed"`
+}
+
+// Evaluator returns the float64 twin of the spec and its multiplicative depth.
+func (s PolySpec) Evaluator() (func(float64) float64, int, error) {
+	iv := polyapprox.Interval{A: s.Interval[0], B: s.Interval[1]}
+	switch s.Method {
+	case "chebyshev":
+		p := polyapprox.Chebyshev{Interval: iv, Coeffs: s.Coeffs}
+		if err := p.Validate(); err != nil {
+			return nil, 0, fmt.Errorf("site %s: %w", s.Site, err)
+		}
+		return p.Evaluate, p.Depth(), nil
+	case "goldschmidt":
+		g := polyapprox.GoldschmidtInv{Interval: iv, Iterations: s.Iterations}
+		if err := g.Validate(); err != nil {
+			return nil, 0, fmt.Errorf("site %s: %w", s.Site, err)
+		}
+		return g.Evaluate, g.Depth(), nil
+	case "newton":
+		n := polyapprox.NewtonInvSqrt{Init: polyapprox.Chebyshev{Interval: iv, Coeffs: s.Coeffs}, Iterations: s.Iterations}
+		if err := n.Validate(); err != nil {
+			return nil, 0, fmt.Errorf("site %s: %w", s.Site, err)
+		}
+		return n.Evaluate, n.Depth(), nil
+	}
+	return nil, 0, fmt.Errorf("site %s: unknown polynomial method %q", s.Site, s.Method)
+}
+
+// FitOptions control how a calibrated range becomes a polynomial.
+type FitOptions struct {
+	// Margin widens the observed range [lo, hi] by Margin*(hi-lo) on each side
+	// (for 1/x and 1/sqrt(x), the lower end is instead divided by 1+Margin
+	// so it stays positive).
+	Margin float64 `json:"margin"`
+	// Degree of Chebyshev approximations (exp, GELU, ReLU); 2^k-1 is depth-optimal.
+	Degree int `json:"degree"`
+	// InitDegree of the Chebyshev initial guess of Newton inverse square root.
+	InitDegree int `json:"init_degree"`
+	// RelTol is the target relative error of the 1/x and 1/sqrt(x) plans on
+	// their interval; the iteration count is the smallest reaching it (capped at 30).
+	RelTol float64 `json:"rel_tol"`
+}
+
+// DefaultFitOptions are the defaults used by calibration.
+func DefaultFitOptions() FitOptions {
+	return FitOptions{Margin: 0.1, Degree: 31, InitDegree: 7, RelTol: 1e-3}
+}
+
+// Site is one scalar non-linearity of the model (e.g. the GELU of block 2, or
+// the reciprocal of the Power-Softmax row sums of block 0). Layers evaluate
+// it through Apply, which honours the mode.
+type Site struct {
+	Name string
+	Kind string
+
+	exact func(float64) float64
+	mode  Mode
+
+	mu       sync.Mutex
+	min, max float64
+	seen     bool
+	poly     func(float64) float64
+	spec     *PolySpec
+	outside  int64
+	total    int64
+	worstOut float64
+}
+
+// NewSite returns a site in exact mode. Kind must be one of the Fn constants.
+func NewSite(name, kind string) *Site {
+	f, err := Exact(kind)
+	if err != nil {
+		panic(fmt.Sprintf("nn: site %s: %v", name, err)) // programming error: kinds are constants
+	}
+	return &Site{Name: name, Kind: kind, exact: f}
+}
+
+// SetMode switches the site. ModePoly requires an installed spec.
+func (s *Site) SetMode(m Mode) error {
+	if m == ModePoly && s.poly == nil {
+		return fmt.Errorf("site %s: no polynomial installed (calibrate first)", s.Name)
+	}
+	s.mode = m
+	return nil
+}
+
+// Mode returns the current mode.
+func (s *Site) Mode() Mode { return s.mode }
+
+// Apply sets dst[i] = f(src[i]) with f the exact function or the polynomial,
+// recording ranges in ModeCalibrate and out-of-interval counts in ModePoly.
+// It is safe for concurrent use.
+func (s *Site) Apply(dst, src []float64) {
+	switch s.mode {
+	case ModePoly:
+		var out int64
+		worst := 0.0
+		for i, x := range src {
+			if x < s.spec.Interval[0] || x > s.spec.Interval[1] || math.IsNaN(x) {
+				out++
+				d := math.Max(s.spec.Interval[0]-x, x-s.spec.Interval[1])
+				if d > worst {
+					worst = d
+				}
+			}
+			dst[i] = s.poly(x)
+		}
+		s.mu.Lock()
+		s.outside += out
+		s.total += int64(len(src))
+		if worst > s.worstOut {
+			s.worstOut = worst
+		}
+		s.mu.Unlock()
+	case ModeCalibrate:
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for i, x := range src {
+			if x < lo {
+				lo = x
+			}
+			if x > hi {
+				hi = x
+			}
+			dst[i] = s.exact(x)
+		}
+		if len(src) == 0 {
+			return
+		}
+		s.mu.Lock()
+		if !s.seen || lo < s.min {
+			s.min = lo
+		}
+		if !s.seen || hi > s.max {
+			s.max = hi
+		}
+		s.seen = true
+		s.mu.Unlock()
+	default:
+		for i, x := range src {
+			dst[i] = s.exact(x)
+		}
+	}
+}
+
+// Eval1 evaluates a single value (see Apply).
+func (s *Site) Eval1(x float64) float64 {
+	var d [1]float64
+	s.Apply(d[:], []float64{x})
+	return d[0]
+}
+
+// Range returns the calibrated input range and whether any input was seen.
+func (s *Site) Range() (lo, hi float64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.min, s.max, s.seen
+}
+
+// ResetStats clears the calibration range and the out-of-interval counters.
+func (s *Site) ResetStats() {
+	s.mu.Lock()
+	s.seen, s.min, s.max = false, 0, 0
+	s.outside, s.total, s.worstOut = 0, 0, 0
+	s.mu.Unlock()
+}
+
+// Outside returns how many poly-mode inputs fell outside the interval, out of
+// how many, and the largest distance to the interval.
+func (s *Site) Outside() (outside, total int64, worst float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outside, s.total, s.worstOut
+}
+
+// Spec returns the installed polynomial spec, or nil.
+func (s *Site) Spec() *PolySpec { return s.spec }
+
+// Install sets the polynomial form from a spec.
+func (s *Site) Install(spec PolySpec) error {
+	if spec.Kind != s.Kind {
+		return fmt.Errorf("site %s: spec is for %q, site computes %q", s.Name, spec.Kind, s.Kind)
+	}
+	f, _, err := spec.Evaluator()
+	if err != nil {
+		return err
+	}
+	sp := spec
+	s.spec, s.poly = &sp, f
+	return nil
+}
+
+// Fit builds and installs the polynomial form from the calibrated range.
+func (s *Site) Fit(o FitOptions) (PolySpec, error) {
+	lo, hi, ok := s.Range()
+	if !ok {
+		return PolySpec{}, fmt.Errorf("site %s: never evaluated during calibration", s.Name)
+	}
+	spec, err := FitSpec(s.Name, s.Kind, lo, hi, o)
+	if err != nil {
+		return PolySpec{}, err
+	}
+	if err := s.Install(spec); err != nil {
+		return PolySpec{}, err
+	}
+	return spec, nil
+}
+
+// FitSpec builds the polynomial form of a kind for observed inputs in [lo, hi].
+func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) {
+	if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		return PolySpec{}, fmt.Errorf("site %s: calibrated range [%g, %g] is not finite", name, lo, hi)
+	}
+	spec := PolySpec{Site: name, Kind: kind, Observed: [2]float64{lo, hi}}
+	width := hi - lo
+	if width <= 0 {
+		width = math.Max(math.Abs(hi), 1) * 1e-3
+	}
+	a, b := lo-o.Margin*width, hi+o.Margin*width
+	exact, err := Exact(kind)
+	if err != nil {
+		return PolySpec{}, err
+	}
+	switch kind {
+	case FnRecip, FnInvSqrt:
+		if lo <= 0 {
+			return PolySpec{}, fmt.Errorf("site %s: calibrated range [%g, %g] of %s is not positive", name, lo, hi, kind)
+		}
+		a = lo / (1 + o.Margin)
+	}
+	iv := polyapprox.Interval{A: a, B: b}
+	spec.Interval = [2]float64{a, b}
+	switch kind {
+	case FnExp, FnGELU, FnReLU:
+		p, err := polyapprox.Interpolate(exact, iv, o.Degree)
+		if err != nil {
+			return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
+		}
+		spec.Method, spec.Degree, spec.Coeffs = "chebyshev", o.Degree, p.Coeffs
+	case FnRecip:
+		spec.Method = "goldschmidt"
+		for k := 0; k <= 30; k++ {
+			g := polyapprox.GoldschmidtInv{Interval: iv, Iterations: k}
+			spec.Iterations = k
+			if relErrOn(g.Evaluate, exact, iv) <= o.RelTol {
+				break
+			}
+		}
+	case FnInvSqrt:
+		init, err := polyapprox.Interpolate(exact, iv, o.InitDegree)
+		if err != nil {
+			return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
+		}
+		spec.Method, spec.Degree, spec.Coeffs = "newton", o.InitDegree, init.Coeffs
+		for k := 0; k <= 30; k++ {
+			n := polyapprox.NewtonInvSqrt{Init: init, Iterations: k}
+			spec.Iterations = k
+			if relErrOn(n.Evaluate, exact, iv) <= o.RelTol {
+				break
+			}
+		}
+	}
+	return spec, nil
+}
+
+// relErrOn is the largest relative error of f against g on a geometric and
+// linear grid of iv.
+func relErrOn(f, g func(float64) float64, iv polyapprox.Interval) float64 {
+	worst := 0.0
+	const n = 400
+	for i := 0; i <= n; i++ {
+		t := float64(i) / n
+		xs := []float64{iv.A + t*(iv.B-iv.A)}
+		if iv.A > 0 {
+			xs = append(xs, iv.A*math.Pow(iv.B/iv.A, t))
+		}
+		for _, x := range xs {
+			e := math.Abs(f(x)-g(x)) / math.Max(math.Abs(g(x)), 1e-300)
+			if e > worst || math.IsNaN(e) {
+				worst = e
+				if math.IsNaN(e) {
+					return math.Inf(1)
+				}
+			}
+		}
+	}
+	return worst
+}
+
+// CollectSites returns the sites of every module that has any.
+func CollectSites(mods ...any) []*Site {
+	var out []*Site
+	for _, m := range mods {
+		if h, ok := m.(SiteHolder); ok {
+			out = append(out, h.Sites()...)
+		}
+	}
+	return out
+}

@@ -1,0 +1,186 @@
+package normfree
+
+import (
+	"fmt"
+
+	"github.com/polyformer/polyformer/model/nn"
+)
+
+// Kinds accepted by New.
+const (
+	KindLayerNorm = "layernorm"
+	KindRMSNorm   = "rmsnorm"
+	KindNone      = "none"
+)
+
+// DefaultEps is added to the variance (or mean square) before the inverse square root.
+const DefaultEps = 1e-5
+
+// New returns the norm of the given kind for rows of width dim; parameter
+// and site names start with name.
+func New(kind, name string, dim int) (nn.Norm, error) {
+	switch kind {
+	case KindLayerNorm:
+		return NewLayerNorm(name, dim, DefaultEps), nil
+	case KindRMSNorm:
+		return NewRMSNorm(name, dim, DefaultEps), nil
+	case KindNone, "":
+		return None{}, nil
+	}
+	return nil, fmt.Errorf("unknown normalization %q (want layernorm, rmsnorm or none)", kind)
+}
+
+// None is the identity: no normalization.
+type None struct{}
+
+// Kind returns "none".
+func (None) Kind() string { return KindNone }
+
+// Forward returns x unchanged (a copy).
+func (None) Forward(x *nn.Tensor) *nn.Tensor { return x.Clone() }
+
+// Backward returns dy unchanged (a copy).
+func (None) Backward(dy *nn.Tensor) *nn.Tensor { return dy.Clone() }
+
+// Params returns nothing.
+func (None) Params() []*nn.Param { return nil }
+
+// Sites returns nothing.
+func (None) Sites() []*nn.Site { return nil }
+
+// LayerNorm is y = (x - mean) * invsqrt(var + Eps) * Gain + Bias per row.
+type LayerNorm struct {
+	Dim        int
+	Eps        float64
+	Gain, Bias *nn.Param
+	site       *nn.Site
+	xhat       *nn.Tensor
+	rstd       []float64
+}
+
+// NewLayerNorm returns a LayerNorm with unit gain and zero bias.
+func NewLayerNorm(name string, dim int, eps float64) *LayerNorm {
+	l := &LayerNorm{Dim: dim, Eps: eps, Gain: nn.NewParam(name+".gain", dim), Bias: nn.NewParam(name+".bias", dim),
+		site: nn.NewSite(name+".invsqrt", nn.FnInvSqrt)}
+	for i := range l.Gain.Value.Data {
+		l.Gain.Value.Data[i] = 1
+	}
+	l.Gain.NoDecay, l.Bias.NoDecay = true, true
+	return l
+}
+
+// Kind returns "layernorm".
+func (l *LayerNorm) Kind() string { return KindLayerNorm }
+
+// Forward normalizes each row.
+func (l *LayerNorm) Forward(x *nn.Tensor) *nn.Tensor {
+	return l.forward(x, true)
+}
+
+func (l *LayerNorm) forward(x *nn.Tensor, center bool) *nn.Tensor {
+	n, d := x.Rows(), x.Cols()
+	y := nn.New(x.Shape...)
+	l.xhat = nn.New(x.Shape...)
+	vars := make([]float64, n)
+	for i := 0; i < n; i++ {
+		row := x.Data[i*d : (i+1)*d]
+		var mean float64
+		if center {
+			for _, v := range row {
+				mean += v
+			}
+			mean /= float64(d)
+		}
+		var v2 float64
+		for _, v := range row {
+			v2 += (v - mean) * (v - mean)
+		}
+		vars[i] = v2/float64(d) + l.Eps
+		for j, v := range row {
+			l.xhat.Data[i*d+j] = v - mean
+		}
+	}
+	l.rstd = make([]float64, n)
+	l.site.Apply(l.rstd, vars)
+	for i := 0; i < n; i++ {
+		for j := 0; j < d; j++ {
+			xh := l.xhat.Data[i*d+j] * l.rstd[i]
+			l.xhat.Data[i*d+j] = xh
+			y.Data[i*d+j] = xh*l.Gain.Value.Data[j] + l.biasAt(j)
+		}
+	}
+	return y
+}
+
+func (l *LayerNorm) biasAt(j int) float64 {
+	if l.Bias == nil {
+		return 0
+	}
+	return l.Bias.Value.Data[j]
+}
+
+// Backward uses the exact derivative.
+func (l *LayerNorm) Backward(dy *nn.Tensor) *nn.Tensor { return l.backward(dy, true) }
+
+func (l *LayerNorm) backward(dy *nn.Tensor, center bool) *nn.Tensor {
+	n, d := dy.Rows(), dy.Cols()
+	dx := nn.New(dy.Shape...)
+	g := make([]float64, d)
+	for i := 0; i < n; i++ {
+		var sg, sgx float64
+		for j := 0; j < d; j++ {
+			dyv := dy.Data[i*d+j]
+			xh := l.xhat.Data[i*d+j]
+			l.Gain.Grad.Data[j] += dyv * xh
+			if l.Bias != nil {
+				l.Bias.Grad.Data[j] += dyv
+			}
+			g[j] = dyv * l.Gain.Value.Data[j]
+			sg += g[j]
+			sgx += g[j] * xh
+		}
+		if !center {
+			sg = 0
+		}
+		for j := 0; j < d; j++ {
+			dx.Data[i*d+j] = l.rstd[i] * (g[j] - sg/float64(d) - l.xhat.Data[i*d+j]*sgx/float64(d))
+		}
+	}
+	return dx
+}
+
+// Params returns gain and bias.
+func (l *LayerNorm) Params() []*nn.Param {
+	if l.Bias == nil {
+		return []*nn.Param{l.Gain}
+	}
+	return []*nn.Param{l.Gain, l.Bias}
+}
+
+// Sites returns the inverse-square-root site.
+func (l *LayerNorm) Sites() []*nn.Site { return []*nn.Site{l.site} }
+
+// RMSNorm is y = x * invsqrt(mean(x^2) + Eps) * Gain per row (no centering, no bias).
+type RMSNorm struct{ ln *LayerNorm }
+
+// NewRMSNorm returns an RMSNorm with unit gain.
+func NewRMSNorm(name string, dim int, eps float64) *RMSNorm {
+	l := NewLayerNorm(name, dim, eps)
+	l.Bias = nil
+	return &RMSNorm{ln: l}
+}
+
+// Kind returns "rmsnorm".
+func (r *RMSNorm) Kind() string { return KindRMSNorm }
+
+// Forward normalizes each row by its root mean square.
+func (r *RMSNorm) Forward(x *nn.Tensor) *nn.Tensor { return r.ln.forward(x, false) }
+
+// Backward uses the exact derivative.
+func (r *RMSNorm) Backward(dy *nn.Tensor) *nn.Tensor { return r.ln.backward(dy, false) }
+
+// Params returns the gain.
+func (r *RMSNorm) Params() []*nn.Param { return r.ln.Params() }
+
+// Sites returns the inverse-square-root site.
+func (r *RMSNorm) Sites() []*nn.Site { return r.ln.Sites() }
