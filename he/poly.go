@@ -1,0 +1,331 @@
+package he
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+	"github.com/tuneinsight/lattigo/v5/utils/bignum"
+
+	"github.com/polyformer/polyformer/polyapprox"
+)
+
+// ksCounter wraps the Lattigo evaluator handed to Lattigo's polynomial
+// evaluator and counts the relinearizations (key switches) it performs.
+type ksCounter struct {
+	*hefloat.Evaluator
+	n int
+}
+
+func isCiphertext(op rlwe.Operand) bool {
+	_, ok := op.(*rlwe.Ciphertext)
+	return ok
+}
+
+func (c *ksCounter) Relinearize(a, b *rlwe.Ciphertext) error {
+	c.n++
+	return c.Evaluator.Relinearize(a, b)
+}
+
+func (c *ksCounter) MulRelin(a *rlwe.Ciphertext, b rlwe.Operand, out *rlwe.Ciphertext) error {
+	if isCiphertext(b) {
+		c.n++
+	}
+	return c.Evaluator.MulRelin(a, b, out)
+}
+
+func (c *ksCounter) MulRelinNew(a *rlwe.Ciphertext, b rlwe.Operand) (*rlwe.Ciphertext, error) {
+	if isCiphertext(b) {
+		c.n++
+	}
+	return c.Evaluator.MulRelinNew(a, b)
+}
+
+func (c *ksCounter) MulRelinThenAdd(a *rlwe.Ciphertext, b rlwe.Operand, out *rlwe.Ciphertext) error {
+	if isCiphertext(b) {
+		c.n++
+	}
+	return c.Evaluator.MulRelinThenAdd(a, b, out)
+}
+
+// Polynomial evaluates the Chebyshev polynomial p on ct and returns a
+// ciphertext with ct's scale. It applies the change of basis
+// u = (2x - A - B)/(B - A) explicitly (one level, skipped for [-1, 1]) and
+// then Lattigo's Paterson–Stockmeyer evaluator, so it consumes exactly
+// p.Depth() levels; the level check is done up front. Degrees 2^k, which
+// Lattigo's own pre-check under-counts by one, are accounted for correctly
+// (polyapprox.DepthOfDegree), but 2^k - 1 is cheaper for the same depth.
+// Inputs outside p.Interval are not clamped.
+func (e *Evaluator) Polynomial(ct *rlwe.Ciphertext, p polyapprox.Chebyshev) (*rlwe.Ciphertext, error) {
+	if err := checkCt("polynomial", ct); err != nil {
+		return nil, err
+	}
+	s := e.begin(ct)
+	out, ks, err := e.polynomial(ct, p)
+	if err != nil {
+		return nil, err
+	}
+	e.end(s, OpPolynomial, out, ks, 0, false, fmt.Sprintf("degree %d on [%g, %g]", p.Degree(), p.Interval.A, p.Interval.B))
+	return out, nil
+}
+
+func (e *Evaluator) polynomial(ct *rlwe.Ciphertext, p polyapprox.Chebyshev) (*rlwe.Ciphertext, int, error) {
+	if err := p.Validate(); err != nil {
+		return nil, 0, fmt.Errorf("polynomial: %w", err)
+	}
+	if p.Degree() < 1 {
+		return nil, 0, fmt.Errorf("polynomial: degree %d < 1 (a constant needs no ciphertext evaluation)", p.Degree())
+	}
+	if err := e.needLevels("polynomial", ct, p.Depth()); err != nil {
+		return nil, 0, err
+	}
+	if p.Degree() > 1 {
+		if err := e.checkRelinKey("polynomial"); err != nil {
+			return nil, 0, err
+		}
+	}
+	targetScale := ct.Scale
+	u := ct
+	if !p.Interval.IsUnit() {
+		scalar, constant := p.Interval.ChangeOfBasis()
+		v, err := e.mulConstAtScale(ct, scalar, e.rescaleFactor(ct.Level()))
+		if err != nil {
+			return nil, 0, fmt.Errorf("polynomial: change of basis: %w", err)
+		}
+		if err = e.eval.Add(v, constant, v); err != nil {
+			return nil, 0, fmt.Errorf("polynomial: change of basis: %w", err)
+		}
+		if err = e.eval.Rescale(v, v); err != nil {
+			return nil, 0, fmt.Errorf("polynomial: change of basis: %w", err)
+		}
+		v.Scale = ct.Scale // exact: the multiplier was encoded at Q[level]
+		u = v
+	}
+	poly := bignum.NewPolynomial(bignum.Chebyshev, p.Coeffs, [2]float64{p.Interval.A, p.Interval.B})
+	cnt := &ksCounter{Evaluator: e.eval}
+	out, err := hefloat.NewPolynomialEvaluator(e.params, cnt).Evaluate(u, poly, targetScale)
+	if err != nil {
+		return nil, 0, fmt.Errorf("polynomial: degree %d: %w", p.Degree(), err)
+	}
+	return out, cnt.n, nil
+}
+
+// Power returns ct^p (p >= 1) by binary exponentiation (repeated squaring):
+// ceil(log2 p) levels, floor(log2 p) + popcount(p) - 1 ciphertext
+// products (one key switch each). The level check is done up front.
+func (e *Evaluator) Power(ct *rlwe.Ciphertext, p int) (*rlwe.Ciphertext, error) {
+	if err := checkCt("power", ct); err != nil {
+		return nil, err
+	}
+	if p < 1 {
+		return nil, fmt.Errorf("power: exponent %d < 1", p)
+	}
+	need := bits.Len(uint(p - 1)) // ceil(log2 p)
+	if err := e.needLevels(fmt.Sprintf("power %d", p), ct, need); err != nil {
+		return nil, err
+	}
+	if p > 1 {
+		if err := e.checkRelinKey("power"); err != nil {
+			return nil, err
+		}
+	}
+	s := e.begin(ct)
+	var result *rlwe.Ciphertext
+	base := ct
+	ks := 0
+	for q := p; q > 0; q >>= 1 {
+		if q&1 == 1 {
+			if result == nil {
+				result = base
+			} else {
+				r, err := e.rawMulRelinRescale(result, base)
+				if err != nil {
+					return nil, fmt.Errorf("power %d: %w", p, err)
+				}
+				result = r
+				ks++
+			}
+		}
+		if q > 1 {
+			b, err := e.rawMulRelinRescale(base, base)
+			if err != nil {
+				return nil, fmt.Errorf("power %d: %w", p, err)
+			}
+			base = b
+			ks++
+		}
+	}
+	if result == ct {
+		result = ct.CopyNew()
+	}
+	e.end(s, OpPower, result, ks, 0, false, fmt.Sprintf("x^%d", p))
+	return result, nil
+}
+
+// rawMulRelinRescale multiplies, relinearizes and rescales without recording.
+func (e *Evaluator) rawMulRelinRescale(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+	out, err := e.eval.MulRelinNew(a, b)
+	if err != nil {
+		return nil, err
+	}
+	if err = e.eval.Rescale(out, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// rawMulConstRescale multiplies by c encoded at Q[level] and rescales: the
+// result has ct's scale exactly and one level less.
+func (e *Evaluator) rawMulConstRescale(ct *rlwe.Ciphertext, c float64) (*rlwe.Ciphertext, error) {
+	out, err := e.mulConstAtScale(ct, c, e.rescaleFactor(ct.Level()))
+	if err != nil {
+		return nil, err
+	}
+	if err = e.eval.Rescale(out, out); err != nil {
+		return nil, err
+	}
+	out.Scale = ct.Scale
+	return out, nil
+}
+
+// EvaluateNewtonInvSqrt evaluates the plan n (1/sqrt(x) by a Chebyshev
+// initial guess and Newton iterations) on ct, performing exactly the
+// arithmetic of n.Evaluate in the same order:
+//
+//	h := 0.5*x; y := Init(x); repeat: a := y*y; b := h*y; c := a*b; d := 1.5*y; y = d - c
+//
+// It consumes n.Depth() levels (checked up front). The constant product
+// d = 1.5*y is encoded at the scale that makes it land exactly on c's scale
+// after its rescale, so the subtraction is exact in scale.
+func (e *Evaluator) EvaluateNewtonInvSqrt(ct *rlwe.Ciphertext, n polyapprox.NewtonInvSqrt) (*rlwe.Ciphertext, error) {
+	if err := checkCt("newton inverse sqrt", ct); err != nil {
+		return nil, err
+	}
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	if err := e.needLevels("newton inverse sqrt", ct, n.Depth()); err != nil {
+		return nil, err
+	}
+	if err := e.checkRelinKey("newton inverse sqrt"); err != nil {
+		return nil, err
+	}
+	s := e.begin(ct)
+	out, ks, err := e.newtonInvSqrt(ct, n)
+	if err != nil {
+		return nil, fmt.Errorf("newton inverse sqrt: %w", err)
+	}
+	e.end(s, OpInvSqrt, out, ks, 0, false, fmt.Sprintf("init degree %d, %d iterations", n.Init.Degree(), n.Iterations))
+	return out, nil
+}
+
+func (e *Evaluator) newtonInvSqrt(x *rlwe.Ciphertext, n polyapprox.NewtonInvSqrt) (*rlwe.Ciphertext, int, error) {
+	h, err := e.rawMulConstRescale(x, 0.5)
+	if err != nil {
+		return nil, 0, fmt.Errorf("h = 0.5*x: %w", err)
+	}
+	y, ks, err := e.polynomial(x, n.Init)
+	if err != nil {
+		return nil, 0, fmt.Errorf("initial guess: %w", err)
+	}
+	for i := 0; i < n.Iterations; i++ {
+		a, err := e.rawMulRelinRescale(y, y)
+		if err != nil {
+			return nil, 0, fmt.Errorf("iteration %d: a = y*y: %w", i, err)
+		}
+		b, err := e.rawMulRelinRescale(h, y)
+		if err != nil {
+			return nil, 0, fmt.Errorf("iteration %d: b = h*y: %w", i, err)
+		}
+		c, err := e.rawMulRelinRescale(a, b)
+		if err != nil {
+			return nil, 0, fmt.Errorf("iteration %d: c = a*b: %w", i, err)
+		}
+		ks += 3
+		// d = 1.5*y at the scale that, after rescaling by Q[level(y)], equals c's scale.
+		t := c.Scale.Mul(e.rescaleFactor(y.Level())).Div(y.Scale)
+		d, err := e.mulConstAtScale(y, 1.5, t)
+		if err != nil {
+			return nil, 0, fmt.Errorf("iteration %d: d = 1.5*y: %w", i, err)
+		}
+		if err = e.eval.Rescale(d, d); err != nil {
+			return nil, 0, fmt.Errorf("iteration %d: d = 1.5*y: %w", i, err)
+		}
+		e.eval.DropLevel(d, d.Level()-c.Level())
+		d.Scale = c.Scale
+		if err = e.eval.Sub(d, c, d); err != nil {
+			return nil, 0, fmt.Errorf("iteration %d: y = d - c: %w", i, err)
+		}
+		y = d
+	}
+	return y, ks, nil
+}
+
+// EvaluateGoldschmidtInv evaluates the plan g (1/x by Goldschmidt's
+// iteration) on ct, performing exactly the arithmetic of g.Evaluate in the
+// same order:
+//
+//	xn := c*x; a := 2 - xn; b := 1 - xn; repeat: b = b*b; a = a*(1 + b); y := c*a
+//
+// with c = g.Normalizer(). It consumes g.Depth() levels (checked up front).
+func (e *Evaluator) EvaluateGoldschmidtInv(ct *rlwe.Ciphertext, g polyapprox.GoldschmidtInv) (*rlwe.Ciphertext, error) {
+	if err := checkCt("goldschmidt inverse", ct); err != nil {
+		return nil, err
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	if err := e.needLevels("goldschmidt inverse", ct, g.Depth()); err != nil {
+		return nil, err
+	}
+	if g.Iterations > 0 {
+		if err := e.checkRelinKey("goldschmidt inverse"); err != nil {
+			return nil, err
+		}
+	}
+	s := e.begin(ct)
+	out, err := e.goldschmidt(ct, g)
+	if err != nil {
+		return nil, fmt.Errorf("goldschmidt inverse: %w", err)
+	}
+	e.end(s, OpInverse, out, 2*g.Iterations, 0, false, fmt.Sprintf("%d iterations on [%g, %g]", g.Iterations, g.Interval.A, g.Interval.B))
+	return out, nil
+}
+
+func (e *Evaluator) goldschmidt(x *rlwe.Ciphertext, g polyapprox.GoldschmidtInv) (*rlwe.Ciphertext, error) {
+	c := g.Normalizer()
+	xn, err := e.rawMulConstRescale(x, c)
+	if err != nil {
+		return nil, fmt.Errorf("xn = c*x: %w", err)
+	}
+	negXn := hefloat.NewCiphertext(e.params, 1, xn.Level())
+	if err = e.eval.Mul(xn, -1, negXn); err != nil { // integer: no scale change
+		return nil, fmt.Errorf("-xn: %w", err)
+	}
+	a, err := e.eval.AddNew(negXn, 2.0)
+	if err != nil {
+		return nil, fmt.Errorf("a = 2 - xn: %w", err)
+	}
+	b, err := e.eval.AddNew(negXn, 1.0)
+	if err != nil {
+		return nil, fmt.Errorf("b = 1 - xn: %w", err)
+	}
+	for i := 0; i < g.Iterations; i++ {
+		if b, err = e.rawMulRelinRescale(b, b); err != nil {
+			return nil, fmt.Errorf("iteration %d: b = b*b: %w", i, err)
+		}
+		onePlusB, err := e.eval.AddNew(b, 1.0)
+		if err != nil {
+			return nil, fmt.Errorf("iteration %d: 1 + b: %w", i, err)
+		}
+		if a, err = e.rawMulRelinRescale(a, onePlusB); err != nil {
+			return nil, fmt.Errorf("iteration %d: a = a*(1+b): %w", i, err)
+		}
+	}
+	y, err := e.rawMulConstRescale(a, c)
+	if err != nil {
+		return nil, fmt.Errorf("y = c*a: %w", err)
+	}
+	return y, nil
+}
