@@ -10,11 +10,11 @@ import (
 
 // Activation names accepted by NewActivation.
 const (
-	ActGELU  = "gelu"  // exact GELU x * Phi(x)
-	ActReLU  = "relu"  // max(x, 0)
-	ActQuad  = "quad"  // learnable a x^2 + b x + c
-	ActPoly  = "poly"  // fixed Chebyshev approximation of GELU from polyapprox
-	ActNone  = "none"  // identity (activation-free FFN)
+	ActGELU  = "gelu" // exact GELU x * Phi(x)
+	ActReLU  = "relu" // max(x, 0)
+	ActQuad  = "quad" // learnable a x^2 + b x + c
+	ActPoly  = "poly" // fixed Chebyshev approximation of GELU from polyapprox
+	ActNone  = "none" // identity (activation-free FFN)
 	defPolyR = 8.0
 )
 

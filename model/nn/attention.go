@@ -28,12 +28,12 @@ type MultiHeadAttention struct {
 	Kernel             AttentionKernel
 	Temp               *Param
 
-	b, t          int
-	qkv           *Tensor
-	raw, s, a     []float64
-	entropy       []float64
-	entGrad       []float64
-	small         []*Param
+	b, t      int
+	qkv       *Tensor
+	raw, s, a []float64
+	entropy   []float64
+	entGrad   []float64
+	small     []*Param
 }
 
 // NewMultiHeadAttention returns an attention layer; temperature adds the

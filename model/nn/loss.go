@@ -107,5 +107,21 @@ func (r *EntropyRegularizer) Loss(e [][]float64, t int) (float64, [][]float64) {
 	return loss, de
 }
 
+// Value returns Lambda * L_ent without touching gradients.
+func (r *EntropyRegularizer) Value(e [][]float64, t int) float64 {
+	emax := math.Log(float64(t))
+	tol := r.Gamma * emax
+	var loss float64
+	for l := range e {
+		for h, v := range e[l] {
+			delta := v - r.Theta.Value.Data[l*r.Heads+h]*emax
+			if math.Abs(delta) > tol {
+				loss += delta * delta
+			}
+		}
+	}
+	return loss * r.Lambda / float64(r.Layers*r.Heads)
+}
+
 // Params returns Theta.
 func (r *EntropyRegularizer) Params() []*Param { return []*Param{r.Theta} }

@@ -1,0 +1,241 @@
+// Package model assembles polyformer's transformer architectures from the
+// layers of model/nn and the norms of normfree: a ViT-style image encoder
+// classifier (MNIST) and a decoder-only byte-level language model. A
+// JSON-serializable Config fixes every choice that changes the function,
+// including the calibrated polynomial forms used in poly mode.
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/normfree"
+)
+
+// Tasks.
+const (
+	TaskMNIST = "mnist"
+	TaskText  = "text"
+)
+
+// Attention kinds.
+const (
+	AttnSoftmax      = "softmax"
+	AttnPowerSoftmax = "power-softmax"
+	AttnPowerFixed   = "power-fixed"
+)
+
+// ConfigVersion is the current config.json format version.
+const ConfigVersion = 1
+
+// AttentionConfig selects the attention kernel (see nn.Softmax,
+// nn.PowerSoftmax, nn.PowerFixed).
+type AttentionConfig struct {
+	Kind string `json:"kind"`
+	// P is the even power of Power-Softmax and power attention (default 4).
+	P int `json:"p,omitempty"`
+	// Eps is added to the Power-Softmax row normalizer.
+	Eps float64 `json:"eps"`
+	// Scaled selects the training-stable form s / (max|s| + Delta).
+	Scaled      bool    `json:"scaled"`
+	Delta       float64 `json:"delta"`
+	StopGradMax bool    `json:"stop_grad_max,omitempty"`
+	// LengthNorm normalizes by mean_k x^p instead of sum_k x^p.
+	LengthNorm bool `json:"length_norm,omitempty"`
+	// Learned makes the power-fixed normalizer trainable (else calibrated on the first batch and frozen).
+	Learned bool `json:"learned,omitempty"`
+	// Temperature adds a learnable per-head, per-position inverse temperature.
+	Temperature bool `json:"temperature,omitempty"`
+}
+
+// EntropyConfig configures entropy regularization (nn.EntropyRegularizer).
+type EntropyConfig struct {
+	Enabled bool    `json:"enabled"`
+	Gamma   float64 `json:"gamma"`
+	Lambda  float64 `json:"lambda"`
+	Theta0  float64 `json:"theta0"`
+}
+
+// DataConfig says where the data of the task comes from, so that evaluation
+// can reload it. Empty fields mean the defaults (GoMNIST module directory,
+// GOROOT).
+type DataConfig struct {
+	// Dir holds the MNIST IDX files (task mnist).
+	Dir string `json:"dir,omitempty"`
+	// GoRoot is the Go installation whose src/ is the corpus (task text, unless TextFile).
+	GoRoot string `json:"goroot,omitempty"`
+	// TextFile is a text corpus (task text).
+	TextFile string `json:"text_file,omitempty"`
+	// MaxBytes caps the Go source corpus (0: data package default / no cap).
+	MaxBytes int `json:"max_bytes,omitempty"`
+	// ValidFraction is the validation share of a text file (default 0.1).
+	ValidFraction float64 `json:"valid_fraction,omitempty"`
+}
+
+// PolyConfig holds the polynomial forms of every non-linearity, as calibrated.
+type PolyConfig struct {
+	Fit   nn.FitOptions `json:"fit"`
+	Specs []nn.PolySpec `json:"specs"`
+}
+
+// Config is the architecture and every function-changing choice of a model.
+type Config struct {
+	Version int    `json:"version"`
+	Task    string `json:"task"`
+	Width   int    `json:"width"`
+	Depth   int    `json:"depth"`
+	Heads   int    `json:"heads"`
+	// Hidden is the FFN hidden width (default 4*Width).
+	Hidden int `json:"hidden"`
+	// Context is the sequence length of the language model.
+	Context int `json:"context,omitempty"`
+	// ImageRows, ImageCols, Patch and Classes describe the image task.
+	ImageRows int `json:"image_rows,omitempty"`
+	ImageCols int `json:"image_cols,omitempty"`
+	Patch     int `json:"patch,omitempty"`
+	Classes   int `json:"classes,omitempty"`
+	// Vocab is 256 for the byte language model.
+	Vocab     int             `json:"vocab,omitempty"`
+	Attention AttentionConfig `json:"attention"`
+	// Activation is gelu, relu, quad, poly or none.
+	Activation    string  `json:"activation"`
+	PolyActDegree int     `json:"poly_act_degree,omitempty"`
+	PolyActRadius float64 `json:"poly_act_radius,omitempty"`
+	// ScaledResidual enables X_out = beta X + (1/alpha) FFN(X) (with activation
+	// none: the activation-free fused FFN).
+	ScaledResidual bool `json:"scaled_residual,omitempty"`
+	// Norm is layernorm, rmsnorm or none.
+	Norm    string        `json:"norm"`
+	Entropy EntropyConfig `json:"entropy"`
+	Seed    uint64        `json:"seed"`
+	Data    DataConfig    `json:"data"`
+	Poly    *PolyConfig   `json:"poly,omitempty"`
+}
+
+// DefaultConfig returns the HE-friendly defaults of a task: Power-Softmax
+// (p = 4, scaled, eps = 0), GELU, no norm.
+func DefaultConfig(task string) (Config, error) {
+	c := Config{Version: ConfigVersion, Task: task, Width: 64, Depth: 2, Heads: 4, Hidden: 128,
+		Attention:  AttentionConfig{Kind: AttnPowerSoftmax, P: 4, Scaled: true, Delta: 1e-2},
+		Activation: nn.ActGELU, Norm: normfree.KindNone, Seed: 1,
+		Entropy: EntropyConfig{Gamma: 0.2, Lambda: 1e-5, Theta0: 0.5}}
+	switch task {
+	case TaskMNIST:
+		c.ImageRows, c.ImageCols, c.Patch, c.Classes = 28, 28, 7, 10
+	case TaskText:
+		c.Context, c.Vocab = 64, 256
+		c.Hidden = 256
+	default:
+		return Config{}, fmt.Errorf("unknown task %q (want mnist or text)", task)
+	}
+	return c, nil
+}
+
+// Tokens is the sequence length the model processes.
+func (c Config) Tokens() int {
+	if c.Task == TaskMNIST {
+		if c.Patch <= 0 {
+			return 0
+		}
+		return (c.ImageRows / c.Patch) * (c.ImageCols / c.Patch)
+	}
+	return c.Context
+}
+
+// Validate checks every field and returns a descriptive error.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Version != ConfigVersion {
+		bad("config version %d, this build reads version %d", c.Version, ConfigVersion)
+	}
+	switch c.Task {
+	case TaskMNIST:
+		if c.ImageRows <= 0 || c.ImageCols <= 0 || c.Patch <= 0 || c.ImageRows%c.Patch != 0 || c.ImageCols%c.Patch != 0 {
+			bad("image %dx%d is not divisible into %dx%d patches", c.ImageRows, c.ImageCols, c.Patch, c.Patch)
+		}
+		if c.Classes < 2 {
+			bad("classes = %d, need at least 2", c.Classes)
+		}
+	case TaskText:
+		if c.Context < 2 {
+			bad("context = %d, need at least 2", c.Context)
+		}
+		if c.Vocab != 256 {
+			bad("vocab = %d, the byte language model needs 256", c.Vocab)
+		}
+	default:
+		bad("unknown task %q (want mnist or text)", c.Task)
+	}
+	if c.Width <= 0 || c.Depth <= 0 || c.Heads <= 0 || c.Hidden <= 0 {
+		bad("width %d, depth %d, heads %d and hidden %d must be positive", c.Width, c.Depth, c.Heads, c.Hidden)
+	} else if c.Width%c.Heads != 0 {
+		bad("width %d is not divisible by %d heads", c.Width, c.Heads)
+	}
+	switch c.Attention.Kind {
+	case AttnSoftmax:
+	case AttnPowerSoftmax, AttnPowerFixed:
+		if c.Attention.P < 2 || c.Attention.P%2 != 0 || c.Attention.P > 16 {
+			bad("attention power p = %d must be even in [2, 16]", c.Attention.P)
+		}
+		if c.Attention.Eps < 0 || c.Attention.Delta < 0 {
+			bad("attention eps %g and delta %g must be >= 0", c.Attention.Eps, c.Attention.Delta)
+		}
+		if c.Attention.Kind == AttnPowerSoftmax && c.Attention.Scaled && c.Attention.Eps == 0 && c.Attention.Delta == 0 {
+			bad("scaled power-softmax with eps = 0 needs delta > 0")
+		}
+	default:
+		bad("unknown attention %q (want softmax, power-softmax or power-fixed)", c.Attention.Kind)
+	}
+	switch c.Activation {
+	case nn.ActGELU, nn.ActReLU, nn.ActQuad, nn.ActPoly, nn.ActNone:
+	default:
+		bad("unknown activation %q (want gelu, relu, quad, poly or none)", c.Activation)
+	}
+	switch c.Norm {
+	case normfree.KindLayerNorm, normfree.KindRMSNorm, normfree.KindNone:
+	default:
+		bad("unknown norm %q (want layernorm, rmsnorm or none)", c.Norm)
+	}
+	if c.Entropy.Enabled && (c.Entropy.Gamma < 0 || c.Entropy.Lambda < 0) {
+		bad("entropy gamma %g and lambda %g must be >= 0", c.Entropy.Gamma, c.Entropy.Lambda)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid model config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// LoadConfig reads and validates a JSON config file. Unknown fields are an error.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// SaveConfig writes the config as indented JSON.
+func SaveConfig(path string, c Config) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,377 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/normfree"
+)
+
+// Model is an image encoder classifier or a byte-level decoder LM.
+type Model struct {
+	Cfg       Config
+	Patch     *nn.PatchEmbedding // task mnist
+	Embed     *nn.Embedding      // task text
+	Pos       *nn.PosEmbedding
+	Blocks    []*nn.Block
+	FinalNorm nn.Norm
+	Pool      *nn.MeanPool // task mnist
+	Head      *nn.Linear
+	Entropy   *nn.EntropyRegularizer // nil unless enabled
+	Reg       *nn.Registry
+
+	mode nn.Mode
+}
+
+// Batch is one batch of examples. For images, Pixels holds B images of
+// ImageRows*ImageCols pixels and Targets B labels; for text, Inputs and
+// Targets hold B*T byte ids (row-major).
+type Batch struct {
+	B, T    int
+	Pixels  []float64
+	Inputs  []int
+	Targets []int
+}
+
+// StepResult summarizes a forward pass on a batch.
+type StepResult struct {
+	// Loss is CE + Lambda * L_ent (the optimized loss); CE the cross-entropy
+	// (mean per target, nats); EntLoss is Lambda * L_ent.
+	Loss, CE, EntLoss float64
+	// Correct counts argmax hits; Targets the number of predictions.
+	Correct, Targets int
+	// Entropy[l][h] is the attention entropy of layer l, head h.
+	Entropy [][]float64
+}
+
+// New builds a model with weights initialized from Cfg.Seed and installs
+// the polynomial specs of Cfg.Poly, if any.
+func New(cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x706f6c79666f726d))
+	m := &Model{Cfg: cfg}
+	t := cfg.Tokens()
+	var err error
+	if cfg.Task == TaskMNIST {
+		if m.Patch, err = nn.NewPatchEmbedding("patch", cfg.ImageRows, cfg.ImageCols, cfg.Patch, cfg.Width, rng); err != nil {
+			return nil, err
+		}
+		m.Pool = &nn.MeanPool{}
+	} else {
+		m.Embed = nn.NewEmbedding("embed", cfg.Vocab, cfg.Width, rng)
+	}
+	m.Pos = nn.NewPosEmbedding("pos", t, cfg.Width, rng)
+	causal := cfg.Task == TaskText
+	for l := 0; l < cfg.Depth; l++ {
+		name := fmt.Sprintf("blocks.%d", l)
+		n1, err := normfree.New(cfg.Norm, name+".norm1", cfg.Width)
+		if err != nil {
+			return nil, err
+		}
+		n2, err := normfree.New(cfg.Norm, name+".norm2", cfg.Width)
+		if err != nil {
+			return nil, err
+		}
+		k, err := newKernel(cfg, name+".attn")
+		if err != nil {
+			return nil, err
+		}
+		attn, err := nn.NewMultiHeadAttention(name+".attn", cfg.Width, cfg.Heads, t, causal, k, cfg.Attention.Temperature, rng)
+		if err != nil {
+			return nil, err
+		}
+		ffn, err := nn.NewFFN(name+".ffn", cfg.Width, cfg.Hidden, cfg.Activation, cfg.PolyActDegree, cfg.PolyActRadius, rng)
+		if err != nil {
+			return nil, err
+		}
+		m.Blocks = append(m.Blocks, nn.NewBlock(name, n1, n2, attn, ffn, cfg.ScaledResidual))
+	}
+	if m.FinalNorm, err = normfree.New(cfg.Norm, "norm", cfg.Width); err != nil {
+		return nil, err
+	}
+	out := cfg.Classes
+	if cfg.Task == TaskText {
+		out = cfg.Vocab
+	}
+	m.Head = nn.NewLinear("head", cfg.Width, out, rng)
+	if cfg.Entropy.Enabled {
+		m.Entropy = nn.NewEntropyRegularizer("entropy", cfg.Depth, cfg.Heads, cfg.Entropy.Gamma, cfg.Entropy.Lambda, cfg.Entropy.Theta0)
+	}
+	var ps [][]*nn.Param
+	if m.Patch != nil {
+		ps = append(ps, m.Patch.Params())
+	} else {
+		ps = append(ps, m.Embed.Params())
+	}
+	ps = append(ps, m.Pos.Params())
+	for _, b := range m.Blocks {
+		ps = append(ps, b.Params())
+	}
+	ps = append(ps, m.FinalNorm.Params(), m.Head.Params())
+	if m.Entropy != nil {
+		ps = append(ps, m.Entropy.Params())
+	}
+	if m.Reg, err = nn.NewRegistry(ps...); err != nil {
+		return nil, fmt.Errorf("build model: %w", err)
+	}
+	if cfg.Poly != nil {
+		if err := m.InstallPoly(cfg.Poly.Specs); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func newKernel(cfg Config, prefix string) (nn.AttentionKernel, error) {
+	a := cfg.Attention
+	switch a.Kind {
+	case AttnSoftmax:
+		return nn.NewSoftmax(prefix), nil
+	case AttnPowerSoftmax:
+		return nn.NewPowerSoftmax(prefix, a.P, a.Eps, a.Delta, a.Scaled, a.StopGradMax, a.LengthNorm)
+	case AttnPowerFixed:
+		return nn.NewPowerFixed(prefix, a.P, cfg.Heads, a.Learned)
+	}
+	return nil, fmt.Errorf("unknown attention %q", a.Kind)
+}
+
+// Params returns every parameter in registry order.
+func (m *Model) Params() []*nn.Param { return m.Reg.List() }
+
+// Sites returns every non-linearity site of the model, in forward order.
+func (m *Model) Sites() []*nn.Site {
+	var s []*nn.Site
+	for _, b := range m.Blocks {
+		s = append(s, b.Sites()...)
+	}
+	return append(s, m.FinalNorm.Sites()...)
+}
+
+func (m *Model) checkBatch(b Batch) error {
+	if b.B <= 0 {
+		return fmt.Errorf("batch size %d must be positive", b.B)
+	}
+	if m.Cfg.Task == TaskMNIST {
+		if len(b.Pixels) != b.B*m.Cfg.ImageRows*m.Cfg.ImageCols {
+			return fmt.Errorf("batch has %d pixels, want %d images of %dx%d", len(b.Pixels), b.B, m.Cfg.ImageRows, m.Cfg.ImageCols)
+		}
+		if len(b.Targets) != b.B {
+			return fmt.Errorf("batch has %d labels for %d images", len(b.Targets), b.B)
+		}
+		return nil
+	}
+	if b.T <= 0 || b.T > m.Cfg.Context {
+		return fmt.Errorf("batch sequence length %d outside [1, %d]", b.T, m.Cfg.Context)
+	}
+	if len(b.Inputs) != b.B*b.T || len(b.Targets) != b.B*b.T {
+		return fmt.Errorf("batch has %d inputs and %d targets, want %d", len(b.Inputs), len(b.Targets), b.B*b.T)
+	}
+	return nil
+}
+
+// Logits runs the forward pass and returns [B, Classes] (images) or
+// [B, T, 256] (text) logits.
+func (m *Model) Logits(b Batch) (*nn.Tensor, error) {
+	if err := m.checkBatch(b); err != nil {
+		return nil, err
+	}
+	var x *nn.Tensor
+	if m.Patch != nil {
+		img, err := nn.FromData(b.Pixels, b.B, m.Cfg.ImageRows, m.Cfg.ImageCols)
+		if err != nil {
+			return nil, err
+		}
+		x = m.Patch.Forward(img)
+	} else {
+		var err error
+		if x, err = m.Embed.ForwardIDs(b.Inputs, b.B, b.T); err != nil {
+			return nil, err
+		}
+	}
+	x = m.Pos.Forward(x)
+	for _, blk := range m.Blocks {
+		x = blk.Forward(x)
+	}
+	x = m.FinalNorm.Forward(x)
+	if m.Pool != nil {
+		x = m.Pool.Forward(x)
+	}
+	return m.Head.Forward(x), nil
+}
+
+func (m *Model) seqLen(b Batch) int {
+	if m.Cfg.Task == TaskMNIST {
+		return m.Cfg.Tokens()
+	}
+	return b.T
+}
+
+// Forward runs the model on a batch and computes the losses (no gradients).
+func (m *Model) Forward(b Batch) (StepResult, error) {
+	res, _, err := m.forwardLoss(b)
+	return res, err
+}
+
+func (m *Model) forwardLoss(b Batch) (StepResult, *nn.Tensor, error) {
+	logits, err := m.Logits(b)
+	if err != nil {
+		return StepResult{}, nil, err
+	}
+	ce, grad, err := nn.CrossEntropy(logits, b.Targets)
+	if err != nil {
+		return StepResult{}, nil, err
+	}
+	res := StepResult{CE: ce, Loss: ce, Targets: len(b.Targets)}
+	for i, p := range nn.Argmax(logits) {
+		if p == b.Targets[i] {
+			res.Correct++
+		}
+	}
+	for _, blk := range m.Blocks {
+		res.Entropy = append(res.Entropy, blk.Attn.Entropy())
+	}
+	if m.Entropy != nil {
+		res.EntLoss = m.Entropy.Value(res.Entropy, m.seqLen(b))
+		res.Loss += res.EntLoss
+	}
+	if math.IsNaN(ce) || math.IsInf(ce, 0) {
+		return res, nil, errors.New("loss is not finite (training diverged)")
+	}
+	return res, grad, nil
+}
+
+// Step runs forward and backward on a batch: gradients (of CE plus the
+// entropy penalty, when enabled) are accumulated into the parameters'
+// Grad; callers zero them between steps.
+func (m *Model) Step(b Batch) (StepResult, error) {
+	res, grad, err := m.forwardLoss(b)
+	if err != nil {
+		return res, err
+	}
+	if m.Entropy != nil {
+		_, de := m.Entropy.Loss(res.Entropy, m.seqLen(b))
+		for l, blk := range m.Blocks {
+			blk.Attn.SetEntropyGrad(de[l])
+		}
+	}
+	g := m.Head.Backward(grad)
+	if m.Pool != nil {
+		g = m.Pool.Backward(g)
+	}
+	g = m.FinalNorm.Backward(g)
+	for l := len(m.Blocks) - 1; l >= 0; l-- {
+		g = m.Blocks[l].Backward(g)
+	}
+	g = m.Pos.Backward(g)
+	if m.Patch != nil {
+		m.Patch.Backward(g)
+	} else {
+		m.Embed.Backward(g)
+	}
+	return res, nil
+}
+
+// Mode returns the current non-linearity mode.
+func (m *Model) Mode() nn.Mode { return m.mode }
+
+// SetMode switches every site; ModePoly requires calibrated specs.
+func (m *Model) SetMode(mode nn.Mode) error {
+	for _, s := range m.Sites() {
+		if err := s.SetMode(mode); err != nil {
+			return fmt.Errorf("poly mode: %w", err)
+		}
+	}
+	m.mode = mode
+	return nil
+}
+
+// InstallPoly installs polynomial specs by site name; every site must get one.
+func (m *Model) InstallPoly(specs []nn.PolySpec) error {
+	byName := map[string]nn.PolySpec{}
+	for _, s := range specs {
+		byName[s.Site] = s
+	}
+	for _, s := range m.Sites() {
+		spec, ok := byName[s.Name]
+		if !ok {
+			return fmt.Errorf("poly specs: no polynomial for site %s", s.Name)
+		}
+		if err := s.Install(spec); err != nil {
+			return fmt.Errorf("poly specs: %w", err)
+		}
+	}
+	return nil
+}
+
+// Calibrate runs the batches in calibration mode, fits the polynomial form
+// of every site on its observed range widened by fit.Margin, installs it,
+// stores it in Cfg.Poly and returns to exact mode.
+func (m *Model) Calibrate(batches []Batch, fit nn.FitOptions) error {
+	if len(batches) == 0 {
+		return errors.New("calibrate: no batches")
+	}
+	for _, s := range m.Sites() {
+		s.ResetStats()
+	}
+	if err := m.SetMode(nn.ModeCalibrate); err != nil {
+		return err
+	}
+	defer func() { _ = m.SetMode(nn.ModeExact) }()
+	for i, b := range batches {
+		if _, err := m.Logits(b); err != nil {
+			return fmt.Errorf("calibrate batch %d: %w", i, err)
+		}
+	}
+	pc := &PolyConfig{Fit: fit}
+	for _, s := range m.Sites() {
+		spec, err := s.Fit(fit)
+		if err != nil {
+			return fmt.Errorf("calibrate: %w", err)
+		}
+		pc.Specs = append(pc.Specs, spec)
+	}
+	m.Cfg.Poly = pc
+	return nil
+}
+
+// SiteStats is the poly-mode range report of one site.
+type SiteStats struct {
+	Site     string     `json:"site"`
+	Kind     string     `json:"kind"`
+	Method   string     `json:"method"`
+	Interval [2]float64 `json:"interval"`
+	Depth    int        `json:"depth"`
+	Outside  int64      `json:"outside"`
+	Total    int64      `json:"total"`
+	Worst    float64    `json:"worst_distance"`
+}
+
+// PolyStats reports, per site, how many poly-mode inputs fell outside the
+// calibrated interval since the last ResetPolyStats.
+func (m *Model) PolyStats() []SiteStats {
+	var out []SiteStats
+	for _, s := range m.Sites() {
+		o, t, w := s.Outside()
+		st := SiteStats{Site: s.Name, Kind: s.Kind, Outside: o, Total: t, Worst: w}
+		if sp := s.Spec(); sp != nil {
+			st.Method, st.Interval = sp.Method, sp.Interval
+			if _, d, err := sp.Evaluator(); err == nil {
+				st.Depth = d
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// ResetPolyStats clears the out-of-interval counters (and calibration ranges).
+func (m *Model) ResetPolyStats() {
+	for _, s := range m.Sites() {
+		s.ResetStats()
+	}
+}
