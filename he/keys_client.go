@@ -1,0 +1,130 @@
+package he
+
+import (
+	"fmt"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+)
+
+// Client bundles what the key owner needs to encode, encrypt, decrypt and
+// decode for one parameter set. It is not safe for concurrent use; use
+// ShallowCopy for another goroutine.
+type Client struct {
+	params    *Parameters
+	encoder   *hefloat.Encoder
+	encryptor *rlwe.Encryptor
+	decryptor *rlwe.Decryptor
+}
+
+// NewClient builds a client from parameters and a secret key made for them.
+// Encryption uses the secret key (smaller fresh noise than public-key
+// encryption; the client owns the key anyway).
+func NewClient(p *Parameters, sk *SecretKey) (*Client, error) {
+	if p == nil || sk == nil {
+		return nil, fmt.Errorf("new client: nil parameters or secret key")
+	}
+	if sk.params.Fingerprint() != p.Fingerprint() {
+		return nil, fmt.Errorf("new client: secret key was made for %s, not %s", sk.params, p)
+	}
+	hp := p.HE()
+	return &Client{
+		params:    p,
+		encoder:   hefloat.NewEncoder(hp),
+		encryptor: rlwe.NewEncryptor(hp, sk.sk),
+		decryptor: rlwe.NewDecryptor(hp, sk.sk),
+	}, nil
+}
+
+// ShallowCopy returns a client sharing keys with c but with its own buffers.
+func (c *Client) ShallowCopy() *Client {
+	return &Client{params: c.params, encoder: c.encoder.ShallowCopy(), encryptor: c.encryptor.ShallowCopy(), decryptor: c.decryptor.ShallowCopy()}
+}
+
+// Parameters returns the client's parameters.
+func (c *Client) Parameters() *Parameters { return c.params }
+
+// Encoder returns the client's encoder.
+func (c *Client) Encoder() *hefloat.Encoder { return c.encoder }
+
+// Encryptor returns the client's encryptor.
+func (c *Client) Encryptor() *rlwe.Encryptor { return c.encryptor }
+
+// Decryptor returns the client's decryptor.
+func (c *Client) Decryptor() *rlwe.Decryptor { return c.decryptor }
+
+// EncryptReal encodes values (at most Slots(); the rest are zero) at the
+// given level and the default scale, and encrypts them. level < 0 means
+// MaxLevel.
+func (c *Client) EncryptReal(values []float64, level int) (*rlwe.Ciphertext, error) {
+	hp := c.params.HE()
+	if len(values) > hp.MaxSlots() {
+		return nil, fmt.Errorf("encrypt: %d values > %d slots", len(values), hp.MaxSlots())
+	}
+	if level < 0 {
+		level = hp.MaxLevel()
+	}
+	if level > hp.MaxLevel() {
+		return nil, fmt.Errorf("encrypt: level %d > MaxLevel %d", level, hp.MaxLevel())
+	}
+	pt := hefloat.NewPlaintext(hp, level)
+	if err := c.encoder.Encode(values, pt); err != nil {
+		return nil, fmt.Errorf("encrypt: encode: %w", err)
+	}
+	ct, err := c.encryptor.EncryptNew(pt)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return ct, nil
+}
+
+// DecryptReal decrypts and decodes ct and returns the real parts of all slots.
+func (c *Client) DecryptReal(ct *rlwe.Ciphertext) ([]float64, error) {
+	if err := CheckCiphertext(c.params, ct); err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	out := make([]float64, c.params.Slots())
+	if err := c.encoder.Decode(c.decryptor.DecryptNew(ct), out); err != nil {
+		return nil, fmt.Errorf("decrypt: decode: %w", err)
+	}
+	return out, nil
+}
+
+// EncryptComplex is EncryptReal for complex slot values (standard ring).
+func (c *Client) EncryptComplex(values []complex128, level int) (*rlwe.Ciphertext, error) {
+	hp := c.params.HE()
+	if len(values) > hp.MaxSlots() {
+		return nil, fmt.Errorf("encrypt: %d values > %d slots", len(values), hp.MaxSlots())
+	}
+	if level < 0 {
+		level = hp.MaxLevel()
+	}
+	if level > hp.MaxLevel() {
+		return nil, fmt.Errorf("encrypt: level %d > MaxLevel %d", level, hp.MaxLevel())
+	}
+	pt := hefloat.NewPlaintext(hp, level)
+	if err := c.encoder.Encode(values, pt); err != nil {
+		return nil, fmt.Errorf("encrypt: encode: %w", err)
+	}
+	ct, err := c.encryptor.EncryptNew(pt)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return ct, nil
+}
+
+// DecryptComplex decrypts and decodes ct into complex slot values.
+func (c *Client) DecryptComplex(ct *rlwe.Ciphertext) ([]complex128, error) {
+	if err := CheckCiphertext(c.params, ct); err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	out := make([]complex128, c.params.Slots())
+	if err := c.encoder.Decode(c.decryptor.DecryptNew(ct), out); err != nil {
+		return nil, fmt.Errorf("decrypt: decode: %w", err)
+	}
+	return out, nil
+}
+
+// NewEncoder returns an encoder for p (for the server side, which encodes
+// plaintext weights).
+func NewEncoder(p *Parameters) *hefloat.Encoder { return hefloat.NewEncoder(p.HE()) }
