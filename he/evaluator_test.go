@@ -221,4 +221,3 @@ func TestEvaluatorBootstrapRecorded(t *testing.T) {
 	require.Equal(t, OpBootstrap, recs[0].Kind)
 	require.Equal(t, -c.params.MaxLevel(), recs[0].LevelsConsumed())
 }
-

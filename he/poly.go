@@ -303,11 +303,11 @@ func (e *Evaluator) goldschmidt(x *rlwe.Ciphertext, g polyapprox.GoldschmidtInv)
 	if err = e.eval.Mul(xn, -1, negXn); err != nil { // integer: no scale change
 		return nil, fmt.Errorf("-xn: %w", err)
 	}
-	a, err := e.eval.AddNew(negXn, 2.0)
+	a, err := e.addConstNew(negXn, 2.0)
 	if err != nil {
 		return nil, fmt.Errorf("a = 2 - xn: %w", err)
 	}
-	b, err := e.eval.AddNew(negXn, 1.0)
+	b, err := e.addConstNew(negXn, 1.0)
 	if err != nil {
 		return nil, fmt.Errorf("b = 1 - xn: %w", err)
 	}
@@ -315,7 +315,7 @@ func (e *Evaluator) goldschmidt(x *rlwe.Ciphertext, g polyapprox.GoldschmidtInv)
 		if b, err = e.rawMulRelinRescale(b, b); err != nil {
 			return nil, fmt.Errorf("iteration %d: b = b*b: %w", i, err)
 		}
-		onePlusB, err := e.eval.AddNew(b, 1.0)
+		onePlusB, err := e.addConstNew(b, 1.0)
 		if err != nil {
 			return nil, fmt.Errorf("iteration %d: 1 + b: %w", i, err)
 		}
