@@ -22,6 +22,11 @@ const (
 	// MaxIDXSide is the largest number of rows or columns accepted in an
 	// IDX image header.
 	MaxIDXSide = 1024
+	// MaxIDXPixels is the largest total pixel count (count*rows*cols)
+	// accepted in an IDX image file: 2^28 bytes of payload, 2 GiB as
+	// float64. MNIST's training set has 47,040,000. The limit keeps a small
+	// gzip "bomb" with a large header from exhausting memory.
+	MaxIDXPixels = 1 << 28
 	// NumClasses is the number of MNIST classes; labels must lie in
 	// [0, NumClasses).
 	NumClasses = 10
@@ -89,7 +94,8 @@ func readBody(r io.Reader, want int64) ([]byte, error) {
 // ReadIDXImages parses an IDX3 unsigned-byte image file (magic 0x00000803,
 // then big-endian count, rows, cols, then count*rows*cols pixel bytes) from r,
 // which may be gzip-compressed (detected from its first bytes). It checks the
-// magic, that 1 <= rows, cols <= MaxIDXSide and count <= MaxIDXCount, and that
+// magic, that 1 <= rows, cols <= MaxIDXSide, count <= MaxIDXCount and
+// count*rows*cols <= MaxIDXPixels, and that
 // the data length is exactly count*rows*cols with no trailing bytes. Pixels
 // are scaled to [0,1] by dividing by 255; Labels of the result is nil.
 func ReadIDXImages(r io.Reader) (*Images, error) {
@@ -110,6 +116,10 @@ func ReadIDXImages(r io.Reader) (*Images, error) {
 		return nil, fmt.Errorf("idx images: image size %dx%d outside 1..%d", rows, cols, MaxIDXSide)
 	}
 	want := int64(count) * int64(rows) * int64(cols)
+	if want > MaxIDXPixels {
+		return nil, fmt.Errorf("idx images: %d images of %dx%d = %d pixels exceed limit %d",
+			count, rows, cols, want, MaxIDXPixels)
+	}
 	body, err := readBody(rd, want)
 	if err != nil {
 		return nil, fmt.Errorf("idx images (%d images of %dx%d): %w", count, rows, cols, err)

@@ -118,6 +118,7 @@ func TestReadIDXImagesCorrupt(t *testing.T) {
 		{"too many rows", string(encodeIDXImages(IDXImagesMagic, 1, MaxIDXSide+1, 1, pattern(MaxIDXSide+1))), "image size"},
 		{"huge cols", string(encodeIDXImages(IDXImagesMagic, 1, 1, 0xffffffff, nil)), "image size"},
 		{"too many images", string(encodeIDXImages(IDXImagesMagic, MaxIDXCount+1, 1, 1, nil)), "exceeds limit"},
+		{"too many pixels", string(encodeIDXImages(IDXImagesMagic, MaxIDXPixels/(1024*1024)+1, 1024, 1024, nil)), "exceed limit"},
 		{"truncated data", string(good[:len(good)-1]), "truncated data"},
 		{"no data", string(good[:16]), "truncated data"},
 		{"trailing byte", string(append(append([]byte(nil), good...), 0)), "trailing data"},
@@ -162,7 +163,7 @@ func TestReadIDXLabelsCorrupt(t *testing.T) {
 // A header that claims the maximum size must not make the reader allocate
 // anywhere near that size when the data is absent.
 func TestReadIDXImagesHugeHeaderNoHugeAlloc(t *testing.T) {
-	in := encodeIDXImages(IDXImagesMagic, MaxIDXCount, MaxIDXSide, MaxIDXSide, pattern(1000))
+	in := encodeIDXImages(IDXImagesMagic, MaxIDXPixels/(MaxIDXSide*MaxIDXSide), MaxIDXSide, MaxIDXSide, pattern(1000))
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	_, err := ReadIDXImages(bytes.NewReader(in))
@@ -199,6 +200,7 @@ func FuzzReadIDXImages(f *testing.F) {
 		}
 		require.GreaterOrEqual(t, im.N, 0)
 		require.LessOrEqual(t, im.N, MaxIDXCount)
+		require.LessOrEqual(t, im.N*im.Rows*im.Cols, MaxIDXPixels)
 		require.True(t, im.Rows >= 1 && im.Rows <= MaxIDXSide && im.Cols >= 1 && im.Cols <= MaxIDXSide)
 		require.Len(t, im.Pixels, im.N*im.Rows*im.Cols)
 		for _, p := range im.Pixels {
