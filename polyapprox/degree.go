@@ -73,8 +73,10 @@ func smallestOf(f func(float64) float64, iv Interval, target float64, relative b
 			continue
 		}
 		p, extra, err := build(f, iv, d, method)
-		if errors.Is(err, ErrRemezNotConverged) || errors.Is(err, ErrRemezAlternation) {
-			skipped = err // float64 Remez failed at this degree: try the next
+		if err != nil && d > 0 && method != MethodChebyshev {
+			// float64 Remez failed at this degree (input problems already
+			// fail at degree 0): try the next one, report if none works
+			skipped = fmt.Errorf("degree %d: %w", d, err)
 			continue
 		}
 		if err != nil {

@@ -110,14 +110,14 @@ func Remez(f func(float64) float64, iv Interval, degree int, relative bool) (Che
 	if errors.Is(err, errDegenerate) || errors.Is(err, ErrRemezAlternation) {
 		// A symmetric reference is degenerate (E = 0) for odd or even f (or
 		// a constant plus such an f) on a symmetric interval; restart from
-		// slightly asymmetric points: t -> t + sin(pi t)/(4(d+1)) moves each
-		// interior Chebyshev extremum by at most a quarter spacing.
+		// asymmetric points: the Chebyshev extrema with their angles
+		// compressed by 1 - 1/(4(d+1)), so the first stays at -1 and the
+		// last moves inside.
+		shrink := 1 - 1/(4*float64(degree+1))
 		for i := range ref {
-			t := float64(i) / float64(degree+1)
-			t += math.Sin(math.Pi*t) / (4 * float64(degree+1))
-			ref[i] = -math.Cos(math.Pi * t)
+			ref[i] = -math.Cos(math.Pi * shrink * float64(i) / float64(degree+1))
 		}
-		ref[0], ref[r.n-1] = -1, 1
+		ref[0] = -1
 		coeffs, err = r.run(ref, &res)
 	}
 	if errors.Is(err, errDegenerate) {
@@ -237,6 +237,9 @@ func (r *remezState) initGrid() error {
 		}
 		if r.relative && v == 0 {
 			return fmt.Errorf("remez: relative error undefined: f(%g) = 0 on [%g, %g]", r.iv.FromUnit(u), r.iv.A, r.iv.B)
+		}
+		if r.relative && j > 0 && (v > 0) != (r.g[j-1] > 0) {
+			return fmt.Errorf("remez: relative error undefined: f changes sign (vanishes) between %g and %g", r.iv.FromUnit(r.grid[j-1]), r.iv.FromUnit(u))
 		}
 		r.g[j] = v
 		scale = math.Max(scale, math.Abs(v))
