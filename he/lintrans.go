@@ -8,6 +8,7 @@ import (
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	lhe "github.com/tuneinsight/lattigo/v5/he"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+	"github.com/tuneinsight/lattigo/v5/utils"
 )
 
 // DefaultLogBSGSRatio is the log2 of the giant-step/baby-step ratio used for
@@ -318,11 +319,27 @@ func (lt *LinearTransform) Encode(params hefloat.Parameters, ecd *hefloat.Encode
 	if enc.N1 != lt.n1 {
 		return nil, fmt.Errorf("encode linear transform: BSGS split %d differs from the planned %d", enc.N1, lt.n1)
 	}
+	// Same encoding as hefloat.EncodeLinearTransformation (BSGS: diagonal
+	// i+j pre-rotated right by j), one diagonal at a time.
+	index, _, _ := lhe.LinearTransformation(enc).BSGSIndex()
 	v := make([]float64, lt.slots)
-	for _, k := range lt.diags {
-		lt.diagonal(k, v)
-		if err := hefloat.EncodeLinearTransformation[float64](ecd, hefloat.Diagonals[float64]{k: v}, enc); err != nil {
-			return nil, fmt.Errorf("encode linear transform: diagonal %d: %w", k, err)
+	rotated := make([]float64, lt.slots)
+	for j, is := range index {
+		rot := -j & (lt.slots - 1)
+		for _, i := range is {
+			poly, ok := enc.Vec[i+j]
+			if !ok {
+				return nil, fmt.Errorf("encode linear transform: diagonal %d not allocated", i+j)
+			}
+			lt.diagonal(i+j, v)
+			values := v
+			if rot != 0 {
+				utils.RotateSliceAllocFree(v, rot, rotated)
+				values = rotated
+			}
+			if err := ecd.Embed(values, enc.MetaData, poly); err != nil {
+				return nil, fmt.Errorf("encode linear transform: diagonal %d: %w", i+j, err)
+			}
 		}
 	}
 	return &EncodedLinearTransform{src: lt, lt: enc, level: level}, nil
