@@ -1,0 +1,378 @@
+// Package train runs training: AdamW with warmup and cosine decay, gradient
+// clipping, seeded determinism (no global random state; batches depend only
+// on the seed and the step), periodic evaluation, resumable checkpoints,
+// a progress bar, JSON-lines metrics and PNG loss curves. At the end it
+// calibrates every non-linearity on training batches, evaluates exact and
+// poly mode side by side, and saves the calibrated checkpoint.
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/model/optim"
+)
+
+// Output file names written next to the checkpoint files.
+const (
+	MetricsFile = "metrics.jsonl"
+	CurveFile   = "loss.png"
+	SummaryFile = "summary.json"
+)
+
+// Options configure a training run (the model is configured by model.Config).
+type Options struct {
+	// OutDir receives the checkpoint, metrics and plots (required).
+	OutDir string `json:"out_dir"`
+	// Steps is the total number of optimizer steps (a resumed run continues up to it).
+	Steps     int `json:"steps"`
+	BatchSize int `json:"batch_size"`
+	// LR is the peak learning rate reached after Warmup steps, decayed by a
+	// cosine to MinLR at Steps.
+	LR          float64 `json:"lr"`
+	MinLR       float64 `json:"min_lr"`
+	Warmup      int     `json:"warmup"`
+	WeightDecay float64 `json:"weight_decay"`
+	Beta1       float64 `json:"beta1"`
+	Beta2       float64 `json:"beta2"`
+	// ClipNorm bounds the global gradient norm (0: no clipping).
+	ClipNorm float64 `json:"clip_norm"`
+	// EvalEvery evaluates on EvalLimit held-out examples every so many steps (0: only at the end).
+	EvalEvery int `json:"eval_every"`
+	EvalLimit int `json:"eval_limit"`
+	// FinalEvalLimit bounds the final evaluation (0: the whole held-out set).
+	FinalEvalLimit int `json:"final_eval_limit"`
+	// CheckpointEvery saves a resumable checkpoint every so many steps (0: only at the end).
+	CheckpointEvery int `json:"checkpoint_every"`
+	// Resume continues from the checkpoint in OutDir when there is one.
+	Resume bool `json:"resume"`
+	// CalibBatches training batches calibrate the polynomial forms (0: skip calibration and poly evaluation).
+	CalibBatches int           `json:"calib_batches"`
+	Fit          nn.FitOptions `json:"fit"`
+	// TimeLimit stops training after this wall time (0: none); the run still evaluates and saves.
+	TimeLimit time.Duration `json:"time_limit"`
+	// StopAt ends this invocation after that many total steps without
+	// changing the schedule (0: run to Steps); resume later to continue.
+	StopAt int `json:"stop_at,omitempty"`
+	// Progress receives the progress bar (nil: no bar), e.g. os.Stderr.
+	Progress io.Writer `json:"-"`
+	// Dataset overrides the data named by the config (tests, custom data).
+	Dataset Dataset `json:"-"`
+}
+
+// DefaultOptions are reasonable defaults for small models.
+func DefaultOptions() Options {
+	return Options{Steps: 1000, BatchSize: 64, LR: 3e-3, MinLR: 1e-4, Warmup: 100, WeightDecay: 0.01,
+		Beta1: 0.9, Beta2: 0.98, ClipNorm: 1, EvalEvery: 500, EvalLimit: 1000, CheckpointEvery: 1000,
+		CalibBatches: 8, Fit: nn.DefaultFitOptions()}
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.OutDir == "" {
+		errs = append(errs, errors.New("an output directory is required"))
+	}
+	if o.Steps <= 0 || o.BatchSize <= 0 {
+		errs = append(errs, fmt.Errorf("steps %d and batch size %d must be positive", o.Steps, o.BatchSize))
+	}
+	if !(o.LR > 0) || o.MinLR < 0 || o.Warmup < 0 || o.WeightDecay < 0 || o.ClipNorm < 0 {
+		errs = append(errs, fmt.Errorf("need lr > 0 and min_lr, warmup, weight_decay, clip_norm >= 0"))
+	}
+	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
+		errs = append(errs, fmt.Errorf("adam betas %g, %g must be in [0, 1)", o.Beta1, o.Beta2))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid training options: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// EvalResult is the quality of a model on a held-out set.
+type EvalResult struct {
+	// Examples is the number of images or text windows evaluated.
+	Examples int `json:"examples"`
+	// Loss is the mean cross-entropy per prediction (nats).
+	Loss float64 `json:"loss"`
+	// Accuracy is the fraction of correct argmax predictions.
+	Accuracy float64 `json:"accuracy"`
+	// BitsPerByte is Loss / ln 2 (text only).
+	BitsPerByte float64 `json:"bits_per_byte,omitempty"`
+}
+
+// EvaluateModel runs the model (in its current mode) on the batches.
+func EvaluateModel(m *model.Model, batches []model.Batch) (EvalResult, error) {
+	var r EvalResult
+	var loss float64
+	var correct, targets int
+	for i, b := range batches {
+		res, err := m.Forward(b)
+		if err != nil {
+			return EvalResult{}, fmt.Errorf("evaluate batch %d: %w", i, err)
+		}
+		loss += res.CE * float64(res.Targets)
+		correct += res.Correct
+		targets += res.Targets
+		r.Examples += b.B
+	}
+	if targets == 0 {
+		return EvalResult{}, errors.New("evaluate: no examples")
+	}
+	r.Loss = loss / float64(targets)
+	r.Accuracy = float64(correct) / float64(targets)
+	if m.Cfg.Task == model.TaskText {
+		r.BitsPerByte = r.Loss / math.Ln2
+	}
+	return r, nil
+}
+
+// Result summarizes a run.
+type Result struct {
+	Config       model.Config      `json:"config"`
+	Options      Options           `json:"options"`
+	Steps        int               `json:"steps"`
+	Elapsed      float64           `json:"train_seconds"`
+	TokensPerSec float64           `json:"tokens_per_sec"`
+	Exact        EvalResult        `json:"exact"`
+	Poly         *EvalResult       `json:"poly,omitempty"`
+	PolyStats    []model.SiteStats `json:"poly_stats,omitempty"`
+	Entropy      [][]float64       `json:"final_entropy,omitempty"`
+	Params       int               `json:"params"`
+}
+
+type metric struct {
+	Step      int         `json:"step"`
+	Kind      string      `json:"kind"`
+	LR        float64     `json:"lr,omitempty"`
+	Loss      float64     `json:"loss"`
+	CE        float64     `json:"ce,omitempty"`
+	EntLoss   float64     `json:"ent_loss,omitempty"`
+	GradNorm  float64     `json:"grad_norm,omitempty"`
+	TokPerSec float64     `json:"tokens_per_sec,omitempty"`
+	Elapsed   float64     `json:"elapsed"`
+	Accuracy  *float64    `json:"accuracy,omitempty"`
+	BPB       float64     `json:"bits_per_byte,omitempty"`
+	Entropy   [][]float64 `json:"entropy,omitempty"`
+}
+
+// Run trains the model of cfg (or resumes the checkpoint in opts.OutDir when
+// opts.Resume is set and one exists, in which case the checkpoint's config
+// is used) and writes human-readable progress lines to out (may be nil).
+func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*Result, error) {
+	if out == nil {
+		out = io.Discard
+	}
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	var (
+		m     *model.Model
+		opt   *optim.AdamW
+		start int
+		err   error
+		prior float64
+	)
+	resumed := false
+	if opts.Resume {
+		if _, statErr := os.Stat(filepath.Join(opts.OutDir, checkpoint.TrainerFile)); statErr == nil {
+			var st *checkpoint.TrainState
+			if m, opt, st, err = checkpoint.LoadResumable(opts.OutDir); err != nil {
+				return nil, fmt.Errorf("train: resume: %w", err)
+			}
+			start = st.Step
+			if v, ok := st.Extra["train_seconds"].(float64); ok {
+				prior = v
+			}
+			resumed = true
+			fmt.Fprintf(out, "resuming %s at step %d (using its config.json)\n", opts.OutDir, start)
+		}
+	}
+	if !resumed {
+		if m, err = model.New(cfg); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		opt = optim.NewAdamW(m.Params(), opts.Beta1, opts.Beta2, 1e-8, opts.WeightDecay)
+	}
+	cfg = m.Cfg
+	ds := opts.Dataset
+	if ds == nil {
+		if ds, err = LoadDataset(cfg); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	}
+	if ds.Task() != cfg.Task {
+		return nil, fmt.Errorf("train: dataset is for task %s, model for %s", ds.Task(), cfg.Task)
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if resumed {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	mf, err := os.OpenFile(filepath.Join(opts.OutDir, MetricsFile), flags, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("train: metrics: %w", err)
+	}
+	defer mf.Close()
+	enc := json.NewEncoder(mf)
+	var evalBatches []model.Batch
+	if opts.EvalEvery > 0 {
+		if evalBatches, err = ds.EvalBatches(opts.EvalLimit, opts.BatchSize); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+	}
+	sched := optim.Schedule{Base: opts.LR, Min: opts.MinLR, Warmup: opts.Warmup, Total: opts.Steps}
+	var bar *progressbar.ProgressBar
+	if opts.Progress != nil {
+		bar = progressbar.NewOptions(opts.Steps, progressbar.OptionSetWriter(opts.Progress),
+			progressbar.OptionSetDescription("train"), progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(true))
+		_ = bar.Set(start)
+	}
+	fmt.Fprintf(out, "model: task %s, %d parameters, attention %s, norm %s, activation %s\n",
+		cfg.Task, m.Reg.Count(), cfg.Attention.Kind, cfg.Norm, cfg.Activation)
+	t0 := time.Now()
+	tokens := 0
+	var last model.StepResult
+	step := start
+	save := func(s int) error {
+		st := &checkpoint.TrainState{Step: s, Extra: map[string]any{"train_seconds": prior + time.Since(t0).Seconds()}}
+		return checkpoint.Save(opts.OutDir, m, opt, st)
+	}
+	for ; step < opts.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			fmt.Fprintf(out, "interrupted at step %d: %v\n", step, err)
+			break
+		}
+		if opts.StopAt > 0 && step >= opts.StopAt {
+			break
+		}
+		if opts.TimeLimit > 0 && time.Since(t0) >= opts.TimeLimit {
+			fmt.Fprintf(out, "time limit %v reached at step %d\n", opts.TimeLimit, step)
+			break
+		}
+		b, err := ds.TrainBatch(step, opts.BatchSize)
+		if err != nil {
+			return nil, fmt.Errorf("train step %d: %w", step, err)
+		}
+		m.Reg.ZeroGrad()
+		res, err := m.Step(b)
+		if err != nil {
+			return nil, fmt.Errorf("train step %d: %w", step, err)
+		}
+		last = res
+		gn := optim.ClipGradNorm(m.Params(), opts.ClipNorm)
+		lr := sched.LR(step)
+		if err := opt.Update(m.Params(), lr); err != nil {
+			return nil, fmt.Errorf("train step %d: %w", step, err)
+		}
+		tokens += b.B * cfg.Tokens()
+		el := time.Since(t0).Seconds()
+		tps := float64(tokens) / el
+		rec := metric{Step: step + 1, Kind: "train", LR: lr, Loss: res.Loss, CE: res.CE, EntLoss: res.EntLoss, GradNorm: gn, TokPerSec: tps, Elapsed: prior + el}
+		if (step+1)%50 == 0 || step == start {
+			rec.Entropy = res.Entropy
+		}
+		if err := enc.Encode(rec); err != nil {
+			return nil, fmt.Errorf("train: metrics: %w", err)
+		}
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("loss %.4f  %.0f tok/s", res.Loss, tps))
+			_ = bar.Add(1)
+		}
+		if opts.EvalEvery > 0 && (step+1)%opts.EvalEvery == 0 && step+1 < opts.Steps {
+			er, err := EvaluateModel(m, evalBatches)
+			if err != nil {
+				return nil, err
+			}
+			acc := er.Accuracy
+			if err := enc.Encode(metric{Step: step + 1, Kind: "eval", Loss: er.Loss, Accuracy: &acc, BPB: er.BitsPerByte, Elapsed: prior + time.Since(t0).Seconds()}); err != nil {
+				return nil, fmt.Errorf("train: metrics: %w", err)
+			}
+			fmt.Fprintf(out, "step %d: train loss %.4f, eval loss %.4f, accuracy %.4f, bits/byte %.4f\n", step+1, res.Loss, er.Loss, er.Accuracy, er.BitsPerByte)
+		}
+		if opts.CheckpointEvery > 0 && (step+1)%opts.CheckpointEvery == 0 && step+1 < opts.Steps {
+			if err := save(step + 1); err != nil {
+				return nil, fmt.Errorf("train: %w", err)
+			}
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(opts.Progress)
+	}
+	elapsed := time.Since(t0).Seconds()
+	res := &Result{Config: cfg, Options: opts, Steps: step, Elapsed: prior + elapsed, Params: m.Reg.Count(), Entropy: last.Entropy}
+	if elapsed > 0 {
+		res.TokensPerSec = float64(tokens) / elapsed
+	}
+	final, err := ds.EvalBatches(opts.FinalEvalLimit, opts.BatchSize)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if res.Exact, err = EvaluateModel(m, final); err != nil {
+		return nil, err
+	}
+	if opts.CalibBatches > 0 {
+		cal, err := ds.CalibBatches(opts.CalibBatches, opts.BatchSize)
+		if err != nil {
+			return nil, fmt.Errorf("train: calibration: %w", err)
+		}
+		if err := m.Calibrate(cal, opts.Fit); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		m.ResetPolyStats()
+		if err := m.SetMode(nn.ModePoly); err != nil {
+			return nil, err
+		}
+		pr, err := EvaluateModel(m, final)
+		res.PolyStats = m.PolyStats()
+		if serr := m.SetMode(nn.ModeExact); serr != nil && err == nil {
+			err = serr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("train: poly evaluation: %w", err)
+		}
+		res.Poly = &pr
+		res.Config = m.Cfg
+	}
+	acc := res.Exact.Accuracy
+	_ = enc.Encode(metric{Step: step, Kind: "final", Loss: res.Exact.Loss, Accuracy: &acc, BPB: res.Exact.BitsPerByte, Elapsed: res.Elapsed})
+	if err := save(step); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if b, err := json.MarshalIndent(res, "", "  "); err == nil {
+		if err := os.WriteFile(filepath.Join(opts.OutDir, SummaryFile), append(b, '\n'), 0o644); err != nil {
+			return nil, fmt.Errorf("train: summary: %w", err)
+		}
+	}
+	if err := mf.Sync(); err != nil {
+		return nil, fmt.Errorf("train: metrics: %w", err)
+	}
+	if err := PlotMetrics(filepath.Join(opts.OutDir, MetricsFile), filepath.Join(opts.OutDir, CurveFile)); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	fmt.Fprintf(out, "trained %d steps in %.1fs (%.0f tokens/s): exact loss %.4f accuracy %.4f bits/byte %.4f\n",
+		step, res.Elapsed, res.TokensPerSec, res.Exact.Loss, res.Exact.Accuracy, res.Exact.BitsPerByte)
+	if res.Poly != nil {
+		var outside int64
+		for _, s := range res.PolyStats {
+			outside += s.Outside
+		}
+		fmt.Fprintf(out, "poly mode: loss %.4f accuracy %.4f bits/byte %.4f, %d inputs outside their interval\n",
+			res.Poly.Loss, res.Poly.Accuracy, res.Poly.BitsPerByte, outside)
+	}
+	return res, nil
+}
