@@ -142,6 +142,9 @@ func DepthOfDegree(d int) int {
 // unique polynomial of degree d through f at the d+1 Chebyshev nodes of the
 // first kind, whose coefficients are computed by the discrete cosine sum.
 func Interpolate(f func(float64) float64, iv Interval, d int) (Chebyshev, error) {
+	if f == nil {
+		return Chebyshev{}, errors.New("interpolate: nil function")
+	}
 	if err := iv.Validate(); err != nil {
 		return Chebyshev{}, err
 	}

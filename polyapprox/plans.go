@@ -181,15 +181,15 @@ var newtonMaxInitRelError = math.Sqrt(3) - 1
 // the initial guess is the relative-error minimax polynomial (Remez) of
 // 1/sqrt on iv at initDegree, refined by the given number of iterations.
 // It returns an error for an invalid or non-positive interval, a degree
-// outside [0, MaxDegree], iterations outside [0, 64], a Remez failure, or
+// outside [1, MaxDegree] (the encrypted evaluator refuses constants), iterations outside [0, 64], a Remez failure, or
 // an initial guess whose relative error reaches sqrt(3)-1 (Newton would
 // not converge on all of iv: raise initDegree or narrow iv).
 func NewNewtonInvSqrt(iv Interval, initDegree, iterations int) (NewtonInvSqrt, error) {
 	if err := CheckDomain("invsqrt", iv); err != nil {
 		return NewtonInvSqrt{}, fmt.Errorf("newton inverse sqrt: %w", err)
 	}
-	if initDegree < 0 || initDegree > MaxDegree {
-		return NewtonInvSqrt{}, fmt.Errorf("newton inverse sqrt: initial degree %d outside [0, %d]", initDegree, MaxDegree)
+	if initDegree < 1 || initDegree > MaxDegree {
+		return NewtonInvSqrt{}, fmt.Errorf("newton inverse sqrt: initial degree %d outside [1, %d] (he/ evaluates no constant polynomial)", initDegree, MaxDegree)
 	}
 	if iterations < 0 || iterations > maxPlanIterations {
 		return NewtonInvSqrt{}, fmt.Errorf("newton inverse sqrt: %d iterations outside [0, %d]", iterations, maxPlanIterations)

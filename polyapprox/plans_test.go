@@ -68,10 +68,18 @@ func TestNewtonInvSqrtCosts(t *testing.T) {
 	require.Equal(t, 4+2*2, n.Depth())
 	// init degree 7: 5 products (T2, T3, T4 and 2 giant steps); 3 per iteration
 	require.Equal(t, 5+3*2, n.CtMults())
-	n, err = NewNewtonInvSqrt(Interval{0.5, 2}, 0, 3)
+	n, err = NewNewtonInvSqrt(Interval{0.5, 2}, 1, 3)
 	require.NoError(t, err)
-	require.Equal(t, 1+2*3, n.Depth())
-	require.Equal(t, 9, n.CtMults())
+	require.Equal(t, 2+2*3, n.Depth()) // change of basis + 1 for the linear guess
+	require.Equal(t, 9, n.CtMults())   // a linear guess costs no product
+	n, err = NewNewtonInvSqrt(Interval{0.5, 2}, 63, 1)
+	require.NoError(t, err)
+	require.Equal(t, 7+2, n.Depth())
+	require.Equal(t, 18+3, n.CtMults())
+	// a hand-built constant guess: h = 0.5*x still takes its level
+	c := NewtonInvSqrt{Init: Chebyshev{Interval: Interval{-1, 1}, Coeffs: []float64{1}}, Iterations: 2}
+	require.Equal(t, 1+4, c.Depth())
+	require.Equal(t, 6, c.CtMults())
 }
 
 func TestNewNewtonInvSqrtInvalid(t *testing.T) {
@@ -81,14 +89,16 @@ func TestNewNewtonInvSqrtInvalid(t *testing.T) {
 	}
 	_, err := NewNewtonInvSqrt(Interval{0.1, 1}, -1, 2)
 	require.Error(t, err)
+	_, err = NewNewtonInvSqrt(Interval{0.1, 1}, 0, 2)
+	require.Error(t, err)
 	_, err = NewNewtonInvSqrt(Interval{0.1, 1}, 128, 2)
 	require.Error(t, err)
 	_, err = NewNewtonInvSqrt(Interval{0.1, 1}, 3, -1)
 	require.Error(t, err)
 	_, err = NewNewtonInvSqrt(Interval{0.1, 1}, 3, 65)
 	require.Error(t, err)
-	// a constant guess on [1e-6, 1] is off by far more than sqrt(3)-1
-	_, err = NewNewtonInvSqrt(Interval{1e-6, 1}, 0, 3)
+	// a linear guess on [1e-6, 1] is off by far more than sqrt(3)-1
+	_, err = NewNewtonInvSqrt(Interval{1e-6, 1}, 1, 3)
 	require.ErrorContains(t, err, "would not converge")
 	// invalid hand-built plans are reported, not evaluated
 	_, err = MaxRelError(NewtonInvSqrt{Init: Chebyshev{Interval: Interval{-1, 1}, Coeffs: []float64{1}}})
