@@ -1,0 +1,123 @@
+// Package eval evaluates a checkpoint directory on its task's held-out data
+// in exact mode and, when the checkpoint carries calibrated polynomials, in
+// poly mode (the plaintext twin of encrypted inference), side by side.
+package eval
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/model/train"
+)
+
+// BatchSize is the evaluation batch size.
+const BatchSize = 64
+
+// Report is the evaluation of one checkpoint. Accuracy is the argmax
+// accuracy (classification, or next-byte for text); bits-per-byte fields are
+// set for text; Poly* fields only when the checkpoint has calibrated
+// polynomials (HasPoly).
+type Report struct {
+	Task     string `json:"task"`
+	Examples int    `json:"examples"`
+	Params   int    `json:"params"`
+	HasPoly  bool   `json:"has_poly"`
+
+	Loss     float64 `json:"loss"`
+	PolyLoss float64 `json:"poly_loss,omitempty"`
+
+	Accuracy     float64 `json:"accuracy,omitempty"`
+	PolyAccuracy float64 `json:"poly_accuracy,omitempty"`
+
+	BitsPerByte     float64 `json:"bits_per_byte,omitempty"`
+	PolyBitsPerByte float64 `json:"poly_bits_per_byte,omitempty"`
+
+	// Outside counts poly-mode inputs that fell outside their calibrated interval.
+	Outside   int64             `json:"outside"`
+	PolyStats []model.SiteStats `json:"poly_stats,omitempty"`
+}
+
+// MarshalJSON writes task, examples, params, has_poly, loss and outside,
+// then accuracy and poly_accuracy (images) or bits_per_byte and
+// poly_bits_per_byte (text, plus next-byte accuracy); poly fields are null
+// when the checkpoint has no calibrated polynomials.
+func (r Report) MarshalJSON() ([]byte, error) {
+	poly := func(v float64) any {
+		if !r.HasPoly {
+			return nil
+		}
+		return v
+	}
+	m := map[string]any{"task": r.Task, "examples": r.Examples, "params": r.Params, "has_poly": r.HasPoly,
+		"loss": r.Loss, "poly_loss": poly(r.PolyLoss), "outside": r.Outside, "poly_stats": r.PolyStats}
+	if r.Task == model.TaskText {
+		m["bits_per_byte"], m["poly_bits_per_byte"] = r.BitsPerByte, poly(r.PolyBitsPerByte)
+		m["accuracy"], m["poly_accuracy"] = r.Accuracy, poly(r.PolyAccuracy)
+	} else {
+		m["accuracy"], m["poly_accuracy"] = r.Accuracy, poly(r.PolyAccuracy)
+	}
+	return json.Marshal(m)
+}
+
+// Evaluate loads the checkpoint in dir, loads the data named by its config,
+// and evaluates at most limit held-out examples (all when limit <= 0).
+func Evaluate(dir string, limit int) (Report, error) {
+	m, err := checkpoint.Load(dir)
+	if err != nil {
+		return Report{}, fmt.Errorf("eval: %w", err)
+	}
+	ds, err := train.LoadDataset(m.Cfg)
+	if err != nil {
+		return Report{}, fmt.Errorf("eval: %w", err)
+	}
+	return EvaluateWith(m, ds, limit)
+}
+
+// EvaluateWith evaluates a loaded model on a dataset.
+func EvaluateWith(m *model.Model, ds train.Dataset, limit int) (Report, error) {
+	if ds.Task() != m.Cfg.Task {
+		return Report{}, fmt.Errorf("eval: dataset is for task %s, model for %s", ds.Task(), m.Cfg.Task)
+	}
+	batches, err := ds.EvalBatches(limit, BatchSize)
+	if err != nil {
+		return Report{}, fmt.Errorf("eval: %w", err)
+	}
+	if err := m.SetMode(nn.ModeExact); err != nil {
+		return Report{}, err
+	}
+	ex, err := train.EvaluateModel(m, batches)
+	if err != nil {
+		return Report{}, fmt.Errorf("eval: %w", err)
+	}
+	r := Report{Task: m.Cfg.Task, Examples: ex.Examples, Params: m.Reg.Count(), Loss: ex.Loss}
+	r.Accuracy = ex.Accuracy
+	if m.Cfg.Task == model.TaskText {
+		r.BitsPerByte = ex.BitsPerByte
+	}
+	if m.Cfg.Poly == nil {
+		return r, nil
+	}
+	r.HasPoly = true
+	m.ResetPolyStats()
+	if err := m.SetMode(nn.ModePoly); err != nil {
+		return Report{}, fmt.Errorf("eval: %w", err)
+	}
+	defer func() { _ = m.SetMode(nn.ModeExact) }()
+	pe, err := train.EvaluateModel(m, batches)
+	if err != nil {
+		return Report{}, fmt.Errorf("eval: poly mode: %w", err)
+	}
+	r.PolyLoss = pe.Loss
+	r.PolyAccuracy = pe.Accuracy
+	if m.Cfg.Task == model.TaskText {
+		r.PolyBitsPerByte = pe.BitsPerByte
+	}
+	r.PolyStats = m.PolyStats()
+	for _, s := range r.PolyStats {
+		r.Outside += s.Outside
+	}
+	return r, nil
+}
