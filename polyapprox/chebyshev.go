@@ -6,6 +6,22 @@
 //
 // It depends on gonum only; the CKKS runtime (package he) evaluates the very
 // same polynomials on ciphertexts.
+//
+// Entry points:
+//   - Approximate(function, interval, degree, method) builds a ready
+//     Approximation of a named function (Functions, LookupFunction) by
+//     Chebyshev interpolation (Interpolate) or Remez minimax (Remez, absolute
+//     or relative error), with its measured error (MeasureError), its depth
+//     and its ciphertext-ciphertext product count (CtMultsOfDegree).
+//   - NewNewtonInvSqrt and NewGoldschmidtInv build the iterative plans for
+//     1/sqrt(x) and 1/x; MaxRelError, PredictedRelError, RelErrorBound and
+//     GoldschmidtIterationsFor report and choose their accuracy.
+//   - SmallestDegree, SmallestDepthOptimalDegree and DepthOptimalDegrees
+//     choose a degree for a target error.
+//
+// Every polynomial is a Chebyshev value: coefficients of T_k on the interval
+// mapped to [-1, 1], evaluated in float64 by Clenshaw (Chebyshev.Evaluate)
+// and under encryption by Lattigo's Paterson–Stockmeyer evaluator.
 package polyapprox
 
 import (
@@ -21,13 +37,17 @@ type Interval struct {
 	A, B float64
 }
 
-// Validate reports an error unless A < B and both ends are finite.
+// Validate reports an error unless A < B, both ends are finite and the
+// width B - A is finite (so that the map to [-1, 1] is).
 func (iv Interval) Validate() error {
 	if math.IsNaN(iv.A) || math.IsNaN(iv.B) || math.IsInf(iv.A, 0) || math.IsInf(iv.B, 0) {
 		return fmt.Errorf("interval [%g, %g]: ends must be finite", iv.A, iv.B)
 	}
 	if !(iv.A < iv.B) {
 		return fmt.Errorf("interval [%g, %g]: need a < b", iv.A, iv.B)
+	}
+	if math.IsInf(iv.B-iv.A, 0) {
+		return fmt.Errorf("interval [%g, %g]: width overflows float64", iv.A, iv.B)
 	}
 	return nil
 }

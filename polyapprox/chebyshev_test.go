@@ -17,6 +17,7 @@ func TestIntervalMaps(t *testing.T) {
 		s, c := iv.ChangeOfBasis()
 		require.InDelta(t, iv.ToUnit(x), s*x+c, 1e-14)
 	}
+	require.Error(t, Interval{-1e308, 1e308}.Validate())
 	require.True(t, Interval{-1, 1}.IsUnit())
 	require.False(t, iv.IsUnit())
 	require.True(t, iv.Contains(10))

@@ -166,7 +166,8 @@ func (a Approximation) Evaluate(x float64) float64 { return a.Poly.Evaluate(x) }
 // by the given method and measures its error. It returns an error for an
 // unknown function or method, a degree outside [0, MaxDegree], an invalid
 // interval (NaN/Inf ends, a >= b), a domain violation (CheckDomain), a zero
-// of f on iv with MethodRemezRelative, or a Remez failure.
+// of f on iv with MethodRemezRelative, or a Remez failure. Degree 0 gives a
+// constant, which package he does not evaluate as a polynomial.
 func Approximate(function string, iv Interval, degree int, method string) (Approximation, error) {
 	f, err := LookupFunction(function)
 	if err != nil {

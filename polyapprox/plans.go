@@ -175,7 +175,7 @@ const maxPlanIterations = 64
 
 // newtonMaxInitRelError is sqrt(3) - 1: an initial guess y0 = (1+e)/sqrt(x)
 // with e >= sqrt(3)-1 makes 3 - x*y0^2 <= 0, so Newton does not converge.
-var newtonMaxInitRelError = math.Sqrt(3) - 1
+const newtonMaxInitRelError = 0.7320508075688772 // sqrt(3) - 1
 
 // NewNewtonInvSqrt builds the Newton plan for 1/sqrt(x) on iv (0 < A < B):
 // the initial guess is the relative-error minimax polynomial (Remez) of

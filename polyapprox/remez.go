@@ -106,7 +106,7 @@ func Remez(f func(float64) float64, iv Interval, degree int, relative bool) (Che
 		ref[i] = -math.Cos(math.Pi * float64(i) / float64(degree+1))
 	}
 	ref[0], ref[r.n-1] = -1, 1
-	coeffs, err := r.run(ref, &res)
+	coeffs, err := r.run(ref, &res, true)
 	if errors.Is(err, errDegenerate) || errors.Is(err, ErrRemezAlternation) {
 		// A symmetric reference is degenerate (E = 0) for odd or even f (or
 		// a constant plus such an f) on a symmetric interval; restart from
@@ -118,10 +118,7 @@ func Remez(f func(float64) float64, iv Interval, degree int, relative bool) (Che
 			ref[i] = -math.Cos(math.Pi * shrink * float64(i) / float64(degree+1))
 		}
 		ref[0] = -1
-		coeffs, err = r.run(ref, &res)
-	}
-	if errors.Is(err, errDegenerate) {
-		err = fmt.Errorf("%w: %w", err, ErrRemezAlternation)
+		coeffs, err = r.run(ref, &res, false)
 	}
 	if err != nil {
 		if errors.Is(err, ErrRemezNotConverged) && coeffs != nil {
@@ -136,10 +133,12 @@ func Remez(f func(float64) float64, iv Interval, degree int, relative bool) (Che
 // although the polynomial is not accurate: the exchange cannot progress.
 var errDegenerate = errors.New("degenerate reference (levelled error 0)")
 
-// run performs the exchange iterations from the reference ref. It returns
+// run performs the exchange iterations from the reference ref (with
+// checkDegenerate, a first levelled error below 1e-3 of the maximum error
+// aborts with errDegenerate so that the caller restarts). It returns
 // the coefficients at convergence, or the best coefficients so far with an
 // error wrapping ErrRemezNotConverged, or nil and another error.
-func (r *remezState) run(ref []float64, res *RemezResult) ([]float64, error) {
+func (r *remezState) run(ref []float64, res *RemezResult, checkDegenerate bool) ([]float64, error) {
 	var best []float64
 	bestErr := math.Inf(1)
 	ref = append([]float64(nil), ref...)
@@ -164,7 +163,7 @@ func (r *remezState) run(ref []float64, res *RemezResult) ([]float64, error) {
 			r.fill(res, ext, vals)
 			return coeffs, nil
 		}
-		if it == 1 && res.LevelledError <= 1e-3*maxErr {
+		if checkDegenerate && it == 1 && res.LevelledError <= 1e-3*maxErr {
 			return nil, fmt.Errorf("iteration %d: %w", it, errDegenerate)
 		}
 		if len(ext) < r.n && bestErr <= remezSoftNoise*r.noise {
