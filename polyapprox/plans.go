@@ -181,9 +181,10 @@ const newtonMaxInitRelError = 0.7320508075688772 // sqrt(3) - 1
 // the initial guess is the relative-error minimax polynomial (Remez) of
 // 1/sqrt on iv at initDegree, refined by the given number of iterations.
 // It returns an error for an invalid or non-positive interval, a degree
-// outside [1, MaxDegree] (the encrypted evaluator refuses constants), iterations outside [0, 64], a Remez failure, or
-// an initial guess whose relative error reaches sqrt(3)-1 (Newton would
-// not converge on all of iv: raise initDegree or narrow iv).
+// outside [1, MaxDegree] (the encrypted evaluator refuses constants),
+// iterations outside [0, 64], a Remez failure, or an initial guess whose
+// relative error leaves (-1, sqrt(3)-1) (Newton would not converge on all
+// of iv: raise initDegree or narrow iv).
 func NewNewtonInvSqrt(iv Interval, initDegree, iterations int) (NewtonInvSqrt, error) {
 	if err := CheckDomain("invsqrt", iv); err != nil {
 		return NewtonInvSqrt{}, fmt.Errorf("newton inverse sqrt: %w", err)

@@ -85,6 +85,11 @@ type RemezResult struct {
 // 80 iterations is exhausted it returns the best polynomial found together
 // with an error wrapping ErrRemezNotConverged.
 func Remez(f func(float64) float64, iv Interval, degree int, relative bool) (Chebyshev, RemezResult, error) {
+	return remez(f, iv, degree, relative, remezMaxIter)
+}
+
+// remez is Remez with an iteration budget per exchange run.
+func remez(f func(float64) float64, iv Interval, degree int, relative bool, maxIter int) (Chebyshev, RemezResult, error) {
 	res := RemezResult{Relative: relative}
 	if f == nil {
 		return Chebyshev{}, res, errors.New("remez: nil function")
@@ -95,7 +100,7 @@ func Remez(f func(float64) float64, iv Interval, degree int, relative bool) (Che
 	if degree < 0 || degree > MaxDegree {
 		return Chebyshev{}, res, fmt.Errorf("remez: degree %d outside [0, %d]", degree, MaxDegree)
 	}
-	r := &remezState{f: f, iv: iv, d: degree, n: degree + 2, relative: relative}
+	r := &remezState{f: f, iv: iv, d: degree, n: degree + 2, relative: relative, maxIter: maxIter}
 	if err := r.initGrid(); err != nil {
 		return Chebyshev{}, res, err
 	}
@@ -142,7 +147,7 @@ func (r *remezState) run(ref []float64, res *RemezResult, checkDegenerate bool) 
 	var best []float64
 	bestErr := math.Inf(1)
 	ref = append([]float64(nil), ref...)
-	for it := 1; it <= remezMaxIter; it++ {
+	for it := 1; it <= r.maxIter; it++ {
 		res.Iterations++
 		coeffs, levelled, err := r.solve(ref)
 		if err != nil {
@@ -194,7 +199,7 @@ func (r *remezState) run(ref []float64, res *RemezResult, checkDegenerate bool) 
 		return best, nil
 	}
 	return best, fmt.Errorf("%d iterations (max error %.3g, levelled %.3g): %w",
-		remezMaxIter, bestErr, res.LevelledError, ErrRemezNotConverged)
+		r.maxIter, bestErr, res.LevelledError, ErrRemezNotConverged)
 }
 
 type remezState struct {
@@ -202,6 +207,7 @@ type remezState struct {
 	iv       Interval
 	d, n     int
 	relative bool
+	maxIter  int
 	grid     []float64 // unit variable, ascending, ends included
 	g        []float64 // f on the grid
 	noise    float64   // weighted error considered float64 rounding

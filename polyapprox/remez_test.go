@@ -196,3 +196,19 @@ func TestRemezSymmetricDegenerateStart(t *testing.T) {
 	require.NoError(t, err)
 	require.InDelta(t, 1, st.MaxAbs/res.LevelledError, 1e-4)
 }
+
+func TestRemezNotConvergedReturnsBest(t *testing.T) {
+	// gelu at degree 8 needs about 5 exchanges; a budget of 2 must fail
+	// clearly and still hand back the best polynomial seen.
+	p, res, err := remez(GELU, Interval{-6, 6}, 8, false, 2)
+	require.ErrorIs(t, err, ErrRemezNotConverged)
+	require.Len(t, p.Coeffs, 9)
+	require.NoError(t, p.Validate())
+	st, merr := MeasureChebyshev(GELU, p)
+	require.NoError(t, merr)
+	require.InDelta(t, 1, st.MaxAbs/res.MaxError, 1e-3)
+	// with the normal budget the same problem converges to a smaller error
+	_, full, err := Remez(GELU, Interval{-6, 6}, 8, false)
+	require.NoError(t, err)
+	require.Less(t, full.MaxError, res.MaxError)
+}
