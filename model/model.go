@@ -375,3 +375,20 @@ func (m *Model) ResetPolyStats() {
 		s.ResetStats()
 	}
 }
+
+// TrainFLOPs estimates the floating-point operations of one training step
+// (forward and backward, counted as 3x the forward matrix products) on a
+// batch of b sequences: projections, FFN, attention scores and mixing,
+// embeddings and head. Element-wise work is not counted.
+func (c Config) TrainFLOPs(b int) float64 {
+	t, d, h := float64(c.Tokens()), float64(c.Width), float64(c.Hidden)
+	perTokLayer := 2*d*3*d + 2*d*d + 2*2*d*h
+	attnPerSeqLayer := 2 * 2 * t * t * d
+	fwd := float64(c.Depth) * (float64(b)*t*perTokLayer + float64(b)*attnPerSeqLayer)
+	if c.Task == TaskMNIST {
+		fwd += float64(b)*t*2*float64(c.Patch*c.Patch)*d + float64(b)*2*d*float64(c.Classes)
+	} else {
+		fwd += float64(b) * t * 2 * d * float64(c.Vocab)
+	}
+	return 3 * fwd
+}
