@@ -9,6 +9,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newApproxCommand())
+	root.AddCommand(newParamsCommand(), newApproxCommand())
 	return root
 }
