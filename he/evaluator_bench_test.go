@@ -1,0 +1,109 @@
+package he
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+)
+
+func TestBenchmarkOpsReportsEveryOp(t *testing.T) {
+	c := newEvalTestCtx(t, 12, 8)
+	var msgs []string
+	res, err := BenchmarkOps(c.params, c.sk, 1, func(s string) { msgs = append(msgs, s) })
+	require.NoError(t, err)
+	want := []string{"encode", "encrypt", "decrypt", "add", "mul_plain", "mul_relin", "rescale", "rotate",
+		"rotate_hoisted_8", "rotate_plain_8", "chebyshev_63", "linear_transform_64"}
+	require.Len(t, res, len(want))
+	for i, r := range res {
+		require.Equal(t, want[i], r.Op)
+		require.Equal(t, 1, r.Runs, r.Op)
+		require.Greater(t, r.MedianSeconds, 0.0, r.Op)
+		require.Greater(t, r.GaloisKeyBytes, 0)
+		require.Greater(t, r.RelinKeyBytes, 0)
+		require.Equal(t, 12, r.LogN)
+	}
+	require.Equal(t, 8, res[8].KeySwitches)
+	require.Greater(t, res[10].KeySwitches, 0, "polynomial key switches are counted")
+	require.Equal(t, 7, res[10].LevelIn, "input prepared with one level")
+	require.Contains(t, msgs, "generating keys")
+	b, err := json.Marshal(res[0])
+	require.NoError(t, err)
+	for _, k := range []string{`"op"`, `"median_seconds"`, `"runs"`, `"level_in"`, `"galois_key_bytes"`, `"relin_key_bytes"`} {
+		require.Contains(t, string(b), k)
+	}
+
+	// Too few levels for the polynomial: reported as skipped, not an error.
+	c2 := newEvalTestCtx(t, 12, 3)
+	res2, err := BenchmarkOps(c2.params, c2.sk, 1, nil)
+	require.NoError(t, err)
+	require.Equal(t, "chebyshev_63", res2[10].Op)
+	require.Equal(t, 0, res2[10].Runs)
+	require.Contains(t, res2[10].Note, "needs 7 levels")
+
+	_, err = BenchmarkOps(c.params, nil, 1, nil)
+	require.Error(t, err)
+	_, err = BenchmarkOps(c.params, c.sk, 0, nil)
+	require.Error(t, err)
+}
+
+// BenchmarkTraceOverhead compares a representative op mix (MulRelin +
+// Rescale, Rotate, Add) through raw Lattigo calls and through the traced
+// Evaluator recording into a Trace, at logN 13 with 5 levels. Run with
+//
+//	go test -run='^$' -bench=TraceOverhead -count=6 ./he
+//
+// and compare the medians of the two sub-benchmarks.
+func BenchmarkTraceOverhead(b *testing.B) {
+	c := newEvalTestCtx(b, 13, 5)
+	keys := c.evalTestKeys(1)
+	x := evalTestUniform(1, c.params.MaxSlots(), -1, 1)
+	ct := c.evalTestEncrypt(b, x, c.params.MaxLevel())
+
+	b.Run("raw", func(b *testing.B) {
+		ev := hefloat.NewEvaluator(c.params, keys)
+		for i := 0; i < b.N; i++ {
+			p, err := ev.MulRelinNew(ct, ct)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := hefloat.NewCiphertext(c.params, 1, p.Level())
+			if err = ev.Rescale(p, r); err != nil {
+				b.Fatal(err)
+			}
+			rot, err := ev.RotateNew(r, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err = ev.AddNew(rot, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("traced", func(b *testing.B) {
+		tr := NewTrace()
+		ev := NewEvaluator(c.params, keys, tr).WithLabel("bench")
+		for i := 0; i < b.N; i++ {
+			p, err := ev.MulRelin(ct, ct)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := ev.Rescale(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rot, err := ev.Rotate(r, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err = ev.Add(rot, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if tr.Len() != 4*b.N {
+			b.Fatalf("trace has %d records, want %d", tr.Len(), 4*b.N)
+		}
+	})
+}
+
