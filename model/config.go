@@ -116,10 +116,16 @@ type Config struct {
 }
 
 // DefaultConfig returns the HE-friendly defaults of a task: Power-Softmax
-// (p = 4, scaled, eps = 0), GELU, no norm.
+// (p = 4, unscaled, length-normalized, eps = 0.01), GELU, no norm.
+//
+// The unscaled form with eps > 0 is chosen because it is exactly what an
+// encrypted circuit computes (no row maximum), and eps bounds the reciprocal's
+// input from below: the max-scaled form with eps = 0 is the same function
+// but its unscaled row sums span many orders of magnitude (1e-7 to 1e3 in a
+// short MNIST run), which no encrypted reciprocal covers at a sane depth.
 func DefaultConfig(task string) (Config, error) {
 	c := Config{Version: ConfigVersion, Task: task, Width: 64, Depth: 2, Heads: 4, Hidden: 128,
-		Attention:  AttentionConfig{Kind: AttnPowerSoftmax, P: 4, Scaled: true, Delta: 1e-2},
+		Attention:  AttentionConfig{Kind: AttnPowerSoftmax, P: 4, Eps: 1e-2, LengthNorm: true, Delta: 1e-2},
 		Activation: nn.ActGELU, Norm: normfree.KindNone, Seed: 1,
 		Entropy: EntropyConfig{Gamma: 0.2, Lambda: 1e-5, Theta0: 0.5}}
 	switch task {

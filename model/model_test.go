@@ -53,6 +53,9 @@ func synthBatch(c Config, b int, seed uint64) Batch {
 func TestModelGradCheck(t *testing.T) {
 	cases := map[string]func(c *Config){
 		"power-softmax": func(c *Config) {},
+		"power-softmax-scaled-eps0": func(c *Config) {
+			c.Attention = AttentionConfig{Kind: AttnPowerSoftmax, P: 4, Scaled: true, Delta: 0.1}
+		},
 		"softmax-layernorm-entropy": func(c *Config) {
 			c.Attention = AttentionConfig{Kind: AttnSoftmax, Temperature: true}
 			c.Norm = "layernorm"

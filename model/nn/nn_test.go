@@ -342,4 +342,12 @@ func TestSitePolyAndCalibration(t *testing.T) {
 	require.InDelta(t, 1/3.0, r.Eval1(3), 1e-3/3)
 	_, err = FitSpec("r", FnRecip, -1, 2, DefaultFitOptions())
 	require.Error(t, err)
+	_, err = FitSpec("r", FnRecip, 1e-9, 1e3, DefaultFitOptions())
+	require.ErrorContains(t, err, "too wide")
+	spec, err = FitSpec("s", FnInvSqrt, 0.01, 4, DefaultFitOptions())
+	require.NoError(t, err)
+	f, depth, err := spec.Evaluator()
+	require.NoError(t, err)
+	require.Greater(t, depth, 1)
+	require.InDelta(t, 1/math.Sqrt(0.5), f(0.5), 1e-3*1/math.Sqrt(0.5))
 }

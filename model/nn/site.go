@@ -105,7 +105,8 @@ type FitOptions struct {
 	// InitDegree of the Chebyshev initial guess of Newton inverse square root.
 	InitDegree int `json:"init_degree"`
 	// RelTol is the target relative error of the 1/x and 1/sqrt(x) plans on
-	// their interval; the iteration count is the smallest reaching it (capped at 30).
+	// their interval; the iteration count is the smallest reaching it (at most
+	// 40, else fitting fails: the range is too wide for an encrypted plan).
 	RelTol float64 `json:"rel_tol"`
 }
 
@@ -273,6 +274,9 @@ func (s *Site) Fit(o FitOptions) (PolySpec, error) {
 	return spec, nil
 }
 
+// maxPlanIterations caps the Goldschmidt and Newton iteration counts.
+const maxPlanIterations = 40
+
 // FitSpec builds the polynomial form of a kind for observed inputs in [lo, hi].
 func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) {
 	if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
@@ -306,12 +310,17 @@ func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) 
 		spec.Method, spec.Degree, spec.Coeffs = "chebyshev", o.Degree, p.Coeffs
 	case FnRecip:
 		spec.Method = "goldschmidt"
-		for k := 0; k <= 30; k++ {
+		ok := false
+		e := math.Inf(1)
+		for k := 0; k <= maxPlanIterations && !ok; k++ {
 			g := polyapprox.GoldschmidtInv{Interval: iv, Iterations: k}
 			spec.Iterations = k
-			if relErrOn(g.Evaluate, exact, iv) <= o.RelTol {
-				break
-			}
+			e = relErrOn(g.Evaluate, exact, iv)
+			ok = e <= o.RelTol
+		}
+		if !ok {
+			return PolySpec{}, fmt.Errorf("site %s: 1/x on [%g, %g] (ratio %.3g): Goldschmidt relative error %.3g > %g after %d iterations; the calibrated range is too wide",
+				name, a, b, b/a, e, o.RelTol, maxPlanIterations)
 		}
 	case FnInvSqrt:
 		init, err := polyapprox.Interpolate(exact, iv, o.InitDegree)
@@ -319,12 +328,17 @@ func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) 
 			return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
 		}
 		spec.Method, spec.Degree, spec.Coeffs = "newton", o.InitDegree, init.Coeffs
-		for k := 0; k <= 30; k++ {
+		ok := false
+		e := math.Inf(1)
+		for k := 0; k <= maxPlanIterations && !ok; k++ {
 			n := polyapprox.NewtonInvSqrt{Init: init, Iterations: k}
 			spec.Iterations = k
-			if relErrOn(n.Evaluate, exact, iv) <= o.RelTol {
-				break
-			}
+			e = relErrOn(n.Evaluate, exact, iv)
+			ok = e <= o.RelTol
+		}
+		if !ok {
+			return PolySpec{}, fmt.Errorf("site %s: 1/sqrt(x) on [%g, %g] (ratio %.3g): Newton relative error %.3g > %g after %d iterations; the calibrated range is too wide",
+				name, a, b, b/a, e, o.RelTol, maxPlanIterations)
 		}
 	}
 	return spec, nil

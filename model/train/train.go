@@ -139,16 +139,19 @@ func EvaluateModel(m *model.Model, batches []model.Batch) (EvalResult, error) {
 
 // Result summarizes a run.
 type Result struct {
-	Config       model.Config      `json:"config"`
-	Options      Options           `json:"options"`
-	Steps        int               `json:"steps"`
-	Elapsed      float64           `json:"train_seconds"`
-	TokensPerSec float64           `json:"tokens_per_sec"`
-	Exact        EvalResult        `json:"exact"`
-	Poly         *EvalResult       `json:"poly,omitempty"`
-	PolyStats    []model.SiteStats `json:"poly_stats,omitempty"`
-	Entropy      [][]float64       `json:"final_entropy,omitempty"`
-	Params       int               `json:"params"`
+	Config       model.Config `json:"config"`
+	Options      Options      `json:"options"`
+	Steps        int          `json:"steps"`
+	Elapsed      float64      `json:"train_seconds"`
+	TokensPerSec float64      `json:"tokens_per_sec"`
+	Exact        EvalResult   `json:"exact"`
+	Poly         *EvalResult  `json:"poly,omitempty"`
+	// PolyError says why poly-mode evaluation failed (e.g. non-finite
+	// outputs from inputs outside the calibrated intervals).
+	PolyError string            `json:"poly_error,omitempty"`
+	PolyStats []model.SiteStats `json:"poly_stats,omitempty"`
+	Entropy   [][]float64       `json:"final_entropy,omitempty"`
+	Params    int               `json:"params"`
 }
 
 type metric struct {
@@ -330,22 +333,25 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 		if err != nil {
 			return nil, fmt.Errorf("train: calibration: %w", err)
 		}
-		if err := m.Calibrate(cal, opts.Fit); err != nil {
-			return nil, fmt.Errorf("train: %w", err)
-		}
-		m.ResetPolyStats()
-		if err := m.SetMode(nn.ModePoly); err != nil {
-			return nil, err
-		}
-		pr, err := EvaluateModel(m, final)
-		res.PolyStats = m.PolyStats()
-		if serr := m.SetMode(nn.ModeExact); serr != nil && err == nil {
-			err = serr
+		err = m.Calibrate(cal, opts.Fit)
+		var pr EvalResult
+		if err == nil {
+			m.ResetPolyStats()
+			if err = m.SetMode(nn.ModePoly); err == nil {
+				pr, err = EvaluateModel(m, final)
+				res.PolyStats = m.PolyStats()
+			}
+			if serr := m.SetMode(nn.ModeExact); serr != nil && err == nil {
+				err = serr
+			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("train: poly evaluation: %w", err)
+			// not fatal: the exact model is fine, its polynomial form is not
+			res.PolyError = err.Error()
+			fmt.Fprintf(out, "poly mode failed: %v\n", err)
+		} else {
+			res.Poly = &pr
 		}
-		res.Poly = &pr
 		res.Config = m.Cfg
 	}
 	acc := res.Exact.Accuracy
