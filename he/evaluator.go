@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"reflect"
 	"time"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
@@ -67,6 +68,13 @@ type Evaluator struct {
 // keys (nil is allowed: operations needing a key then return an error) and
 // the trace (nil disables tracing).
 func NewEvaluator(params hefloat.Parameters, keys rlwe.EvaluationKeySet, trace *Trace) *Evaluator {
+	if keys != nil {
+		// A typed nil (e.g. (*rlwe.MemEvaluationKeySet)(nil)) would panic on
+		// first use; treat it as "no keys" so operations return errors.
+		if v := reflect.ValueOf(keys); v.Kind() == reflect.Pointer && v.IsNil() {
+			keys = nil
+		}
+	}
 	var ev *hefloat.Evaluator
 	if keys == nil {
 		ev = hefloat.NewEvaluator(params, nil)
@@ -718,6 +726,9 @@ func (e *Evaluator) RotateHoisted(ct *rlwe.Ciphertext, ks []int) (map[int]*rlwe.
 	if err := checkCt("rotate hoisted", ct); err != nil {
 		return nil, err
 	}
+	if len(ks) == 0 {
+		return nil, errors.New("rotate hoisted: no rotations")
+	}
 	distinct := map[int]bool{}
 	var rots []int
 	for _, k := range ks {
@@ -729,23 +740,26 @@ func (e *Evaluator) RotateHoisted(ct *rlwe.Ciphertext, ks []int) (map[int]*rlwe.
 			rots = append(rots, k)
 		}
 	}
-	nonzero := 0
+	var nonzero []int
 	for _, k := range rots {
 		if e.normRot(k) != 0 {
-			nonzero++
+			nonzero = append(nonzero, k)
 		}
 	}
 	s := e.begin(ct)
-	out, err := e.eval.RotateHoistedNew(ct, rots)
-	if err != nil {
-		return nil, fmt.Errorf("rotate hoisted: %w", err)
+	out := map[int]*rlwe.Ciphertext{}
+	if len(nonzero) > 0 {
+		var err error
+		if out, err = e.eval.RotateHoistedNew(ct, nonzero); err != nil {
+			return nil, fmt.Errorf("rotate hoisted: %w", err)
+		}
 	}
-	var any *rlwe.Ciphertext
-	for _, v := range out {
-		any = v
-		break
+	for _, k := range rots {
+		if e.normRot(k) == 0 {
+			out[k] = ct.CopyNew()
+		}
 	}
-	e.end(s, OpRotateHoisted, any, nonzero, nonzero, true, fmt.Sprintf("%d rotations, 1 shared decomposition", nonzero))
+	e.end(s, OpRotateHoisted, out[rots[0]], len(nonzero), len(nonzero), true, fmt.Sprintf("%d rotations, 1 shared decomposition", len(nonzero)))
 	return out, nil
 }
 

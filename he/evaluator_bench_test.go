@@ -132,7 +132,6 @@ func BenchmarkTraceOverhead(b *testing.B) {
 	})
 }
 
-
 // BenchmarkTraceBookkeeping measures the per-op work the traced Evaluator
 // adds around a Lattigo call (key checks, scale comparison, timing, record
 // append) without the Lattigo operation itself: a deterministic upper bound

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat/bootstrapping"
 )
 
@@ -78,8 +79,9 @@ func TestEvaluatorArithmeticAndTrace(t *testing.T) {
 		want[i] = x[(i+3)%slots]
 	}
 	require.Less(t, evalTestMaxAbsErr(c.evalTestDecrypt(t, r), want), 1e-7)
-	hr, err := ev.RotateHoisted(cx, []int{1, 3, 5})
+	hr, err := ev.RotateHoisted(cx, []int{1, 3, 5, 0})
 	require.NoError(t, err)
+	require.Less(t, evalTestMaxAbsErr(c.evalTestDecrypt(t, hr[0]), x), 1e-7, "rotation 0 is a copy")
 	for _, k := range []int{1, 3, 5} {
 		for i := range want {
 			want[i] = x[(i+k)%slots]
@@ -114,11 +116,15 @@ func TestEvaluatorUpFrontErrors(t *testing.T) {
 	ct0 := c.evalTestEncrypt(t, x, 0)
 	ct := c.evalTestEncrypt(t, x, c.params.MaxLevel())
 
-	noKeys := NewEvaluator(c.params, nil, nil)
-	_, err := noKeys.MulRelin(ct, ct)
-	require.ErrorContains(t, err, "relinearization key")
-	_, err = noKeys.Rotate(ct, 1)
-	require.ErrorContains(t, err, "Galois key for rotation 1")
+	var typedNil *rlwe.MemEvaluationKeySet
+	for _, noKeys := range []*Evaluator{NewEvaluator(c.params, nil, nil), NewEvaluator(c.params, typedNil, nil)} {
+		_, err := noKeys.MulRelin(ct, ct)
+		require.ErrorContains(t, err, "relinearization key")
+		_, err = noKeys.Rotate(ct, 1)
+		require.ErrorContains(t, err, "Galois key for rotation 1")
+	}
+	_, err := NewEvaluator(c.params, rlwe.NewMemEvaluationKeySet(nil), nil).MulRelin(ct, ct)
+	require.ErrorContains(t, err, "relinearization key missing")
 
 	ev := NewEvaluator(c.params, c.evalTestKeys(1), nil)
 	_, err = ev.Rotate(ct, 2)

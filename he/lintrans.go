@@ -126,10 +126,14 @@ func NewBlockDiagonalTransform(params hefloat.Parameters, blocks [][][]float64) 
 		}
 		flat[b] = flatten(m, rows, cols)
 	}
+	return newBlockTransform(params, flat, rows, cols)
+}
+
+func newBlockTransform(params hefloat.Parameters, flat [][]float64, rows, cols int) (*LinearTransform, error) {
 	slots := params.MaxSlots()
 	d := nextPow2(max(rows, cols))
-	if len(blocks)*d > slots {
-		return nil, fmt.Errorf("block-diagonal transform: %d blocks of padded size %d exceed %d slots", len(blocks), d, slots)
+	if len(flat)*d > slots {
+		return nil, fmt.Errorf("block-diagonal transform: %d blocks of padded size %d exceed %d slots", len(flat), d, slots)
 	}
 	if 2*d > slots {
 		return nil, fmt.Errorf("block-diagonal transform: padded block size %d must be at most half of the %d slots (use NewDenseTransform)", d, slots)
@@ -137,6 +141,25 @@ func NewBlockDiagonalTransform(params hefloat.Parameters, blocks [][][]float64) 
 	lt := &LinearTransform{slots: slots, d: d, dOut: rows, dIn: cols, blocks: flat, logRatio: DefaultLogBSGSRatio}
 	lt.computeDiagonals()
 	return lt, nil
+}
+
+// NewRepeatedBlockTransform returns the block-diagonal transform with
+// nBlocks copies of the same d_out×d_in matrix m (e.g. one linear layer
+// applied to every token), storing m once.
+func NewRepeatedBlockTransform(params hefloat.Parameters, m [][]float64, nBlocks int) (*LinearTransform, error) {
+	if nBlocks < 1 {
+		return nil, fmt.Errorf("repeated block transform: %d blocks", nBlocks)
+	}
+	rows, cols, err := checkMatrix("repeated block transform", m)
+	if err != nil {
+		return nil, err
+	}
+	flat := flatten(m, rows, cols)
+	blocks := make([][]float64, nBlocks)
+	for b := range blocks {
+		blocks[b] = flat // shared, read-only
+	}
+	return newBlockTransform(params, blocks, rows, cols)
 }
 
 // WithLogBSGSRatio returns a copy of the transform that uses the given

@@ -131,6 +131,34 @@ func TestBlockDiagonalTransformMatchesPlaintext(t *testing.T) {
 	require.ErrorContains(t, err, "Galois key")
 }
 
+func TestRepeatedBlockTransform(t *testing.T) {
+	c := newEvalTestCtx(t, 12, 2)
+	params := c.params
+	slots := params.MaxSlots()
+	w := evalTestMatrix(77, 8, 8)
+	nb := slots / 8 // fills every slot: wrap-around rotations must stay inside blocks
+	lt, err := NewRepeatedBlockTransform(params, w, nb)
+	require.NoError(t, err)
+	ev := NewEvaluator(params, c.evalTestKeys(lt.Rotations()...), nil)
+	enc, err := ev.EncodeLinearTransform(lt, params.MaxLevel())
+	require.NoError(t, err)
+	xs := make([][]float64, nb)
+	ys := make([][]float64, nb)
+	for b := range xs {
+		xs[b] = evalTestUniform(int64(b), 8, -1, 1)
+		ys[b] = evalTestMatVec(w, xs[b])
+	}
+	packed, err := PackBlocks(xs, 8, slots)
+	require.NoError(t, err)
+	out, err := ev.LinearTransform(c.evalTestEncrypt(t, packed, params.MaxLevel()), enc)
+	require.NoError(t, err)
+	want, err := PackBlocks(ys, 8, slots)
+	require.NoError(t, err)
+	require.Less(t, evalTestMaxAbsErr(c.evalTestDecrypt(t, out), want), evalTestLTMaxErr)
+	_, err = NewRepeatedBlockTransform(params, w, 0)
+	require.Error(t, err)
+}
+
 func TestLinearTransformManySharesDecomposition(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 3)
 	params := c.params
