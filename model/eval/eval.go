@@ -35,6 +35,9 @@ type Report struct {
 	BitsPerByte     float64 `json:"bits_per_byte,omitempty"`
 	PolyBitsPerByte float64 `json:"poly_bits_per_byte,omitempty"`
 
+	// PolyError says why poly-mode evaluation failed (then the Poly*
+	// values are unset), e.g. non-finite outputs from out-of-range inputs.
+	PolyError string `json:"poly_error,omitempty"`
 	// Outside counts poly-mode inputs that fell outside their calibrated interval.
 	Outside   int64             `json:"outside"`
 	PolyStats []model.SiteStats `json:"poly_stats,omitempty"`
@@ -46,13 +49,16 @@ type Report struct {
 // when the checkpoint has no calibrated polynomials.
 func (r Report) MarshalJSON() ([]byte, error) {
 	poly := func(v float64) any {
-		if !r.HasPoly {
+		if !r.HasPoly || r.PolyError != "" {
 			return nil
 		}
 		return v
 	}
 	m := map[string]any{"task": r.Task, "examples": r.Examples, "params": r.Params, "has_poly": r.HasPoly,
 		"loss": r.Loss, "poly_loss": poly(r.PolyLoss), "outside": r.Outside, "poly_stats": r.PolyStats}
+	if r.PolyError != "" {
+		m["poly_error"] = r.PolyError
+	}
 	if r.Task == model.TaskText {
 		m["bits_per_byte"], m["poly_bits_per_byte"] = r.BitsPerByte, poly(r.PolyBitsPerByte)
 		m["accuracy"], m["poly_accuracy"] = r.Accuracy, poly(r.PolyAccuracy)
@@ -107,17 +113,19 @@ func EvaluateWith(m *model.Model, ds train.Dataset, limit int) (Report, error) {
 	}
 	defer func() { _ = m.SetMode(nn.ModeExact) }()
 	pe, err := train.EvaluateModel(m, batches)
+	r.PolyStats = m.PolyStats()
+	for _, s := range r.PolyStats {
+		r.Outside += s.Outside
+	}
 	if err != nil {
-		return Report{}, fmt.Errorf("eval: poly mode: %w", err)
+		// not fatal: report why the polynomial form failed
+		r.PolyError = err.Error()
+		return r, nil
 	}
 	r.PolyLoss = pe.Loss
 	r.PolyAccuracy = pe.Accuracy
 	if m.Cfg.Task == model.TaskText {
 		r.PolyBitsPerByte = pe.BitsPerByte
-	}
-	r.PolyStats = m.PolyStats()
-	for _, s := range r.PolyStats {
-		r.Outside += s.Outside
 	}
 	return r, nil
 }

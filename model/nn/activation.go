@@ -75,16 +75,30 @@ func (e *Elementwise) Forward(x *Tensor) *Tensor {
 		return x.Clone()
 	}
 	y := New(x.Shape...)
-	e.site.Apply(y.Data, x.Data)
+	chunks(len(x.Data), func(lo, hi int) { e.site.Apply(y.Data[lo:hi], x.Data[lo:hi]) })
 	return y
+}
+
+// chunks runs fn on contiguous ranges of [0, n) in parallel when n is large.
+func chunks(n int, fn func(lo, hi int)) {
+	const minChunk = 1 << 14
+	k := n / minChunk
+	if k <= 1 {
+		fn(0, n)
+		return
+	}
+	w := Workers(k)
+	ParallelFor(w, func(_, i int) { fn(i*n/w, (i+1)*n/w) })
 }
 
 // Backward multiplies by the exact derivative.
 func (e *Elementwise) Backward(dy *Tensor) *Tensor {
 	dx := New(dy.Shape...)
-	for i, g := range dy.Data {
-		dx.Data[i] = g * e.deriv(e.x.Data[i])
-	}
+	chunks(len(dy.Data), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dx.Data[i] = dy.Data[i] * e.deriv(e.x.Data[i])
+		}
+	})
 	return dx
 }
 

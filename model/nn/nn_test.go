@@ -351,3 +351,16 @@ func TestSitePolyAndCalibration(t *testing.T) {
 	require.Greater(t, depth, 1)
 	require.InDelta(t, 1/math.Sqrt(0.5), f(0.5), 1e-3*1/math.Sqrt(0.5))
 }
+
+func TestElementwiseParallelMatchesScalar(t *testing.T) {
+	a, err := NewActivation(ActGELU, "g", 0, 0)
+	require.NoError(t, err)
+	x := randT(7, 2, 50000)
+	y := a.Forward(x)
+	dy := randT(8, 1, 50000)
+	dx := a.Backward(dy)
+	for i, v := range x.Data {
+		require.Equal(t, gelu(v), y.Data[i])
+		require.Equal(t, dy.Data[i]*geluDeriv(v), dx.Data[i])
+	}
+}

@@ -40,7 +40,8 @@ func PlotMetrics(metricsPath, pngPath string) error {
 	p := plot.New()
 	p.Title.Text = "loss"
 	p.X.Label.Text = "step"
-	p.Y.Label.Text = "cross-entropy (nats)"
+	p.Y.Label.Text = "loss (nats; train includes the entropy penalty)"
+	p.Legend.Top = true
 	if len(train) > 0 {
 		l, err := plotter.NewLine(train)
 		if err != nil {
