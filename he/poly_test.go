@@ -36,6 +36,9 @@ func TestPolynomialMatchesTwinAndDepth(t *testing.T) {
 		{"sigmoid", func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }, polyapprox.Interval{A: -8, B: 8}, 15},
 		{"x^4", func(x float64) float64 { return x * x * x * x }, polyapprox.Interval{A: -2, B: 2}, 4}, // degree 2^k: one level more
 		{"x^2 deg8", func(x float64) float64 { return x * x }, polyapprox.Interval{A: -1, B: 1}, 8},
+		{"affine deg1", func(x float64) float64 { return 3*x - 1 }, polyapprox.Interval{A: -1, B: 2}, 1},
+		{"square deg2", func(x float64) float64 { return x * x }, polyapprox.Interval{A: 0, B: 1}, 2},
+		{"cubic deg3", func(x float64) float64 { return x * x * x }, polyapprox.Interval{A: -1, B: 1}, 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,7 +61,12 @@ func TestPolynomialMatchesTwinAndDepth(t *testing.T) {
 	}
 	for _, r := range tr.Records() {
 		require.Equal(t, OpPolynomial, r.Kind)
-		require.Greater(t, r.KeySwitches, 0, "%s: relinearizations must be counted", r.Label)
+		require.Equal(t, r.LevelIn-r.LevelOut, r.LevelsConsumed())
+		if r.Label == "affine deg1" {
+			require.Equal(t, 0, r.KeySwitches, "a linear polynomial needs no relinearization")
+		} else {
+			require.Greater(t, r.KeySwitches, 0, "%s: relinearizations must be counted", r.Label)
+		}
 	}
 }
 
