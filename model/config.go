@@ -215,6 +215,18 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// PolyCaveat returns a non-empty explanation when poly mode cannot reproduce
+// the trained function exactly for structural reasons (not range reasons):
+// the max-scaled Power-Softmax with eps > 0 depends on the row maximum,
+// which an encrypted circuit does not compute, so poly mode evaluates the
+// unscaled form.
+func (c Config) PolyCaveat() string {
+	if c.Attention.Kind == AttnPowerSoftmax && c.Attention.Scaled && c.Attention.Eps > 0 {
+		return fmt.Sprintf("power-softmax is max-scaled with eps = %g: poly mode (and encrypted inference) evaluates the unscaled form, a different function; use eps = 0 or scaled = false", c.Attention.Eps)
+	}
+	return ""
+}
+
 // LoadConfig reads and validates a JSON config file. Unknown fields are an error.
 func LoadConfig(path string) (Config, error) {
 	f, err := os.Open(path)

@@ -75,3 +75,39 @@ func TestEvaluateCheckpoint(t *testing.T) {
 	_, err = Evaluate(t.TempDir(), 0)
 	require.Error(t, err)
 }
+
+func TestEvaluateText(t *testing.T) {
+	dir := t.TempDir()
+	text := ""
+	for i := 0; i < 300; i++ {
+		text += "for i := range xs { sum += xs[i] }\n"
+	}
+	path := filepath.Join(dir, "corpus.txt")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
+	cfg, err := model.DefaultConfig(model.TaskText)
+	require.NoError(t, err)
+	cfg.Width, cfg.Depth, cfg.Heads, cfg.Hidden, cfg.Context = 16, 1, 2, 32, 16
+	cfg.Norm = "rmsnorm"
+	cfg.Data.TextFile = path
+	o := train.DefaultOptions()
+	o.OutDir, o.Steps, o.BatchSize, o.Warmup, o.LR, o.EvalEvery, o.CalibBatches = filepath.Join(dir, "ckpt"), 30, 16, 3, 1e-2, 0, 2
+	o.FinalEvalLimit = 20
+	_, err = train.Run(context.Background(), cfg, o, nil)
+	require.NoError(t, err)
+	rep, err := Evaluate(o.OutDir, 10)
+	require.NoError(t, err)
+	require.Equal(t, 10, rep.Examples)
+	require.Greater(t, rep.BitsPerByte, 0.0)
+	require.Less(t, rep.BitsPerByte, 8.0)
+	require.True(t, rep.HasPoly)
+	b, err := json.Marshal(rep)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	for _, k := range []string{"task", "examples", "bits_per_byte", "poly_bits_per_byte"} {
+		require.Contains(t, m, k)
+	}
+	require.NoError(t, os.Remove(path))
+	_, err = Evaluate(o.OutDir, 10)
+	require.ErrorContains(t, err, "corpus")
+}

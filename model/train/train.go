@@ -246,6 +246,9 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 	}
 	fmt.Fprintf(out, "model: task %s, %d parameters, attention %s, norm %s, activation %s\n",
 		cfg.Task, m.Reg.Count(), cfg.Attention.Kind, cfg.Norm, cfg.Activation)
+	if c := cfg.PolyCaveat(); c != "" {
+		fmt.Fprintf(out, "warning: %s\n", c)
+	}
 	t0 := time.Now()
 	tokens := 0
 	var last model.StepResult
@@ -304,7 +307,8 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			if err := enc.Encode(metric{Step: step + 1, Kind: "eval", Loss: er.Loss, Accuracy: &acc, BPB: er.BitsPerByte, Elapsed: prior + time.Since(t0).Seconds()}); err != nil {
 				return nil, fmt.Errorf("train: metrics: %w", err)
 			}
-			fmt.Fprintf(out, "step %d: train loss %.4f, eval loss %.4f, accuracy %.4f, bits/byte %.4f\n", step+1, res.Loss, er.Loss, er.Accuracy, er.BitsPerByte)
+			fmt.Fprintf(out, "step %d: train loss %.4f, eval loss %.4f, accuracy %.4f, bits/byte %.4f, attention entropy per layer/head %s\n",
+				step+1, res.Loss, er.Loss, er.Accuracy, er.BitsPerByte, fmtEntropy(res.Entropy))
 		}
 		if opts.CheckpointEvery > 0 && (step+1)%opts.CheckpointEvery == 0 && step+1 < opts.Steps {
 			if err := save(step + 1); err != nil {
@@ -381,4 +385,20 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			res.Poly.Loss, res.Poly.Accuracy, res.Poly.BitsPerByte, outside)
 	}
 	return res, nil
+}
+
+func fmtEntropy(e [][]float64) string {
+	s := ""
+	for l, hs := range e {
+		if l > 0 {
+			s += " | "
+		}
+		for h, v := range hs {
+			if h > 0 {
+				s += " "
+			}
+			s += fmt.Sprintf("%.2f", v)
+		}
+	}
+	return s
 }
