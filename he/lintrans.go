@@ -321,6 +321,9 @@ func (enc *EncodedLinearTransform) Transform() *LinearTransform { return enc.src
 // scale exactly. Diagonals are built and encoded one at a time, so at most
 // one full-slot float64 vector is alive besides the encoded plaintexts.
 func (lt *LinearTransform) Encode(params hefloat.Parameters, ecd *hefloat.Encoder, level int) (*EncodedLinearTransform, error) {
+	if ecd == nil {
+		return nil, fmt.Errorf("encode linear transform: nil encoder")
+	}
 	if level < 0 || level > params.MaxLevel() {
 		return nil, fmt.Errorf("encode linear transform: level %d outside [0, %d]", level, params.MaxLevel())
 	}

@@ -23,7 +23,7 @@ const (
 	OpSub             OpKind = "sub"              // ciphertext - ciphertext (after alignment)
 	OpSubPlain        OpKind = "sub_plain"        // ciphertext - plaintext
 	OpSubConst        OpKind = "sub_const"        // ciphertext - constant
-	OpAlign           OpKind = "align"            // level/scale alignment before an addition
+	OpAlign           OpKind = "align"            // level/scale alignment before an addition (levels consumed = levels dropped from the higher operand)
 	OpMulPlain        OpKind = "mul_plain"        // ciphertext × plaintext (or vector)
 	OpMulConst        OpKind = "mul_const"        // ciphertext × constant
 	OpMulRelin        OpKind = "mul_relin"        // ciphertext × ciphertext + relinearization
