@@ -2,6 +2,7 @@ package model
 
 import (
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/polyformer/polyformer/model/nn"
@@ -155,4 +156,27 @@ func TestCalibrateAndPolyMode(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, m2.SetMode(nn.ModePoly))
 	}
+}
+
+func TestConfigFileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	c := tinyConfig(t, TaskMNIST)
+	c.Attention.Temperature = true
+	path := dir + "/config.json"
+	require.NoError(t, SaveConfig(path, c))
+	got, err := LoadConfig(path)
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+	require.NoError(t, os.WriteFile(path, []byte(`{"task": "mnist",`), 0o644))
+	_, err = LoadConfig(path)
+	require.ErrorContains(t, err, "parse config")
+	require.NoError(t, os.WriteFile(path, []byte(`{"version": 1, "task": "mnist", "width": 8}`), 0o644))
+	_, err = LoadConfig(path)
+	require.ErrorContains(t, err, "invalid model config")
+	_, err = LoadConfig(dir + "/missing.json")
+	require.Error(t, err)
+	c.Attention = AttentionConfig{Kind: AttnPowerSoftmax, P: 4, Scaled: true, Eps: 0.1, Delta: 0.1}
+	require.NotEmpty(t, c.PolyCaveat())
+	c.Attention.Eps = 0
+	require.Empty(t, c.PolyCaveat())
 }

@@ -213,6 +213,9 @@ func (s *Site) Apply(dst, src []float64) {
 
 // Eval1 evaluates a single value (see Apply).
 func (s *Site) Eval1(x float64) float64 {
+	if s.mode == ModeExact {
+		return s.exact(x)
+	}
 	var d [1]float64
 	s.Apply(d[:], []float64{x})
 	return d[0]
