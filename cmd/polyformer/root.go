@@ -9,6 +9,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newParamsCommand(), newApproxCommand())
+	root.AddCommand(newParamsCommand(), newApproxCommand(), newBenchCommand())
 	return root
 }
