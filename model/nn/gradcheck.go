@@ -22,6 +22,7 @@ type GradCheckResult struct {
 	AggRelErr float64
 }
 
+// String formats the result for test messages.
 func (r GradCheckResult) String() string {
 	return fmt.Sprintf("%s: %d checked, aggregated rel err %.3g, max elementwise %.3g", r.Name, r.Checked, r.AggRelErr, r.MaxRelErr)
 }
