@@ -9,6 +9,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newParamsCommand(), newApproxCommand(), newBenchCommand())
+	root.AddCommand(newParamsCommand(), newApproxCommand(), newBenchCommand(), newDemoCommand())
 	return root
 }

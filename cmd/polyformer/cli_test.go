@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// TestApproxJSONIsReevaluable re-evaluates the printed coefficients with an
+// independent Chebyshev recurrence and checks the claimed max error.
+func TestApproxJSONIsReevaluable(t *testing.T) {
+	out, err := runCLI(t, "approx", "invsqrt", "--interval", "0.5,4", "--degree", "15", "--method", "remez", "--json")
+	require.NoError(t, err)
+	var rep approxReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Equal(t, "invsqrt", rep.Function)
+	require.Equal(t, [2]float64{0.5, 4}, rep.Interval)
+	require.Equal(t, 15, rep.Degree)
+	require.Equal(t, "chebyshev", rep.Basis)
+	require.Len(t, rep.Coefficients, 16)
+	require.Equal(t, 5, rep.Depth) // change of basis + ceil(log2 16)
+	require.Greater(t, rep.CtMults, 0)
+
+	a, b := rep.Interval[0], rep.Interval[1]
+	var maxErr float64
+	for i := 0; i <= 4000; i++ {
+		x := a + (b-a)*float64(i)/4000
+		u := (2*x - a - b) / (b - a)
+		// T_k by the three-term recurrence, independent of polyapprox.
+		t0, t1 := 1.0, u
+		y := rep.Coefficients[0] + rep.Coefficients[1]*u
+		for k := 2; k < len(rep.Coefficients); k++ {
+			t0, t1 = t1, 2*u*t1-t0
+			y += rep.Coefficients[k] * t1
+		}
+		maxErr = math.Max(maxErr, math.Abs(y-1/math.Sqrt(x)))
+	}
+	require.Greater(t, rep.MaxAbsError, 0.0)
+	require.LessOrEqual(t, maxErr, rep.MaxAbsError*(1+1e-6), "claimed error must bound the re-evaluated error")
+	require.Greater(t, maxErr, rep.MaxAbsError*0.9, "claimed error must be attained")
+}
+
+func TestApproxBadInput(t *testing.T) {
+	_, err := runCLI(t, "approx", "inv", "--interval", "-1,1", "--degree", "7")
+	require.Error(t, err)
+	_, err = runCLI(t, "approx", "nosuch", "--interval", "0,1")
+	require.Error(t, err)
+	_, err = runCLI(t, "approx", "exp", "--interval", "2,1")
+	require.ErrorContains(t, err, "A < B")
+}
+
+func TestParamsJSON(t *testing.T) {
+	out, err := runCLI(t, "params", "--json")
+	require.NoError(t, err)
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	names := map[string]bool{}
+	for _, r := range rows {
+		name := r["name"].(string)
+		names[name] = true
+		if r["insecure"] == false {
+			require.GreaterOrEqual(t, r["security_bits"].(float64), 128.0, name)
+		}
+	}
+	for _, want := range []string{"n14", "n15", "n16", "n16-boot"} {
+		require.True(t, names[want], want)
+	}
+}
+
+func TestInsecurePresetRefused(t *testing.T) {
+	_, err := runCLI(t, "demo", "--preset", "test-n12")
+	require.ErrorContains(t, err, "--insecure")
+	_, err = runCLI(t, "demo", "--preset", "nosuch")
+	require.Error(t, err)
+}
+
+func TestDemoRuns(t *testing.T) {
+	out, err := runCLI(t, "demo", "--preset", "test-n12", "--insecure")
+	require.NoError(t, err, out)
+	for _, want := range []string{"invsqrt", "goldschmidt", "gelu", "x^4", "key switches"} {
+		require.True(t, strings.Contains(out, want), "demo output lacks %q:\n%s", want, out)
+	}
+}
