@@ -6,6 +6,7 @@ package eval
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
@@ -66,6 +67,34 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		m["accuracy"], m["poly_accuracy"] = r.Accuracy, poly(r.PolyAccuracy)
 	}
 	return json.Marshal(m)
+}
+
+// String formats the report as a small table, exact and poly mode side by side.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "task %s, %d examples, %d parameters\n", r.Task, r.Examples, r.Params)
+	fmt.Fprintf(&b, "%-14s %12s %12s\n", "", "exact", "poly")
+	row := func(name string, e, p float64) {
+		ps := "-"
+		if r.HasPoly && r.PolyError == "" {
+			ps = fmt.Sprintf("%.4f", p)
+		}
+		fmt.Fprintf(&b, "%-14s %12.4f %12s\n", name, e, ps)
+	}
+	row("loss", r.Loss, r.PolyLoss)
+	row("accuracy", r.Accuracy, r.PolyAccuracy)
+	if r.Task == model.TaskText {
+		row("bits/byte", r.BitsPerByte, r.PolyBitsPerByte)
+	}
+	switch {
+	case !r.HasPoly:
+		b.WriteString("no calibrated polynomials in this checkpoint\n")
+	case r.PolyError != "":
+		fmt.Fprintf(&b, "poly mode failed: %s\n", r.PolyError)
+	default:
+		fmt.Fprintf(&b, "%d poly-mode inputs outside their calibrated interval\n", r.Outside)
+	}
+	return b.String()
 }
 
 // Evaluate loads the checkpoint in dir, loads the data named by its config,

@@ -72,6 +72,8 @@ func TestEvaluateCheckpoint(t *testing.T) {
 	for _, k := range []string{`"task"`, `"examples"`, `"accuracy"`, `"poly_accuracy"`} {
 		require.Contains(t, string(b), k)
 	}
+	require.Contains(t, rep.String(), "accuracy")
+	require.Contains(t, rep.String(), "outside their calibrated interval")
 	_, err = Evaluate(t.TempDir(), 0)
 	require.Error(t, err)
 }

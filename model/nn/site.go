@@ -110,9 +110,12 @@ type FitOptions struct {
 	RelTol float64 `json:"rel_tol"`
 }
 
-// DefaultFitOptions are the defaults used by calibration.
+// DefaultFitOptions are the defaults used by calibration. Degree 63 (depth 6,
+// plus one level for the change of basis): on a norm-free MNIST ViT whose
+// GELU inputs spanned [-45, 45], degree 31 lost 2.4 accuracy points in poly
+// mode, 63 lost 0.3 and 127 lost none.
 func DefaultFitOptions() FitOptions {
-	return FitOptions{Margin: 0.1, Degree: 31, InitDegree: 7, RelTol: 1e-3}
+	return FitOptions{Margin: 0.1, Degree: 63, InitDegree: 7, RelTol: 1e-3}
 }
 
 // Site is one scalar non-linearity of the model (e.g. the GELU of block 2, or
