@@ -364,3 +364,51 @@ func TestElementwiseParallelMatchesScalar(t *testing.T) {
 		require.Equal(t, dy.Data[i]*geluDeriv(v), dx.Data[i])
 	}
 }
+
+func TestUniformAttentionEntropyIsLogT(t *testing.T) {
+	m, err := NewMultiHeadAttention("a", 4, 2, 8, false, NewSoftmax("a"), false, rng(1))
+	require.NoError(t, err)
+	m.QKV.W.Value.Zero() // zero scores -> uniform weights
+	m.Forward(randT(1, 1, 3, 8, 4))
+	for _, e := range m.Entropy() {
+		require.InDelta(t, math.Log(8), e, 1e-6)
+	}
+}
+
+func TestPowerFixedInitializesFromFirstBatch(t *testing.T) {
+	k, err := NewPowerFixed("a", 2, 1, false)
+	require.NoError(t, err)
+	require.True(t, k.G.Frozen)
+	m, err := NewMultiHeadAttention("a", 4, 1, 4, false, k, false, rng(1))
+	require.NoError(t, err)
+	x := randT(2, 1, 2, 4, 4)
+	m.Forward(x)
+	require.Equal(t, 1.0, k.Ready.Value.Data[0])
+	// mean over rows of sum_j s_ij^2 equals exp(G): rows of a then average to 1
+	var tot float64
+	for _, v := range m.Weights() {
+		tot += v
+	}
+	require.InDelta(t, 1, tot/float64(2*4), 1e-12)
+	g := k.G.Value.Data[0]
+	m.Forward(randT(3, 5, 2, 4, 4))
+	require.Equal(t, g, k.G.Value.Data[0], "initialized once")
+}
+
+func TestCausalAttentionIgnoresFuture(t *testing.T) {
+	for name, k := range kernels(t, 2) {
+		m, err := NewMultiHeadAttention("a", 6, 2, 5, true, k, false, rng(1))
+		require.NoError(t, err)
+		x := randT(4, 1, 1, 5, 6)
+		y := m.Forward(x).Clone()
+		x2 := x.Clone()
+		for j := 0; j < 6; j++ {
+			x2.Data[4*6+j] += 3 // change the last token only
+		}
+		y2 := m.Forward(x2)
+		for i := 0; i < 4*6; i++ {
+			require.Equal(t, y.Data[i], y2.Data[i], name)
+		}
+		require.NotEqual(t, y.Data[4*6], y2.Data[4*6], name)
+	}
+}
