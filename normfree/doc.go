@@ -8,5 +8,6 @@
 // LayerNorm and RMSNorm evaluate their reciprocal square root through an
 // nn.Site, so in poly mode they use the same Newton inverse-square-root plan
 // (polyapprox.NewtonInvSqrt on the calibrated variance range) that the
-// encrypted circuit evaluates. Backward always uses exact derivatives.
+// encrypted circuit evaluates. Backward differentiates whatever Forward
+// computed (exact or polynomial), so poly-mode fine-tuning gets true gradients.
 package normfree

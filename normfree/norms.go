@@ -54,8 +54,8 @@ type LayerNorm struct {
 	Eps        float64
 	Gain, Bias *nn.Param
 	site       *nn.Site
-	xhat       *nn.Tensor
-	rstd       []float64
+	xc, xhat   *nn.Tensor
+	rstd, vars []float64
 }
 
 // NewLayerNorm returns a LayerNorm with unit gain and zero bias.
@@ -81,7 +81,9 @@ func (l *LayerNorm) forward(x *nn.Tensor, center bool) *nn.Tensor {
 	n, d := x.Rows(), x.Cols()
 	y := nn.New(x.Shape...)
 	l.xhat = nn.New(x.Shape...)
+	l.xc = nn.New(x.Shape...)
 	vars := make([]float64, n)
+	l.vars = vars
 	for i := 0; i < n; i++ {
 		row := x.Data[i*d : (i+1)*d]
 		var mean float64
@@ -97,14 +99,14 @@ func (l *LayerNorm) forward(x *nn.Tensor, center bool) *nn.Tensor {
 		}
 		vars[i] = v2/float64(d) + l.Eps
 		for j, v := range row {
-			l.xhat.Data[i*d+j] = v - mean
+			l.xc.Data[i*d+j] = v - mean
 		}
 	}
 	l.rstd = make([]float64, n)
 	l.site.Apply(l.rstd, vars)
 	for i := 0; i < n; i++ {
 		for j := 0; j < d; j++ {
-			xh := l.xhat.Data[i*d+j] * l.rstd[i]
+			xh := l.xc.Data[i*d+j] * l.rstd[i]
 			l.xhat.Data[i*d+j] = xh
 			y.Data[i*d+j] = xh*l.Gain.Value.Data[j] + l.biasAt(j)
 		}
@@ -119,31 +121,40 @@ func (l *LayerNorm) biasAt(j int) float64 {
 	return l.Bias.Value.Data[j]
 }
 
-// Backward uses the exact derivative.
+// Backward differentiates what Forward computed (exact or poly mode).
 func (l *LayerNorm) Backward(dy *nn.Tensor) *nn.Tensor { return l.backward(dy, true) }
 
 func (l *LayerNorm) backward(dy *nn.Tensor, center bool) *nn.Tensor {
+	// y = xc * R(v) * g + b with xc = x - mean (or x), v = mean(xc^2) + eps and
+	// R the inverse square root as the site computes it (exact, or the Newton
+	// plan in poly mode, differentiated exactly).
 	n, d := dy.Rows(), dy.Cols()
 	dx := nn.New(dy.Shape...)
-	g := make([]float64, d)
+	dxc := make([]float64, d)
 	for i := 0; i < n; i++ {
-		var sg, sgx float64
+		r := l.rstd[i]
+		var dr float64
 		for j := 0; j < d; j++ {
 			dyv := dy.Data[i*d+j]
-			xh := l.xhat.Data[i*d+j]
-			l.Gain.Grad.Data[j] += dyv * xh
+			l.Gain.Grad.Data[j] += dyv * l.xhat.Data[i*d+j]
 			if l.Bias != nil {
 				l.Bias.Grad.Data[j] += dyv
 			}
-			g[j] = dyv * l.Gain.Value.Data[j]
-			sg += g[j]
-			sgx += g[j] * xh
+			dxc[j] = dyv * l.Gain.Value.Data[j]
+			dr += dxc[j] * l.xc.Data[i*d+j]
 		}
+		dv := l.site.Deriv(l.vars[i]) * dr
+		var mean float64
+		for j := 0; j < d; j++ {
+			dxc[j] = dxc[j]*r + dv*2*l.xc.Data[i*d+j]/float64(d)
+			mean += dxc[j]
+		}
+		mean /= float64(d)
 		if !center {
-			sg = 0
+			mean = 0
 		}
 		for j := 0; j < d; j++ {
-			dx.Data[i*d+j] = l.rstd[i] * (g[j] - sg/float64(d) - l.xhat.Data[i*d+j]*sgx/float64(d))
+			dx.Data[i*d+j] = dxc[j] - mean
 		}
 	}
 	return dx
@@ -176,7 +187,7 @@ func (r *RMSNorm) Kind() string { return KindRMSNorm }
 // Forward normalizes each row by its root mean square.
 func (r *RMSNorm) Forward(x *nn.Tensor) *nn.Tensor { return r.ln.forward(x, false) }
 
-// Backward uses the exact derivative.
+// Backward differentiates what Forward computed (exact or poly mode).
 func (r *RMSNorm) Backward(dy *nn.Tensor) *nn.Tensor { return r.ln.backward(dy, false) }
 
 // Params returns the gain.

@@ -83,3 +83,25 @@ func TestUnknownNorm(t *testing.T) {
 	_, err := New("batchnorm9", "x", 4)
 	require.ErrorContains(t, err, "unknown normalization")
 }
+
+func TestNormsPolyModeGrad(t *testing.T) {
+	for _, kind := range []string{KindLayerNorm, KindRMSNorm} {
+		n, err := New(kind, "n", 6)
+		require.NoError(t, err)
+		for _, p := range n.Params() {
+			p.Value.FillNormal(rand.New(rand.NewPCG(3, 3)), 1)
+		}
+		x := randInput(1, 2, 3, 6)
+		s := n.Sites()[0]
+		require.NoError(t, s.SetMode(nn.ModeCalibrate))
+		n.Forward(x)
+		fit := nn.DefaultFitOptions()
+		fit.RelTol = 0.05 // a coarse plan, so poly and exact gradients differ
+		_, err = s.Fit(fit)
+		require.NoError(t, err)
+		require.NoError(t, s.SetMode(nn.ModePoly))
+		for _, r := range nn.CheckModule(n, x, false, nil, nil, 1e-6, 0, 7) {
+			require.Less(t, r.AggRelErr, 1e-6, r.String())
+		}
+	}
+}

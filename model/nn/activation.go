@@ -91,12 +91,18 @@ func chunks(n int, fn func(lo, hi int)) {
 	ParallelFor(w, func(_, i int) { fn(i*n/w, (i+1)*n/w) })
 }
 
-// Backward multiplies by the exact derivative.
+// Backward multiplies by the derivative of what Forward computed (the exact
+// function, or the polynomial in poly mode).
 func (e *Elementwise) Backward(dy *Tensor) *Tensor {
 	dx := New(dy.Shape...)
 	chunks(len(dy.Data), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			dx.Data[i] = dy.Data[i] * e.deriv(e.x.Data[i])
+			x := e.x.Data[i]
+			if e.site != nil {
+				dx.Data[i] = dy.Data[i] * e.site.Deriv(x)
+			} else {
+				dx.Data[i] = dy.Data[i] * e.deriv(x)
+			}
 		}
 	})
 	return dx

@@ -85,8 +85,14 @@ func (k *Softmax) Forward(_, t int, causal bool, s, a []float64) {
 	}
 }
 
-// Backward computes ds_ij = a_ij (da_ij - sum_k a_ik da_ik).
-func (k *Softmax) Backward(_, t int, causal bool, _, a, da, ds []float64, _ [][]float64) {
+// Backward computes ds_ij = a_ij (da_ij - sum_k a_ik da_ik) in exact mode,
+// and differentiates exp and the reciprocal as the sites compute them
+// otherwise.
+func (k *Softmax) Backward(_, t int, causal bool, s, a, da, ds []float64, _ [][]float64) {
+	if k.exp.Mode() != ModeExact {
+		k.backwardSites(t, causal, s, da, ds)
+		return
+	}
 	for i := 0; i < t; i++ {
 		n := rowLen(i, t, causal)
 		var dot float64
@@ -96,6 +102,28 @@ func (k *Softmax) Backward(_, t int, causal bool, _, a, da, ds []float64, _ [][]
 		for j := 0; j < t; j++ {
 			if j < n {
 				ds[i*t+j] = a[i*t+j] * (da[i*t+j] - dot)
+			} else {
+				ds[i*t+j] = 0
+			}
+		}
+	}
+}
+
+// backwardSites differentiates a_j = E(s_j) R(sum_k E(s_k)).
+func (k *Softmax) backwardSites(t int, causal bool, s, da, ds []float64) {
+	e := make([]float64, t)
+	for i := 0; i < t; i++ {
+		n := rowLen(i, t, causal)
+		var z, se float64
+		for j := 0; j < n; j++ {
+			e[j] = k.exp.Peek(s[i*t+j])
+			z += e[j]
+			se += da[i*t+j] * e[j]
+		}
+		r, dz := k.recip.Peek(z), k.recip.Deriv(z)*se
+		for j := 0; j < t; j++ {
+			if j < n {
+				ds[i*t+j] = (da[i*t+j]*r + dz) * k.exp.Deriv(s[i*t+j])
 			} else {
 				ds[i*t+j] = 0
 			}
@@ -227,16 +255,19 @@ func (k *PowerSoftmax) Backward(_, t int, causal bool, s, a, da, ds []float64, _
 		if z == 0 {
 			continue
 		}
-		// a_j = y_j / z; dy_j = da_j / z + dz * norm; dz = -sum_j da_j a_j / z.
-		var dz float64
-		for j := 0; j < n; j++ {
-			dz -= da[i*t+j] * a[i*t+j]
+		// a_j = y_j R(z) with R the reciprocal as the site computes it (1/z, or
+		// its polynomial plan in poly mode): dy_j = da_j R(z) + dz * norm with
+		// dz = R'(z) sum_j da_j y_j.
+		r, rp := k.recip.Peek(z), k.recip.Deriv(z)
+		var sy float64
+		for j, v := range row {
+			sy += da[i*t+j] * ipow(c*v, k.P)
 		}
-		dz /= z
+		dz := rp * sy
 		var dc float64
 		for j, v := range row {
 			x := c * v
-			dy := da[i*t+j]/z + dz*norm
+			dy := da[i*t+j]*r + dz*norm
 			dx := dy * float64(k.P) * ipow(x, k.P-1)
 			out[j] = c * dx
 			dc += dx * v

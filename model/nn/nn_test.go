@@ -412,3 +412,72 @@ func TestCausalAttentionIgnoresFuture(t *testing.T) {
 		require.NotEqual(t, y.Data[4*6], y2.Data[4*6], name)
 	}
 }
+
+// toPoly calibrates the sites of m on x, installs polynomials and switches to poly mode.
+func toPoly(t *testing.T, m Module, sites []*Site, x *Tensor, fit FitOptions) {
+	t.Helper()
+	for _, s := range sites {
+		require.NoError(t, s.SetMode(ModeCalibrate))
+	}
+	m.Forward(x)
+	for _, s := range sites {
+		_, err := s.Fit(fit)
+		require.NoError(t, err)
+		require.NoError(t, s.SetMode(ModePoly))
+	}
+}
+
+func TestPolySpecDerivatives(t *testing.T) {
+	fit := DefaultFitOptions()
+	for _, c := range []struct {
+		kind   string
+		lo, hi float64
+	}{{FnGELU, -4, 4}, {FnExp, -3, 2}, {FnRecip, 0.2, 7}, {FnInvSqrt, 0.05, 9}, {FnReLU, -2, 2}} {
+		spec, err := FitSpec("s", c.kind, c.lo, c.hi, fit)
+		require.NoError(t, err)
+		f, _, err := spec.Evaluator()
+		require.NoError(t, err)
+		d, err := spec.Derivative()
+		require.NoError(t, err)
+		for i := 0; i <= 20; i++ {
+			x := c.lo + (c.hi-c.lo)*float64(i)/20
+			h := 1e-6 * math.Max(1, math.Abs(x))
+			num := (f(x+h) - f(x-h)) / (2 * h)
+			require.InDelta(t, num, d(x), 1e-6*math.Max(1, math.Abs(num)), "%s at %g", c.kind, x)
+		}
+	}
+}
+
+func TestPolyModeGrad(t *testing.T) {
+	fit := DefaultFitOptions()
+	fit.Degree = 15
+	t.Run("gelu", func(t *testing.T) {
+		a, err := NewActivation(ActGELU, "g", 0, 0)
+		require.NoError(t, err)
+		x := randT(3, 1.5, 2, 3, 4)
+		toPoly(t, a, a.(SiteHolder).Sites(), x, fit)
+		requireGrads(t, CheckModule(a, x, false, nil, nil, 1e-6, 0, 1))
+	})
+	ps, err := NewPowerSoftmax("a", 4, 1e-2, 0.1, false, false, true)
+	require.NoError(t, err)
+	for name, k := range map[string]AttentionKernel{"softmax": NewSoftmax("a"), "power-softmax": ps} {
+		t.Run(name, func(t *testing.T) {
+			m, err := NewMultiHeadAttention("attn", 6, 2, 5, true, k, true, rng(1))
+			require.NoError(t, err)
+			m.Temp.Value.FillNormal(rng(4), 1)
+			x := randT(2, 1, 2, 4, 6)
+			toPoly(t, m, m.Sites(), x, fit)
+			requireGrads(t, CheckModule(m, x, false, nil, nil, 1e-6, 0, 3))
+			// and the poly-mode function really differs from the exact one
+			y := m.Forward(x).Clone()
+			for _, s := range m.Sites() {
+				require.NoError(t, s.SetMode(ModeExact))
+			}
+			var diff float64
+			for i, v := range m.Forward(x).Data {
+				diff += math.Abs(v - y.Data[i])
+			}
+			require.Greater(t, diff, 0.0)
+		})
+	}
+}

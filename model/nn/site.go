@@ -125,8 +125,10 @@ type Site struct {
 	Name string
 	Kind string
 
-	exact func(float64) float64
-	mode  Mode
+	exact  func(float64) float64
+	dexact func(float64) float64
+	mode   Mode
+	dpoly  func(float64) float64
 
 	mu       sync.Mutex
 	min, max float64
@@ -144,7 +146,8 @@ func NewSite(name, kind string) *Site {
 	if err != nil {
 		panic(fmt.Sprintf("nn: site %s: %v", name, err)) // programming error: kinds are constants
 	}
-	return &Site{Name: name, Kind: kind, exact: f}
+	d, _ := exactDeriv(kind)
+	return &Site{Name: name, Kind: kind, exact: f, dexact: d}
 }
 
 // SetMode switches the site. ModePoly requires an installed spec.
@@ -259,9 +262,100 @@ func (s *Site) Install(spec PolySpec) error {
 	if err != nil {
 		return err
 	}
+	d, err := spec.Derivative()
+	if err != nil {
+		return err
+	}
 	sp := spec
-	s.spec, s.poly = &sp, f
+	s.spec, s.poly, s.dpoly = &sp, f, d
 	return nil
+}
+
+// Peek evaluates the site at x in its current mode without recording
+// anything (used by backward passes to recompute forward values).
+func (s *Site) Peek(x float64) float64 {
+	if s.mode == ModePoly {
+		return s.poly(x)
+	}
+	return s.exact(x)
+}
+
+// Deriv returns the derivative at x of what the site computes in its current
+// mode: the exact function's derivative, or in poly mode the exact
+// derivative of the polynomial or plan (so gradients of poly-mode training
+// are the true gradients of the poly-mode model).
+func (s *Site) Deriv(x float64) float64 {
+	if s.mode == ModePoly {
+		return s.dpoly(x)
+	}
+	return s.dexact(x)
+}
+
+func exactDeriv(kind string) (func(float64) float64, error) {
+	switch kind {
+	case FnExp:
+		return math.Exp, nil
+	case FnRecip:
+		return func(x float64) float64 { return -1 / (x * x) }, nil
+	case FnInvSqrt:
+		return func(x float64) float64 { return -0.5 / (x * math.Sqrt(x)) }, nil
+	case FnGELU:
+		return geluDeriv, nil
+	case FnReLU:
+		return func(x float64) float64 {
+			if x > 0 {
+				return 1
+			}
+			return 0
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown non-linearity kind %q", kind)
+}
+
+// Derivative returns the exact derivative of the spec's float64 twin,
+// obtained by forward-mode differentiation of the same arithmetic
+// (Chebyshev: the derivative series; Goldschmidt and Newton: the iteration
+// differentiated step by step).
+func (s PolySpec) Derivative() (func(float64) float64, error) {
+	iv := polyapprox.Interval{A: s.Interval[0], B: s.Interval[1]}
+	switch s.Method {
+	case "chebyshev":
+		d := ChebyshevDerivative(polyapprox.Chebyshev{Interval: iv, Coeffs: s.Coeffs})
+		return d.Evaluate, nil
+	case "goldschmidt":
+		g := polyapprox.GoldschmidtInv{Interval: iv, Iterations: s.Iterations}
+		c := g.Normalizer()
+		k := s.Iterations
+		return func(x float64) float64 {
+			xn := c * x
+			a, b := 2-xn, 1-xn
+			da, db := -c, -c
+			for i := 0; i < k; i++ {
+				db = 2 * b * db
+				b = b * b
+				da = da*(1+b) + a*db
+				a = a * (1 + b)
+			}
+			return c * da
+		}, nil
+	case "newton":
+		init := polyapprox.Chebyshev{Interval: iv, Coeffs: s.Coeffs}
+		dinit := ChebyshevDerivative(init)
+		k := s.Iterations
+		return func(x float64) float64 {
+			h, dh := 0.5*x, 0.5
+			y, dy := init.Evaluate(x), dinit.Evaluate(x)
+			for i := 0; i < k; i++ {
+				a, da := y*y, 2*y*dy
+				b, db := h*y, dh*y+h*dy
+				dc := da*b + a*db
+				c := a * b
+				y, dy = 1.5*y-c, 1.5*dy-dc
+			}
+			return dy
+		}, nil
+	}
+	return nil, fmt.Errorf("site %s: unknown polynomial method %q", s.Site, s.Method)
 }
 
 // Fit builds and installs the polynomial form from the calibrated range.
