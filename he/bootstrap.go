@@ -47,10 +47,10 @@ func GenerateBootstrappingKeys(p *Parameters, sk *SecretKey) (*bootstrapping.Eva
 	return evk, nil
 }
 
-// GenerateBootstrappingKeysUnfixedForTest returns Lattigo's raw
-// bootstrapping keys (WITH the secret-key leak) and the extended secret. It
-// exists only so that tests can demonstrate the attack; never ship its keys.
-func GenerateBootstrappingKeysUnfixedForTest(p *Parameters, sk *SecretKey) (*bootstrapping.EvaluationKeys, *rlwe.SecretKey, error) {
+// generateBootstrappingKeysUnfixed returns Lattigo's raw bootstrapping keys
+// (WITH the secret-key leak) and the extended secret. It exists only so that
+// tests can demonstrate the attack; never ship its keys.
+func generateBootstrappingKeysUnfixed(p *Parameters, sk *SecretKey) (*bootstrapping.EvaluationKeys, *rlwe.SecretKey, error) {
 	if !p.insecure {
 		return nil, nil, fmt.Errorf("unfixed bootstrapping keys are only available for InsecureForTesting parameters")
 	}

@@ -88,7 +88,7 @@ func TestBootstrapKeysDoNotLeakSecret(t *testing.T) {
 	require.NoError(t, err)
 
 	start := time.Now()
-	raw, skN2, err := GenerateBootstrappingKeysUnfixedForTest(p, sk)
+	raw, skN2, err := generateBootstrappingKeysUnfixed(p, sk)
 	require.NoError(t, err)
 	t.Logf("raw bootstrapping keygen: %v", time.Since(start))
 	bp := p.BootstrappingParameters().BootstrappingParameters.Parameters.Parameters

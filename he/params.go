@@ -180,10 +180,11 @@ func NewParameters(p Preset) (*Parameters, error) {
 		c := cloneBootstrappingLiteral(*p.Bootstrapping)
 		btpLit = &c
 	}
-	fp, err := fingerprintOf(params, btpLit)
+	canon, err := canonicalDescription(params, btpLit, btp)
 	if err != nil {
 		return nil, fmt.Errorf("preset %q: %w", p.Name, err)
 	}
+	fp := Fingerprint(sha256.Sum256([]byte(canon)))
 	return &Parameters{
 		name:        p.Name,
 		description: p.Description,
@@ -584,22 +585,6 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 func (p *Parameters) CanonicalDescription() string {
 	s, _ := canonicalDescription(p.params, p.btpLit, p.btp)
 	return s
-}
-
-func fingerprintOf(params hefloat.Parameters, btpLit *bootstrapping.ParametersLiteral) (Fingerprint, error) {
-	var btp *bootstrapping.Parameters
-	if btpLit != nil {
-		b, err := bootstrapping.NewParametersFromLiteral(params, *btpLit)
-		if err != nil {
-			return Fingerprint{}, fmt.Errorf("bootstrapping parameters: %w", err)
-		}
-		btp = &b
-	}
-	s, err := canonicalDescription(params, btpLit, btp)
-	if err != nil {
-		return Fingerprint{}, err
-	}
-	return sha256.Sum256([]byte(s)), nil
 }
 
 func canonicalDescription(params hefloat.Parameters, btpLit *bootstrapping.ParametersLiteral, btp *bootstrapping.Parameters) (string, error) {
