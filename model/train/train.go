@@ -61,6 +61,13 @@ type Options struct {
 	// CalibBatches training batches calibrate the polynomial forms (0: skip calibration and poly evaluation).
 	CalibBatches int           `json:"calib_batches"`
 	Fit          nn.FitOptions `json:"fit"`
+	// PolyFinetuneSteps, after calibration, trains that many further steps in
+	// poly mode (gradients of the polynomial forms, constant learning rate
+	// PolyFinetuneLR, default MinLR or LR/10), so the weights adapt to the
+	// polynomials the encrypted circuit evaluates. Not resumable: a resumed
+	// run repeats it at its end.
+	PolyFinetuneSteps int     `json:"poly_finetune_steps,omitempty"`
+	PolyFinetuneLR    float64 `json:"poly_finetune_lr,omitempty"`
 	// TimeLimit stops training after this wall time (0: none); the run still evaluates and saves.
 	TimeLimit time.Duration `json:"time_limit"`
 	// StopAt ends this invocation after that many total steps without
@@ -150,8 +157,10 @@ type Result struct {
 	// outputs from inputs outside the calibrated intervals).
 	PolyError string            `json:"poly_error,omitempty"`
 	PolyStats []model.SiteStats `json:"poly_stats,omitempty"`
-	Entropy   [][]float64       `json:"final_entropy,omitempty"`
-	Params    int               `json:"params"`
+	// ExactBeforeFinetune is the exact-mode result before poly fine-tuning (Exact is after).
+	ExactBeforeFinetune *EvalResult `json:"exact_before_finetune,omitempty"`
+	Entropy             [][]float64 `json:"final_entropy,omitempty"`
+	Params              int         `json:"params"`
 }
 
 type metric struct {
@@ -339,6 +348,14 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 		}
 		err = m.Calibrate(cal, opts.Fit)
 		var pr EvalResult
+		if err == nil && opts.PolyFinetuneSteps > 0 {
+			err = polyFinetune(ctx, m, opt, ds, opts, step, enc, out)
+			if err == nil {
+				before := res.Exact
+				res.ExactBeforeFinetune = &before
+				res.Exact, err = EvaluateModel(m, final)
+			}
+		}
 		if err == nil {
 			m.ResetPolyStats()
 			if err = m.SetMode(nn.ModePoly); err == nil {
@@ -398,6 +415,58 @@ func fmtEntropy(e [][]float64) string {
 				s += " "
 			}
 			s += fmt.Sprintf("%.2f", v)
+		}
+	}
+	return s
+}
+
+// polyFinetune trains opts.PolyFinetuneSteps steps in poly mode, using the
+// training batches that follow step, and returns the model to exact mode.
+func polyFinetune(ctx context.Context, m *model.Model, opt *optim.AdamW, ds Dataset, opts Options, step int, enc *json.Encoder, out io.Writer) error {
+	lr := opts.PolyFinetuneLR
+	if lr <= 0 {
+		lr = opts.MinLR
+	}
+	if lr <= 0 {
+		lr = opts.LR / 10
+	}
+	if err := m.SetMode(nn.ModePoly); err != nil {
+		return err
+	}
+	defer func() { _ = m.SetMode(nn.ModeExact) }()
+	t0 := time.Now()
+	for i := 0; i < opts.PolyFinetuneSteps; i++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("poly fine-tuning interrupted: %w", err)
+		}
+		b, err := ds.TrainBatch(step+i, opts.BatchSize)
+		if err != nil {
+			return fmt.Errorf("poly fine-tuning step %d: %w", i, err)
+		}
+		m.Reg.ZeroGrad()
+		m.ResetPolyStats()
+		res, err := m.Step(b)
+		if err != nil {
+			return fmt.Errorf("poly fine-tuning step %d: %w%s", i, err, outsideSummary(m))
+		}
+		gn := optim.ClipGradNorm(m.Params(), opts.ClipNorm)
+		if err := opt.Update(m.Params(), lr); err != nil {
+			return fmt.Errorf("poly fine-tuning step %d: %w", i, err)
+		}
+		if err := enc.Encode(metric{Step: step + i + 1, Kind: "poly_finetune", LR: lr, Loss: res.Loss, CE: res.CE, EntLoss: res.EntLoss, GradNorm: gn, Elapsed: time.Since(t0).Seconds()}); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	fmt.Fprintf(out, "poly fine-tuning: %d steps in %.1fs at lr %g\n", opts.PolyFinetuneSteps, time.Since(t0).Seconds(), lr)
+	return nil
+}
+
+// outsideSummary lists the sites whose poly-mode inputs left their interval.
+func outsideSummary(m *model.Model) string {
+	s := ""
+	for _, st := range m.PolyStats() {
+		if st.Outside > 0 {
+			s += fmt.Sprintf("; %s: %d of %d inputs outside [%.4g, %.4g] (by up to %.3g)", st.Site, st.Outside, st.Total, st.Interval[0], st.Interval[1], st.Worst)
 		}
 	}
 	return s

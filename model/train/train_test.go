@@ -164,3 +164,43 @@ func TestTrainBadInput(t *testing.T) {
 	_, err = NewTextDataset(&data.Corpus{Train: []byte("ab"), Valid: []byte("cd")}, tinyCfg(t, model.TaskText))
 	require.ErrorContains(t, err, "context+1")
 }
+
+func TestPolyFinetune(t *testing.T) {
+	cfg := tinyCfg(t, model.TaskMNIST)
+	cfg.Norm = "layernorm"
+	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	require.NoError(t, err)
+	o := opts(t.TempDir())
+	o.Dataset, o.PolyFinetuneSteps = ds, 5
+	// coarse polynomials so fine-tuning has something to adapt to; wide
+	// margins because Goldschmidt diverges outside its interval
+	o.Fit.Degree, o.Fit.Margin, o.CalibBatches = 15, 1, 8
+	res, err := Run(context.Background(), cfg, o, nil)
+	require.NoError(t, err)
+	require.Empty(t, res.PolyError)
+	require.NotNil(t, res.ExactBeforeFinetune)
+	require.NotNil(t, res.Poly)
+	var ft int
+	for _, m := range readMetrics(t, o.OutDir) {
+		if m.Kind == "poly_finetune" {
+			ft++
+			require.Greater(t, m.GradNorm, 0.0)
+		}
+	}
+	require.Equal(t, 5, ft)
+}
+
+func TestPolyFinetuneReportsOutOfRange(t *testing.T) {
+	cfg := tinyCfg(t, model.TaskMNIST)
+	cfg.Norm = "layernorm"
+	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	require.NoError(t, err)
+	o := opts(t.TempDir())
+	o.Dataset, o.PolyFinetuneSteps, o.Fit.Degree = ds, 5, 15 // 2 small calibration batches, 10% margin
+	res, err := Run(context.Background(), cfg, o, nil)
+	require.NoError(t, err, "a failing polynomial form is reported, not fatal")
+	require.Contains(t, res.PolyError, "outside")
+	require.Nil(t, res.Poly)
+	_, err = checkpoint.Load(o.OutDir)
+	require.NoError(t, err, "the checkpoint is still saved")
+}
