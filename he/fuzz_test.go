@@ -171,6 +171,7 @@ func FuzzReadParameters(f *testing.F) {
 func FuzzReadSecretKey(f *testing.F) {
 	fx := fixture(f)
 	addSeeds(f, fx.skFile)
+	f.Add([]byte{10, 2, 1}, true)
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		countExec()
 		if wrap {
@@ -189,6 +190,11 @@ func FuzzReadSecretKey(f *testing.F) {
 func FuzzReadEvaluationKeys(f *testing.F) {
 	fx := fixture(f)
 	addSeeds(f, fx.evk)
+	// Small payload seeds so that mutations reach the record decoders.
+	f.Add([]byte{0, 0, 0, 0, 0}, true)                                     // no keys
+	f.Add([]byte{1, 0, 0, 0, 0, 1, 1, 2, 0}, true)                         // relin record header only
+	f.Add([]byte{0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 0}, true) // one Galois key header
+	f.Add([]byte{2, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0}, true)                // bootstrapping section for non-bootstrapping params
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		countExec()
 		if wrap {
@@ -207,6 +213,9 @@ func FuzzReadEvaluationKeys(f *testing.F) {
 func FuzzReadCiphertext(f *testing.F) {
 	fx := fixture(f)
 	addSeeds(f, fx.cts)
+	f.Add([]byte{0, 0, 0, 0}, true)                                        // zero ciphertexts
+	f.Add([]byte{1, 0, 0, 0, 1, 1, 1, 0, 9, 0, 0, 0, 0}, true)             // header, empty scale
+	f.Add([]byte{1, 0, 0, 0, 1, 0, 5, 0, 9, 4, 0, 0, 0, 1, 2, 3, 4}, true) // header, bad scale bytes
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		countExec()
 		if wrap {
