@@ -434,27 +434,36 @@ func polyFinetune(ctx context.Context, m *model.Model, opt *optim.AdamW, ds Data
 		return err
 	}
 	defer func() { _ = m.SetMode(nn.ModeExact) }()
+	// on failure, restore the weights and optimizer state of the exact model
+	saved := snapshot(m, opt)
+	var failed error
+	defer func() {
+		if failed != nil {
+			saved.restore(m, opt)
+		}
+	}()
+	fail := func(err error) error { failed = err; return err }
 	t0 := time.Now()
 	for i := 0; i < opts.PolyFinetuneSteps; i++ {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("poly fine-tuning interrupted: %w", err)
+			return fail(fmt.Errorf("poly fine-tuning interrupted: %w", err))
 		}
 		b, err := ds.TrainBatch(step+i, opts.BatchSize)
 		if err != nil {
-			return fmt.Errorf("poly fine-tuning step %d: %w", i, err)
+			return fail(fmt.Errorf("poly fine-tuning step %d: %w", i, err))
 		}
 		m.Reg.ZeroGrad()
 		m.ResetPolyStats()
 		res, err := m.Step(b)
 		if err != nil {
-			return fmt.Errorf("poly fine-tuning step %d: %w%s", i, err, outsideSummary(m))
+			return fail(fmt.Errorf("poly fine-tuning step %d: %w%s", i, err, outsideSummary(m)))
 		}
 		gn := optim.ClipGradNorm(m.Params(), opts.ClipNorm)
 		if err := opt.Update(m.Params(), lr); err != nil {
-			return fmt.Errorf("poly fine-tuning step %d: %w", i, err)
+			return fail(fmt.Errorf("poly fine-tuning step %d: %w", i, err))
 		}
 		if err := enc.Encode(metric{Step: step + i + 1, Kind: "poly_finetune", LR: lr, Loss: res.Loss, CE: res.CE, EntLoss: res.EntLoss, GradNorm: gn, Elapsed: time.Since(t0).Seconds()}); err != nil {
-			return fmt.Errorf("metrics: %w", err)
+			return fail(fmt.Errorf("metrics: %w", err))
 		}
 	}
 	fmt.Fprintf(out, "poly fine-tuning: %d steps in %.1fs at lr %g\n", opts.PolyFinetuneSteps, time.Since(t0).Seconds(), lr)
@@ -470,4 +479,28 @@ func outsideSummary(m *model.Model) string {
 		}
 	}
 	return s
+}
+
+type state struct {
+	values, m, v map[string][]float64
+	t            int
+}
+
+func snapshot(m *model.Model, opt *optim.AdamW) state {
+	st := state{values: map[string][]float64{}, m: map[string][]float64{}, v: map[string][]float64{}, t: opt.T}
+	for _, p := range m.Params() {
+		st.values[p.Name] = append([]float64(nil), p.Value.Data...)
+		st.m[p.Name] = append([]float64(nil), opt.M[p.Name]...)
+		st.v[p.Name] = append([]float64(nil), opt.V[p.Name]...)
+	}
+	return st
+}
+
+func (st state) restore(m *model.Model, opt *optim.AdamW) {
+	for _, p := range m.Params() {
+		copy(p.Value.Data, st.values[p.Name])
+		copy(opt.M[p.Name], st.m[p.Name])
+		copy(opt.V[p.Name], st.v[p.Name])
+	}
+	opt.T = st.t
 }

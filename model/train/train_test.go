@@ -201,6 +201,16 @@ func TestPolyFinetuneReportsOutOfRange(t *testing.T) {
 	require.NoError(t, err, "a failing polynomial form is reported, not fatal")
 	require.Contains(t, res.PolyError, "outside")
 	require.Nil(t, res.Poly)
-	_, err = checkpoint.Load(o.OutDir)
+	saved, err := checkpoint.Load(o.OutDir)
 	require.NoError(t, err, "the checkpoint is still saved")
+	// with the exact weights of before the failed fine-tuning
+	o2 := opts(t.TempDir())
+	o2.Dataset, o2.CalibBatches = ds, 0
+	_, err = Run(context.Background(), cfg, o2, nil)
+	require.NoError(t, err)
+	ref, err := checkpoint.Load(o2.OutDir)
+	require.NoError(t, err)
+	for i, p := range ref.Params() {
+		require.Equal(t, p.Value.Data, saved.Params()[i].Value.Data, p.Name)
+	}
 }
