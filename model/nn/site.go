@@ -104,6 +104,11 @@ type FitOptions struct {
 	Degree int `json:"degree"`
 	// InitDegree of the Chebyshev initial guess of Newton inverse square root.
 	InitDegree int `json:"init_degree"`
+	// UpperFactor multiplies the upper end of the 1/x and 1/sqrt(x) intervals
+	// (after the margin; values < 1 mean 1). The Goldschmidt plan diverges
+	// just above A+B, so headroom above the calibrated maximum is worth its
+	// price of about one iteration per doubling.
+	UpperFactor float64 `json:"upper_factor"`
 	// RelTol is the target relative error of the 1/x and 1/sqrt(x) plans on
 	// their interval; the iteration count is the smallest reaching it (at most
 	// 40, else fitting fails: the range is too wide for an encrypted plan).
@@ -115,7 +120,7 @@ type FitOptions struct {
 // GELU inputs spanned [-45, 45], degree 31 lost 2.4 accuracy points in poly
 // mode, 63 lost 0.3 and 127 lost none.
 func DefaultFitOptions() FitOptions {
-	return FitOptions{Margin: 0.1, Degree: 63, InitDegree: 7, RelTol: 1e-3}
+	return FitOptions{Margin: 0.1, Degree: 63, InitDegree: 7, RelTol: 1e-3, UpperFactor: 2}
 }
 
 // Site is one scalar non-linearity of the model (e.g. the GELU of block 2, or
@@ -398,6 +403,9 @@ func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) 
 			return PolySpec{}, fmt.Errorf("site %s: calibrated range [%g, %g] of %s is not positive", name, lo, hi, kind)
 		}
 		a = lo / (1 + o.Margin)
+		if o.UpperFactor > 1 {
+			b *= o.UpperFactor
+		}
 	}
 	iv := polyapprox.Interval{A: a, B: b}
 	spec.Interval = [2]float64{a, b}

@@ -196,7 +196,8 @@ func TestPolyFinetuneReportsOutOfRange(t *testing.T) {
 	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	o := opts(t.TempDir())
-	o.Dataset, o.PolyFinetuneSteps, o.Fit.Degree = ds, 5, 15 // 2 small calibration batches, 10% margin
+	// 2 small calibration batches, 10% margin, no headroom above the maximum
+	o.Dataset, o.PolyFinetuneSteps, o.Fit.Degree, o.Fit.UpperFactor = ds, 5, 15, 1
 	res, err := Run(context.Background(), cfg, o, nil)
 	require.NoError(t, err, "a failing polynomial form is reported, not fatal")
 	require.Contains(t, res.PolyError, "outside")
