@@ -61,7 +61,7 @@ func geluDeriv(x float64) float64 {
 }
 
 // Elementwise applies a scalar function through a Site (nil site: identity),
-// with the exact derivative in Backward.
+// differentiating in Backward what Forward computed (exact or polynomial).
 type Elementwise struct {
 	site  *Site
 	deriv func(float64) float64

@@ -8,7 +8,9 @@
 // cross-entropy, entropy regularization, and the Site mechanism that lets
 // every scalar non-linearity run exactly, record its input range
 // (calibration), or run as the polyapprox polynomial the encrypted circuit
-// evaluates (poly mode).
+// evaluates (poly mode). Backward passes differentiate whatever the forward
+// pass computed, so poly-mode fine-tuning gets exact gradients of the
+// polynomial model.
 //
 // Layers are not safe for concurrent use: a Forward must be followed by its
 // Backward before the next Forward. Inside a layer, independent work (batch

@@ -233,7 +233,8 @@ func (k *PowerSoftmax) Forward(_, t int, causal bool, s, a []float64) {
 	}
 }
 
-// Backward computes dL/ds (exact derivatives).
+// Backward computes dL/ds, differentiating the reciprocal as the site
+// computes it (1/z, or its plan in poly mode).
 func (k *PowerSoftmax) Backward(_, t int, causal bool, s, a, da, ds []float64, _ [][]float64) {
 	for i := 0; i < t; i++ {
 		n := rowLen(i, t, causal)

@@ -2,8 +2,11 @@
 // clipping, seeded determinism (no global random state; batches depend only
 // on the seed and the step), periodic evaluation, resumable checkpoints,
 // a progress bar, JSON-lines metrics and PNG loss curves. At the end it
-// calibrates every non-linearity on training batches, evaluates exact and
-// poly mode side by side, and saves the calibrated checkpoint.
+// calibrates every non-linearity on training batches, optionally fine-tunes
+// in poly mode (gradients of the very polynomials the circuit evaluates),
+// evaluates exact and poly mode side by side, and saves the calibrated
+// checkpoint. With a fixed GOMAXPROCS a run is bit-for-bit reproducible,
+// including across a resume (parallel reductions are chunked by worker count).
 package train
 
 import (
