@@ -246,6 +246,28 @@ func LoadConfig(path string) (Config, error) {
 	return c, nil
 }
 
+// LoadConfigOver reads a JSON config file on top of base: fields absent from
+// the file keep base's values (e.g. base = DefaultConfig(task), so a config
+// file may set only what it changes). Unknown fields are an error; the
+// result is validated.
+func LoadConfigOver(path string, base Config) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	c := base
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
 // SaveConfig writes the config as indented JSON.
 func SaveConfig(path string, c Config) error {
 	b, err := json.MarshalIndent(c, "", "  ")

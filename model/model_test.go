@@ -175,6 +175,17 @@ func TestConfigFileRoundTrip(t *testing.T) {
 	require.ErrorContains(t, err, "invalid model config")
 	_, err = LoadConfig(dir + "/missing.json")
 	require.Error(t, err)
+	require.NoError(t, os.WriteFile(path, []byte(`{"width": 32, "attention": {"kind": "softmax"}, "norm": "layernorm"}`), 0o644))
+	base, err := DefaultConfig(TaskMNIST)
+	require.NoError(t, err)
+	over, err := LoadConfigOver(path, base)
+	require.NoError(t, err)
+	require.Equal(t, 32, over.Width)
+	require.Equal(t, base.Depth, over.Depth)
+	require.Equal(t, AttnSoftmax, over.Attention.Kind)
+	require.NoError(t, os.WriteFile(path, []byte(`{"widht": 32}`), 0o644))
+	_, err = LoadConfigOver(path, base)
+	require.ErrorContains(t, err, "unknown field")
 	c.Attention = AttentionConfig{Kind: AttnPowerSoftmax, P: 4, Scaled: true, Eps: 0.1, Delta: 0.1}
 	require.NotEmpty(t, c.PolyCaveat())
 	c.Attention.Eps = 0
