@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/eval"
+	"github.com/polyformer/polyformer/model/train"
+)
+
+// trainFlags holds the flags of `polyformer train` that override the config.
+type trainFlags struct {
+	task, configFile, out                    string
+	width, depth, heads, hidden, context     int
+	attention, norm, activation              string
+	p                                        int
+	scaled, lengthNorm, temperature, entropy bool
+	lambda, gamma                            float64
+	seed                                     uint64
+	dataDir, textFile, goroot                string
+	maxBytes                                 int
+	opts                                     train.Options
+	timeLimit                                time.Duration
+	noProgress                               bool
+}
+
+func newTrainCommand() *cobra.Command {
+	f := trainFlags{opts: train.DefaultOptions()}
+	cmd := &cobra.Command{
+		Use:   "train --task mnist|text --out DIR",
+		Short: "Train an HE-friendly transformer in plaintext",
+		Long: "Trains a ViT-style MNIST classifier (--task mnist) or a byte-level language model\n" +
+			"(--task text: Go standard library source, or --text FILE) with HE-friendly parts, then\n" +
+			"calibrates the polynomial forms of every non-linearity and evaluates exact and poly mode.\n" +
+			"The checkpoint (config.json + model.safetensors), metrics.jsonl, loss.png and\n" +
+			"summary.json go to --out. Flags override the task defaults and --config.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTrain(cmd, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.task, "task", "", "mnist or text (required unless --config names it)")
+	fl.StringVar(&f.configFile, "config", "", "JSON config file (fields over the task defaults)")
+	fl.StringVar(&f.out, "out", "", "output directory (required)")
+	fl.IntVar(&f.width, "width", 0, "model width")
+	fl.IntVar(&f.depth, "depth", 0, "number of blocks")
+	fl.IntVar(&f.heads, "heads", 0, "attention heads")
+	fl.IntVar(&f.hidden, "hidden", 0, "FFN hidden width")
+	fl.IntVar(&f.context, "context", 0, "context length (text)")
+	fl.StringVar(&f.attention, "attention", "", "softmax, power-softmax or power-fixed")
+	fl.IntVar(&f.p, "p", 0, "power of Power-Softmax (even)")
+	fl.BoolVar(&f.scaled, "scaled", false, "Power-Softmax: divide score rows by max|x|+delta")
+	fl.BoolVar(&f.lengthNorm, "length-norm", false, "Power-Softmax: normalize by mean instead of sum")
+	fl.BoolVar(&f.temperature, "temperature", false, "learnable per-head, per-position temperature")
+	fl.StringVar(&f.norm, "norm", "", "layernorm, rmsnorm or none")
+	fl.StringVar(&f.activation, "activation", "", "gelu, relu, quad, poly or none")
+	fl.BoolVar(&f.entropy, "entropy", false, "entropy regularization of attention")
+	fl.Float64Var(&f.lambda, "entropy-lambda", 0, "entropy regularization weight")
+	fl.Float64Var(&f.gamma, "entropy-gamma", 0, "entropy tolerance fraction of log T")
+	fl.Uint64Var(&f.seed, "seed", 0, "random seed (0: config default)")
+	fl.StringVar(&f.dataDir, "data", "", "MNIST directory with the four IDX files (default: the GoMNIST module)")
+	fl.StringVar(&f.textFile, "text", "", "text file corpus (task text; default: Go source under GOROOT)")
+	fl.StringVar(&f.goroot, "goroot", "", "Go installation whose src/ is the corpus (default: go env GOROOT)")
+	fl.IntVar(&f.maxBytes, "max-bytes", 0, "cap on the Go source corpus size in bytes")
+	fl.IntVar(&f.opts.Steps, "steps", f.opts.Steps, "optimizer steps")
+	fl.IntVar(&f.opts.BatchSize, "batch", f.opts.BatchSize, "batch size")
+	fl.Float64Var(&f.opts.LR, "lr", f.opts.LR, "peak learning rate")
+	fl.Float64Var(&f.opts.MinLR, "min-lr", f.opts.MinLR, "final learning rate of the cosine schedule")
+	fl.IntVar(&f.opts.Warmup, "warmup", f.opts.Warmup, "warmup steps")
+	fl.Float64Var(&f.opts.WeightDecay, "weight-decay", f.opts.WeightDecay, "AdamW weight decay")
+	fl.Float64Var(&f.opts.ClipNorm, "clip", f.opts.ClipNorm, "gradient norm clipping (0: off)")
+	fl.IntVar(&f.opts.EvalEvery, "eval-every", f.opts.EvalEvery, "evaluate every N steps (0: only at the end)")
+	fl.IntVar(&f.opts.EvalLimit, "eval-limit", f.opts.EvalLimit, "held-out examples per periodic evaluation")
+	fl.IntVar(&f.opts.FinalEvalLimit, "final-eval-limit", f.opts.FinalEvalLimit, "held-out examples of the final evaluation (0: all)")
+	fl.IntVar(&f.opts.CheckpointEvery, "checkpoint-every", f.opts.CheckpointEvery, "save a resumable checkpoint every N steps")
+	fl.BoolVar(&f.opts.Resume, "resume", false, "continue from the checkpoint in --out")
+	fl.IntVar(&f.opts.CalibBatches, "calib-batches", f.opts.CalibBatches, "training batches for calibration (0: no poly mode)")
+	fl.IntVar(&f.opts.Fit.Degree, "poly-degree", f.opts.Fit.Degree, "degree of the fitted polynomials (2^k-1)")
+	fl.Float64Var(&f.opts.Fit.Margin, "poly-margin", f.opts.Fit.Margin, "relative widening of calibrated ranges")
+	fl.IntVar(&f.opts.PolyFinetuneSteps, "poly-finetune-steps", 0, "steps of fine-tuning in poly mode after calibration")
+	fl.DurationVar(&f.timeLimit, "time-limit", 0, "stop training after this wall time (e.g. 20m); still evaluates and saves")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar")
+	return cmd
+}
+
+func (f *trainFlags) config(cmd *cobra.Command) (model.Config, error) {
+	changed := cmd.Flags().Changed
+	task := f.task
+	var cfg model.Config
+	var err error
+	if f.configFile != "" {
+		base := model.Config{}
+		if task != "" {
+			if base, err = model.DefaultConfig(task); err != nil {
+				return cfg, err
+			}
+		}
+		if cfg, err = model.LoadConfigOver(f.configFile, base); err != nil {
+			return cfg, err
+		}
+		if task != "" && cfg.Task != task {
+			return cfg, fmt.Errorf("--task %s but config %s says task %q", task, f.configFile, cfg.Task)
+		}
+	} else {
+		if task == "" {
+			return cfg, fmt.Errorf("--task mnist|text is required")
+		}
+		if cfg, err = model.DefaultConfig(task); err != nil {
+			return cfg, err
+		}
+	}
+	setInt := func(name string, dst *int, v int) {
+		if changed(name) {
+			*dst = v
+		}
+	}
+	setInt("width", &cfg.Width, f.width)
+	setInt("depth", &cfg.Depth, f.depth)
+	setInt("heads", &cfg.Heads, f.heads)
+	setInt("hidden", &cfg.Hidden, f.hidden)
+	setInt("context", &cfg.Context, f.context)
+	setInt("p", &cfg.Attention.P, f.p)
+	setInt("max-bytes", &cfg.Data.MaxBytes, f.maxBytes)
+	if changed("attention") {
+		cfg.Attention.Kind = f.attention
+	}
+	if changed("scaled") {
+		cfg.Attention.Scaled = f.scaled
+	}
+	if changed("length-norm") {
+		cfg.Attention.LengthNorm = f.lengthNorm
+	}
+	if changed("temperature") {
+		cfg.Attention.Temperature = f.temperature
+	}
+	if changed("norm") {
+		cfg.Norm = f.norm
+	}
+	if changed("activation") {
+		cfg.Activation = f.activation
+	}
+	if changed("entropy") {
+		cfg.Entropy.Enabled = f.entropy
+	}
+	if changed("entropy-lambda") {
+		cfg.Entropy.Lambda = f.lambda
+	}
+	if changed("entropy-gamma") {
+		cfg.Entropy.Gamma = f.gamma
+	}
+	if changed("seed") {
+		cfg.Seed = f.seed
+	}
+	if changed("data") {
+		cfg.Data.Dir = f.dataDir
+	}
+	if changed("text") {
+		cfg.Data.TextFile = f.textFile
+	}
+	if changed("goroot") {
+		cfg.Data.GoRoot = f.goroot
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func runTrain(cmd *cobra.Command, f *trainFlags) error {
+	if f.out == "" {
+		return fmt.Errorf("train: --out DIR is required")
+	}
+	cfg, err := f.config(cmd)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	opts := f.opts
+	opts.OutDir = f.out
+	opts.TimeLimit = f.timeLimit
+	if !f.noProgress {
+		opts.Progress = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := train.Run(ctx, cfg, opts, cmd.OutOrStdout())
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	out := cmd.OutOrStdout()
+	printEval := func(name string, r train.EvalResult) {
+		if cfg.Task == model.TaskMNIST {
+			fmt.Fprintf(out, "%-6s accuracy %.2f%%  loss %.4f  (%d examples)\n", name, 100*r.Accuracy, r.Loss, r.Examples)
+		} else {
+			fmt.Fprintf(out, "%-6s bits/byte %.4f  loss %.4f  (%d windows)\n", name, r.BitsPerByte, r.Loss, r.Examples)
+		}
+	}
+	printEval("exact", res.Exact)
+	if res.Poly != nil {
+		printEval("poly", *res.Poly)
+	}
+	if res.PolyError != "" {
+		fmt.Fprintf(out, "poly mode failed: %s\n", res.PolyError)
+	}
+	fmt.Fprintf(out, "checkpoint, metrics.jsonl, loss.png and summary.json in %s\n", f.out)
+	return nil
+}
+
+func newEvalCommand() *cobra.Command {
+	var (
+		limit  int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "eval CHECKPOINT_DIR",
+		Short: "Evaluate a checkpoint in exact and poly mode side by side",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := eval.Evaluate(args[0], limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), rep)
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), rep.String())
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 0, "evaluate at most N held-out examples (0: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
