@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -95,4 +96,24 @@ func TestDemoRuns(t *testing.T) {
 	for _, want := range []string{"invsqrt", "goldschmidt", "gelu", "x^4", "key switches"} {
 		require.True(t, strings.Contains(out, want), "demo output lacks %q:\n%s", want, out)
 	}
+}
+
+func TestTrainBadInput(t *testing.T) {
+	dir := t.TempDir()
+	_, err := runCLI(t, "train", "--task", "mnist", "--data", dir+"/nosuch", "--steps", "2", "--out", dir+"/out", "--no-progress")
+	require.ErrorContains(t, err, "nosuch")
+
+	_, err = runCLI(t, "train", "--task", "speech", "--out", dir+"/out")
+	require.ErrorContains(t, err, "speech")
+
+	bad := dir + "/bad.json"
+	require.NoError(t, os.WriteFile(bad, []byte(`{"width": "wide"}`), 0o644))
+	_, err = runCLI(t, "train", "--task", "mnist", "--config", bad, "--out", dir+"/out")
+	require.ErrorContains(t, err, "config")
+
+	_, err = runCLI(t, "train", "--task", "mnist", "--width", "-4", "--out", dir+"/out")
+	require.Error(t, err)
+
+	_, err = runCLI(t, "eval", dir+"/nosuch")
+	require.Error(t, err)
 }
