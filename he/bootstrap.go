@@ -27,6 +27,9 @@ import (
 // EvkSparseToDense with the same new sparse secret (the two must match).
 // The ephemeral secret skN2 returned by Lattigo is dropped here.
 func GenerateBootstrappingKeys(p *Parameters, sk *SecretKey) (*bootstrapping.EvaluationKeys, error) {
+	if p == nil || sk == nil {
+		return nil, fmt.Errorf("bootstrapping keys: nil parameters or secret key")
+	}
 	if !p.HasBootstrapping() {
 		return nil, fmt.Errorf("bootstrapping keys: parameters %s have no bootstrapping", p)
 	}
@@ -151,6 +154,9 @@ var _ lhe.Bootstrapper[rlwe.Ciphertext] = (*Bootstrapper)(nil)
 // bootstrapping keys in keys. This encodes the DFT matrices: about 30 s and
 // 3.5 GB at logN=16, about a second at logN=13.
 func NewBootstrapper(p *Parameters, keys *EvaluationKeys) (b *Bootstrapper, err error) {
+	if p == nil {
+		return nil, fmt.Errorf("new bootstrapper: nil parameters")
+	}
 	if keys == nil || keys.btp == nil {
 		return nil, fmt.Errorf("new bootstrapper: the evaluation keys hold no bootstrapping keys (generate them with KeySpec.Bootstrapping)")
 	}
@@ -234,6 +240,9 @@ func (b *Bootstrapper) ShallowCopy() *Bootstrapper {
 // which decrypts and re-encrypts: a stand-in for tests of circuits that need
 // a bootstrapper. It is refused for parameters not marked InsecureForTesting.
 func NewSecretKeyBootstrapper(p *Parameters, sk *SecretKey) (lhe.Bootstrapper[rlwe.Ciphertext], error) {
+	if p == nil || sk == nil {
+		return nil, fmt.Errorf("secret-key bootstrapper: nil parameters or secret key")
+	}
 	if !p.insecure {
 		return nil, fmt.Errorf("secret-key bootstrapper refused for %s: it is for tests with InsecureForTesting parameters only", p)
 	}

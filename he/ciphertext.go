@@ -39,6 +39,9 @@ func ciphertextRecordSize(n, degree, level, scaleLen int) uint64 {
 // (as CKKS keeps them), a finite positive scale without modulus, and
 // LogDimensions within the parameters' maximum.
 func CheckCiphertext(p *Parameters, ct *rlwe.Ciphertext) error {
+	if p == nil {
+		return fmt.Errorf("nil parameters")
+	}
 	if ct == nil || ct.MetaData == nil {
 		return fmt.Errorf("ciphertext or its metadata is nil")
 	}
@@ -84,6 +87,9 @@ func checkScale(s rlwe.Scale) error {
 
 // WriteCiphertexts writes cts (all for p) as one ciphertexts envelope.
 func WriteCiphertexts(w io.Writer, p *Parameters, cts []*rlwe.Ciphertext) error {
+	if p == nil {
+		return fmt.Errorf("write ciphertexts: nil parameters")
+	}
 	if len(cts) > maxCiphertexts {
 		return fmt.Errorf("write ciphertexts: %d ciphertexts > %d", len(cts), maxCiphertexts)
 	}
@@ -137,6 +143,9 @@ func WriteCiphertext(w io.Writer, p *Parameters, ct *rlwe.Ciphertext) error {
 // ReadCiphertexts reads a ciphertexts envelope made for p and validates
 // every ciphertext (see CheckCiphertext) and every coefficient's range.
 func ReadCiphertexts(r io.Reader, p *Parameters) ([]*rlwe.Ciphertext, error) {
+	if p == nil {
+		return nil, fmt.Errorf("read ciphertexts: nil parameters")
+	}
 	hp := p.HE()
 	var out []*rlwe.Ciphertext
 	_, err := readEnvelopeStream(r, ExpectFor(KindCiphertexts, p), func(er *EnvelopeReader, pr *payloadReader) error {

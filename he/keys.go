@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat/bootstrapping"
@@ -141,6 +142,40 @@ func (e *EvaluationKeys) BootstrappingKeys() *bootstrapping.EvaluationKeys { ret
 // SizeBytes returns the serialized payload size of the keys in bytes.
 func (e *EvaluationKeys) SizeBytes() uint64 { return evaluationKeysPayloadSize(e) }
 
+// CheckCovers returns an error naming every key the spec needs that e lacks
+// (relinearization key, Galois elements for rotations/raw elements/
+// conjugation, bootstrapping keys), so a server can refuse a circuit before
+// evaluating anything.
+func (e *EvaluationKeys) CheckCovers(spec KeySpec) error {
+	if e == nil {
+		return fmt.Errorf("no evaluation keys")
+	}
+	need, err := spec.ResolveGaloisElements(e.params)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	if spec.Relinearization && e.relin == nil {
+		missing = append(missing, "relinearization key")
+	}
+	var gal []uint64
+	for _, g := range need {
+		if !e.HasGaloisElement(g) {
+			gal = append(gal, g)
+		}
+	}
+	if len(gal) > 0 {
+		missing = append(missing, fmt.Sprintf("Galois keys %v", gal))
+	}
+	if spec.Bootstrapping && e.btp == nil {
+		missing = append(missing, "bootstrapping keys")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("evaluation keys for %s lack: %s", e.params, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // GenerateKeys generates a fresh secret key for p and the evaluation keys
 // the spec asks for. For bootstrapping, the keys are generated and then the
 // encapsulation keys are regenerated at level (Q0,P0) (Lattigo v5.0.7 leak
@@ -159,6 +194,9 @@ func GenerateKeys(p *Parameters, spec KeySpec) (*SecretKey, *EvaluationKeys, err
 
 // GenerateEvaluationKeys generates evaluation keys for an existing secret key.
 func GenerateEvaluationKeys(sk *SecretKey, spec KeySpec) (*EvaluationKeys, error) {
+	if sk == nil {
+		return nil, fmt.Errorf("generate keys: nil secret key")
+	}
 	p := sk.params
 	galEls, err := spec.ResolveGaloisElements(p)
 	if err != nil {
@@ -266,6 +304,9 @@ func secretKeyPayloadSize(p *Parameters) uint64 {
 
 // WriteSecretKey writes the secret key envelope to w.
 func WriteSecretKey(w io.Writer, sk *SecretKey) error {
+	if sk == nil {
+		return fmt.Errorf("write secret key: nil key")
+	}
 	p := sk.params
 	hp := p.HE()
 	if err := checkPolyShape(sk.sk.Value.Q, hp.N(), hp.MaxLevelQ(), "secret key"); err != nil {
@@ -294,6 +335,9 @@ func WriteSecretKey(w io.Writer, sk *SecretKey) error {
 // fingerprint, exact length, checksum), the ring degree and limb counts, and
 // that every coefficient is reduced modulo its prime.
 func ReadSecretKey(r io.Reader, p *Parameters) (*SecretKey, error) {
+	if p == nil {
+		return nil, fmt.Errorf("read secret key: nil parameters")
+	}
 	hp := p.HE()
 	want := ExpectFor(KindSecretKey, p)
 	want.MaxPayload = secretKeyPayloadSize(p)
@@ -581,6 +625,9 @@ func readKeySet(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, hasRe
 // bootstrapping keys whose dense-to-sparse key is above level (Q0,P0): such
 // keys leak the secret key (Lattigo v5.0.7 bug).
 func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
+	if e == nil {
+		return fmt.Errorf("write evaluation keys: nil keys")
+	}
 	p := e.params
 	hp := p.HE().Parameters.Parameters
 	if e.btp != nil {
@@ -648,6 +695,9 @@ func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 // accepted only if p has bootstrapping parameters and the dense-to-sparse key
 // is at level (Q0,P0).
 func ReadEvaluationKeys(r io.Reader, p *Parameters) (*EvaluationKeys, error) {
+	if p == nil {
+		return nil, fmt.Errorf("read evaluation keys: nil parameters")
+	}
 	hp := p.HE().Parameters.Parameters
 	var out *EvaluationKeys
 	_, err := readEnvelopeStream(r, ExpectFor(KindEvaluationKeys, p), func(er *EnvelopeReader, pr *payloadReader) error {

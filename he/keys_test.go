@@ -211,3 +211,23 @@ func TestLeakyBootstrappingKeysRefusedByWriter(t *testing.T) {
 	err = WriteEvaluationKeys(&buf, leaky)
 	require.ErrorContains(t, err, "reveal the secret key")
 }
+
+func TestEvaluationKeysCheckCovers(t *testing.T) {
+	p := tinyParams(t, "tiny10", 10)
+	_, evk, err := GenerateKeys(p, KeySpec{Relinearization: true, Rotations: []int{1, 2}})
+	require.NoError(t, err)
+	require.NoError(t, evk.CheckCovers(KeySpec{Relinearization: true, Rotations: []int{2}}))
+	err = evk.CheckCovers(KeySpec{Rotations: []int{1, 3}, Conjugation: true, Bootstrapping: false})
+	require.ErrorContains(t, err, "Galois keys")
+	_, evk2, err := GenerateKeys(p, KeySpec{Rotations: []int{1}})
+	require.NoError(t, err)
+	require.ErrorContains(t, evk2.CheckCovers(KeySpec{Relinearization: true, Bootstrapping: true}), "relinearization key, bootstrapping keys")
+	_, err = NewBootstrapper(p, evk)
+	require.ErrorContains(t, err, "no bootstrapping keys")
+	pb, err := ParametersFromPreset(PresetTestBootN13)
+	require.NoError(t, err)
+	_, err = NewBootstrapper(pb, evk)
+	require.Error(t, err)
+	_, err = NewSecretKeyBootstrapper(pb, nil)
+	require.Error(t, err)
+}

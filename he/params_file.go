@@ -154,6 +154,9 @@ func (p *Parameters) marshalPayload() ([]byte, error) {
 
 // WriteParameters writes the parameters file (kind KindParameters) to w.
 func WriteParameters(w io.Writer, p *Parameters) error {
+	if p == nil {
+		return fmt.Errorf("write parameters: nil parameters")
+	}
 	payload, err := p.marshalPayload()
 	if err != nil {
 		return err
