@@ -178,8 +178,12 @@ func NewBootstrapper(p *Parameters, keys *EvaluationKeys) (b *Bootstrapper, err 
 	return &Bootstrapper{params: p, eval: eval}, nil
 }
 
-// Bootstrap refreshes ct (any level >= MinimumInputLevel, scale as encrypted
-// by the residual parameters) to level OutputLevel() and the default scale.
+// Bootstrap refreshes ct to level OutputLevel() (= the residual MaxLevel)
+// and the default scale. Inputs above level 0 are first scaled down to level
+// 0 by Lattigo; a level-0 input needs a scale below Q[0]/2^LogMessageRatio
+// (Lattigo returns an error otherwise). Precision depends on the message
+// size: about 3e-8 for |m| <= 1 and 2e-6 for |m| <= 8 at logN=16 (reference
+// notes §1.7), 1.2e-7 for |m| <= 1 with test-boot-n13; keep values near [-1, 1].
 func (b *Bootstrapper) Bootstrap(ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	if ct == nil {
 		return nil, fmt.Errorf("bootstrap: nil ciphertext")
