@@ -134,6 +134,12 @@ func TestBootstrapRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("keygen: %v, evaluation keys %d bytes", time.Since(start), evk.SizeBytes())
 	require.NoError(t, CheckBootstrappingKeysSafe(evk.BootstrappingKeys()))
+	// The attack on the key GenerateKeys produced: level 0 only, chance level.
+	bp := p.BootstrappingParameters().BootstrappingParameters.Parameters.Parameters
+	d2s := evk.BootstrappingKeys().EvkDenseToSparse
+	require.Equal(t, 0, d2s.LevelQ())
+	rec, _ := secretRecoveryAttack(t, bp, d2s, sk.Lattigo(), 0)
+	require.Less(t, rec, bp.N()*40/100, "keys from GenerateKeys must not reveal the secret")
 
 	var buf bytes.Buffer
 	require.NoError(t, WriteEvaluationKeys(&buf, evk))
