@@ -107,12 +107,16 @@ type Config struct {
 	// ScaledResidual enables X_out = beta X + (1/alpha) FFN(X) (with activation
 	// none: the activation-free fused FFN).
 	ScaledResidual bool `json:"scaled_residual,omitempty"`
-	// Norm is layernorm, rmsnorm or none.
-	Norm    string        `json:"norm"`
-	Entropy EntropyConfig `json:"entropy"`
-	Seed    uint64        `json:"seed"`
-	Data    DataConfig    `json:"data"`
-	Poly    *PolyConfig   `json:"poly,omitempty"`
+	// Norm is the normalization kind (normfree.Kinds(): layernorm, rmsnorm,
+	// none, batchnorm, repbn, prepbn, powernorm, unified, fixedscale,
+	// sigmareparam, weightnorm, scaledws).
+	Norm string `json:"norm"`
+	// NormOptions are the method's hyper-parameters and the placement (nil: defaults, pre-norm).
+	NormOptions *normfree.Options `json:"norm_options,omitempty"`
+	Entropy     EntropyConfig     `json:"entropy"`
+	Seed        uint64            `json:"seed"`
+	Data        DataConfig        `json:"data"`
+	Poly        *PolyConfig       `json:"poly,omitempty"`
 }
 
 // DefaultConfig returns the HE-friendly defaults of a task: Power-Softmax
@@ -138,6 +142,14 @@ func DefaultConfig(task string) (Config, error) {
 		return Config{}, fmt.Errorf("unknown task %q (want mnist or text)", task)
 	}
 	return c, nil
+}
+
+// NormOpts returns the normalization options with defaults filled in.
+func (c Config) NormOpts() normfree.Options {
+	if c.NormOptions == nil {
+		return normfree.Options{}.Defaults()
+	}
+	return c.NormOptions.Defaults()
 }
 
 // Tokens is the sequence length the model processes.
@@ -201,10 +213,13 @@ func (c Config) Validate() error {
 	default:
 		bad("unknown activation %q (want gelu, relu, quad, poly or none)", c.Activation)
 	}
-	switch c.Norm {
-	case normfree.KindLayerNorm, normfree.KindRMSNorm, normfree.KindNone:
-	default:
-		bad("unknown norm %q (want layernorm, rmsnorm or none)", c.Norm)
+	if err := normfree.ValidKind(c.Norm); err != nil {
+		bad("%v", err)
+	}
+	if c.NormOptions != nil {
+		if err := c.NormOptions.Validate(); err != nil {
+			bad("%v", err)
+		}
 	}
 	if c.Entropy.Enabled && (c.Entropy.Gamma < 0 || c.Entropy.Lambda < 0) {
 		bad("entropy gamma %g and lambda %g must be >= 0", c.Entropy.Gamma, c.Entropy.Lambda)

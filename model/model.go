@@ -21,9 +21,78 @@ type Model struct {
 	Pool      *nn.MeanPool // task mnist
 	Head      *nn.Linear
 	Entropy   *nn.EntropyRegularizer // nil unless enabled
-	Reg       *nn.Registry
+	// Reparams are the weight-side reparameterizations of the block linears
+	// (norm kinds sigmareparam, weightnorm, scaledws), else empty.
+	Reparams []normfree.Reparam
+	Reg      *nn.Registry
 
-	mode nn.Mode
+	mode     nn.Mode
+	training bool
+}
+
+// blockOptions returns the placement of block l of depth blocks.
+func blockOptions(no normfree.Options, l, depth int) nn.BlockOptions {
+	switch no.Placement {
+	case normfree.PlacePost:
+		return nn.BlockOptions{Placement: nn.PlacementPost}
+	case normfree.PlacePeri:
+		return nn.BlockOptions{Placement: nn.PlacementPeri}
+	case normfree.PlaceMix:
+		if l < int(math.Ceil(no.MixFraction*float64(depth))) {
+			return nn.BlockOptions{Placement: nn.PlacementPost}
+		}
+	case normfree.PlaceLNScaling:
+		return nn.BlockOptions{NormScale: 1 / math.Sqrt(float64(l+1))}
+	case normfree.PlaceDeepNorm:
+		return nn.BlockOptions{Placement: nn.PlacementPost, ResidScale: math.Pow(2*float64(depth), 0.25)}
+	}
+	return nn.BlockOptions{}
+}
+
+// deepNormInit scales the initial FFN, value and output projections by
+// DeepNet's beta = (8L)^(-1/4).
+func deepNormInit(attn *nn.MultiHeadAttention, ffn *nn.FFN, depth int) {
+	beta := math.Pow(8*float64(depth), -0.25)
+	for _, w := range []*nn.Param{ffn.Up.W, ffn.Down.W, attn.Out.W} {
+		for i := range w.Value.Data {
+			w.Value.Data[i] *= beta
+		}
+	}
+	d := attn.Dim
+	q := attn.QKV.W.Value.Data
+	for i := 0; i < d; i++ {
+		for j := 2 * d; j < 3*d; j++ {
+			q[i*3*d+j] *= beta
+		}
+	}
+}
+
+// Norms returns every norm layer of the model (blocks, then the final norm).
+func (m *Model) Norms() []nn.Norm {
+	var ns []nn.Norm
+	for _, b := range m.Blocks {
+		ns = append(ns, b.Norms()...)
+	}
+	return append(ns, m.FinalNorm)
+}
+
+func (m *Model) setTraining(on bool) {
+	m.training = on
+	for _, n := range m.Norms() {
+		if t, ok := n.(nn.Trainable); ok {
+			t.SetTraining(on)
+		}
+	}
+}
+
+// Materialize recomputes the weights of weight-side reparameterizations
+// from their parameters (Logits does it before every forward pass; call it
+// before reading the linears' weights directly, e.g. after an optimizer
+// update).
+func (m *Model) Materialize() {
+	for _, r := range m.Reparams {
+		r.Prepare(false)
+	}
 }
 
 // Batch is one batch of examples. For images, Pixels holds B images of
@@ -67,15 +136,25 @@ func New(cfg Config) (*Model, error) {
 	}
 	m.Pos = nn.NewPosEmbedding("pos", t, cfg.Width, rng)
 	causal := cfg.Task == TaskText
+	no := cfg.NormOpts()
 	for l := 0; l < cfg.Depth; l++ {
 		name := fmt.Sprintf("blocks.%d", l)
-		n1, err := normfree.New(cfg.Norm, name+".norm1", cfg.Width)
+		bo := blockOptions(no, l, cfg.Depth)
+		n1, err := normfree.NewWith(cfg.Norm, name+".norm1", cfg.Width, no)
 		if err != nil {
 			return nil, err
 		}
-		n2, err := normfree.New(cfg.Norm, name+".norm2", cfg.Width)
+		n2, err := normfree.NewWith(cfg.Norm, name+".norm2", cfg.Width, no)
 		if err != nil {
 			return nil, err
+		}
+		if bo.Placement == nn.PlacementPeri {
+			if bo.Norm1Out, err = normfree.NewWith(cfg.Norm, name+".norm1_out", cfg.Width, no); err != nil {
+				return nil, err
+			}
+			if bo.Norm2Out, err = normfree.NewWith(cfg.Norm, name+".norm2_out", cfg.Width, no); err != nil {
+				return nil, err
+			}
 		}
 		k, err := newKernel(cfg, name+".attn")
 		if err != nil {
@@ -89,9 +168,29 @@ func New(cfg Config) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Blocks = append(m.Blocks, nn.NewBlock(name, n1, n2, attn, ffn, cfg.ScaledResidual))
+		if no.Placement == normfree.PlaceDeepNorm {
+			deepNormInit(attn, ffn, cfg.Depth)
+		}
+		blk, err := nn.NewBlockWith(name, n1, n2, attn, ffn, cfg.ScaledResidual, bo)
+		if err != nil {
+			return nil, err
+		}
+		m.Blocks = append(m.Blocks, blk)
+		if normfree.IsWeightSide(cfg.Norm) {
+			for _, lin := range []*nn.Linear{attn.QKV, attn.Out, ffn.Up, ffn.Down} {
+				r, err := normfree.NewReparam(cfg.Norm, lin)
+				if err != nil {
+					return nil, err
+				}
+				m.Reparams = append(m.Reparams, r)
+			}
+		}
 	}
-	if m.FinalNorm, err = normfree.New(cfg.Norm, "norm", cfg.Width); err != nil {
+	finalKind := cfg.Norm
+	if no.Placement == normfree.PlacePost || no.Placement == normfree.PlaceDeepNorm {
+		finalKind = normfree.KindNone // the last block already ends with a norm
+	}
+	if m.FinalNorm, err = normfree.NewWith(finalKind, "norm", cfg.Width, no); err != nil {
 		return nil, err
 	}
 	out := cfg.Classes
@@ -113,6 +212,9 @@ func New(cfg Config) (*Model, error) {
 		ps = append(ps, b.Params())
 	}
 	ps = append(ps, m.FinalNorm.Params(), m.Head.Params())
+	for _, r := range m.Reparams {
+		ps = append(ps, r.Params())
+	}
 	if m.Entropy != nil {
 		ps = append(ps, m.Entropy.Params())
 	}
@@ -179,6 +281,9 @@ func (m *Model) checkBatch(b Batch) error {
 func (m *Model) Logits(b Batch) (*nn.Tensor, error) {
 	if err := m.checkBatch(b); err != nil {
 		return nil, err
+	}
+	for _, r := range m.Reparams {
+		r.Prepare(m.training)
 	}
 	var x *nn.Tensor
 	if m.Patch != nil {
@@ -247,8 +352,14 @@ func (m *Model) forwardLoss(b Batch) (StepResult, *nn.Tensor, error) {
 
 // Step runs forward and backward on a batch: gradients (of CE plus the
 // entropy penalty, when enabled) are accumulated into the parameters'
-// Grad; callers zero them between steps.
+// Grad; callers zero them between steps. Norms with training behaviour
+// (nn.Trainable: batch statistics) are in training mode during Step only;
+// after the backward pass, weight-side reparameterizations receive their
+// gradients and norms with per-step state (nn.StepEnder: running
+// statistics, schedules) advance.
 func (m *Model) Step(b Batch) (StepResult, error) {
+	m.setTraining(true)
+	defer m.setTraining(false)
 	res, grad, err := m.forwardLoss(b)
 	if err != nil {
 		return res, err
@@ -272,6 +383,14 @@ func (m *Model) Step(b Batch) (StepResult, error) {
 		m.Patch.Backward(g)
 	} else {
 		m.Embed.Backward(g)
+	}
+	for _, r := range m.Reparams {
+		r.Backprop()
+	}
+	for _, n := range m.Norms() {
+		if s, ok := n.(nn.StepEnder); ok {
+			s.EndStep()
+		}
 	}
 	return res, nil
 }

@@ -6,28 +6,44 @@ import (
 	"github.com/polyformer/polyformer/model/nn"
 )
 
-// Kinds accepted by New.
-const (
-	KindLayerNorm = "layernorm"
-	KindRMSNorm   = "rmsnorm"
-	KindNone      = "none"
-)
-
-// DefaultEps is added to the variance (or mean square) before the inverse square root.
-const DefaultEps = 1e-5
-
-// New returns the norm of the given kind for rows of width dim; parameter
-// and site names start with name.
+// New returns the norm of the given kind with default options (see NewWith).
 func New(kind, name string, dim int) (nn.Norm, error) {
+	return NewWith(kind, name, dim, Options{})
+}
+
+// NewWith returns the norm layer of the given kind for rows of width dim;
+// parameter and site names start with name. Weight-side kinds
+// (sigmareparam, weightnorm, scaledws) have no norm layer: they return None
+// (the reparameterization is applied to the linears, see NewReparam).
+func NewWith(kind, name string, dim int, o Options) (nn.Norm, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if dim <= 0 {
+		return nil, fmt.Errorf("norm %s: width %d must be positive", name, dim)
+	}
+	o = o.Defaults()
 	switch kind {
 	case KindLayerNorm:
-		return NewLayerNorm(name, dim, DefaultEps), nil
+		return NewLayerNorm(name, dim, o.Eps), nil
 	case KindRMSNorm:
-		return NewRMSNorm(name, dim, DefaultEps), nil
-	case KindNone, "":
+		return NewRMSNorm(name, dim, o.Eps), nil
+	case KindNone, "", KindSigmaReparam, KindWeightNorm, KindScaledWS:
 		return None{}, nil
+	case KindBatchNorm:
+		return NewBatchNorm(name, dim, o), nil
+	case KindRepBN:
+		return NewRepBN(name, dim, o), nil
+	case KindPRepBN:
+		return NewPRepBN(name, dim, o), nil
+	case KindPowerNorm:
+		return NewPowerNorm(name, dim, o)
+	case KindUnified:
+		return NewUnified(name, dim, o), nil
+	case KindFixedScale:
+		return NewFixedScale(name, dim, o), nil
 	}
-	return nil, fmt.Errorf("unknown normalization %q (want layernorm, rmsnorm or none)", kind)
+	return nil, ValidKind(kind)
 }
 
 // None is the identity: no normalization.
