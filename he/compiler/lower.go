@@ -1,0 +1,652 @@
+package compiler
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/polyapprox"
+)
+
+// CompileOptions control the lowering.
+type CompileOptions struct {
+	// Batch is the number of inputs per ciphertext (a power of two; 0 means 1).
+	Batch int
+}
+
+// MaxBatch returns the largest batch (power of two) a ring with the given
+// number of slots holds for the model.
+func MaxBatch(m *model.Model, slots int) (int, error) {
+	if m == nil {
+		return 0, errors.New("max batch: nil model")
+	}
+	t, d, err := shape(m)
+	if err != nil {
+		return 0, err
+	}
+	if t*d > slots {
+		return 0, fmt.Errorf("max batch: one input needs %d tokens × %d channels = %d slots, the ring has %d", t, d, t*d, slots)
+	}
+	return slots / (t * d), nil
+}
+
+func nextPow2(n int) int {
+	d := 1
+	for d < n {
+		d <<= 1
+	}
+	return d
+}
+
+// shape returns T and D for a model.
+func shape(m *model.Model) (int, int, error) {
+	cfg := m.Cfg
+	t := cfg.Tokens()
+	if t < 2 || t&(t-1) != 0 {
+		return 0, 0, fmt.Errorf("compile: %d tokens; the packing needs a power of two >= 2 (choose patch/context accordingly)", t)
+	}
+	dh := cfg.Width / cfg.Heads
+	in := 256
+	if cfg.Task == model.TaskMNIST {
+		in = cfg.Patch * cfg.Patch
+	}
+	d := nextPow2(max(cfg.Width, cfg.Hidden, in, cfg.Heads*nextPow2(dh)))
+	if cfg.Task == model.TaskMNIST {
+		d = nextPow2(max(d, cfg.Classes))
+	}
+	return t, d, nil
+}
+
+// feed is a value whose true meaning is diag(G)·stored + Beta on the first
+// Width channels (the affine map folded into the consumer's linear layer).
+type feed struct {
+	id   int
+	g    []float64
+	beta []float64
+}
+
+type builder struct {
+	c      *Circuit
+	m      *model.Model
+	L      Layout
+	d      int // model width
+	dh     int // head width
+	dhp    int // padded head width
+	heads  int
+	group  int
+	causal bool
+}
+
+func (b *builder) op(o Op) int {
+	o.Ref = -1
+	b.c.Ops = append(b.c.Ops, o)
+	return len(b.c.Ops) - 1
+}
+
+func (b *builder) vec(v []float64) int {
+	b.c.Vecs = append(b.c.Vecs, v)
+	return len(b.c.Vecs) - 1
+}
+
+func (b *builder) newGroup() int { b.group++; return b.group }
+
+// pattern returns a zero T×D pattern.
+func (b *builder) pattern() []float64 { return make([]float64, b.L.Tokens*b.L.Block) }
+
+// mat adds a matrix whose blocks are built by fill(t, M) (one block when
+// perToken is false).
+func (b *builder) mat(name string, perToken bool, fill func(t int, m []float64)) int {
+	n := 1
+	if perToken {
+		n = b.L.Tokens
+	}
+	mt := Matrix{Name: name, Blocks: make([][]float64, n)}
+	D := b.L.Block
+	for t := 0; t < n; t++ {
+		mt.Blocks[t] = make([]float64, D*D)
+		fill(t, mt.Blocks[t])
+	}
+	b.c.Mats = append(b.c.Mats, mt)
+	return len(b.c.Mats) - 1
+}
+
+// linearFromModel returns the matrix of y = (diag(g) x + beta) W + bias as a
+// D×D block M (out × in) with input channel map inMap and output channel map
+// outMap, times outScale (per token t), and the bias pattern (per token).
+func (b *builder) linearFromModel(name string, l *nn.Linear, colLo, cols int, f feed, inMap, outMap func(int) int,
+	outScale func(t int) float64, perToken bool, biasExtra func(t, o int) float64) (int, []float64) {
+	D := b.L.Block
+	W := l.W.Value.Data
+	out := l.Out
+	id := b.mat(name, perToken, func(t int, m []float64) {
+		s := outScale(t)
+		for i := 0; i < l.In; i++ {
+			for o := 0; o < cols; o++ {
+				m[outMap(o)*D+inMap(i)] = s * f.g[i] * W[i*out+colLo+o]
+			}
+		}
+	})
+	bias := b.pattern()
+	for t := 0; t < b.L.Tokens; t++ {
+		s := outScale(t)
+		for o := 0; o < cols; o++ {
+			v := l.B.Value.Data[colLo+o]
+			for i := 0; i < l.In; i++ {
+				v += f.beta[i] * W[i*out+colLo+o]
+			}
+			v *= s
+			if biasExtra != nil {
+				v += biasExtra(t, o)
+			}
+			bias[t*D+outMap(o)] = v
+		}
+	}
+	return id, bias
+}
+
+func ident(i int) int { return i }
+
+// Compile lowers a calibrated model (every non-linearity site has its
+// polynomial spec installed, as after Calibrate or checkpoint loading of a
+// calibrated model) to a circuit whose simulation reproduces the model's
+// poly-mode logits. The model's mode is not changed.
+func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
+	if m == nil {
+		return nil, errors.New("compile: nil model")
+	}
+	if err := m.Cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	if m.Cfg.Task != model.TaskMNIST {
+		return nil, fmt.Errorf("compile: task %q is not supported yet (image classifier only)", m.Cfg.Task)
+	}
+	for _, s := range m.Sites() {
+		if s.Spec() == nil {
+			return nil, fmt.Errorf("compile: site %s has no polynomial (calibrate the model first)", s.Name)
+		}
+	}
+	batch := opt.Batch
+	if batch == 0 {
+		batch = 1
+	}
+	t, d, err := shape(m)
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.Cfg
+	L := Layout{Tokens: t, Batch: batch, Block: d, InputWidth: cfg.Patch * cfg.Patch, Outputs: cfg.Classes, OutputTokens: 1}
+	if err := L.Validate(); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	b := &builder{c: &Circuit{Version: FormatVersion, Task: cfg.Task, Layout: L}, m: m, L: L, d: cfg.Width,
+		heads: cfg.Heads, dh: cfg.Width / cfg.Heads, causal: cfg.Task == model.TaskText}
+	b.dhp = nextPow2(b.dh)
+	in := b.op(Op{Kind: KindInput, Label: "input"})
+	x, err := b.embed(in)
+	if err != nil {
+		return nil, err
+	}
+	sigma := 1.0
+	for l, blk := range m.Blocks {
+		if x, sigma, err = b.block(fmt.Sprintf("blocks.%d", l), blk, x, sigma); err != nil {
+			return nil, err
+		}
+	}
+	f, err := b.norm("norm", m.FinalNorm, x, sigma)
+	if err != nil {
+		return nil, err
+	}
+	// mean pool: butterfly over tokens leaves the token sum in every token row.
+	var rots []int
+	for k := 1; k < t; k <<= 1 {
+		rots = append(rots, k*L.RowStride())
+	}
+	pooled := b.op(Op{Kind: KindRotSum, In: []int{f.id}, Rot: rots, Label: "pool"})
+	f.id = pooled
+	// sum of a constant beta over T tokens is T*beta: the 1/T below makes it beta again.
+	id, bias := b.linearFromModel("head", m.Head, 0, m.Head.Out, f, ident, ident,
+		func(int) float64 { return 1 }, false, nil)
+	for i := range b.c.Mats[id].Blocks[0] {
+		b.c.Mats[id].Blocks[0][i] /= float64(t)
+	}
+	// the beta part of the bias was computed with beta (not T*beta): fine,
+	// since the matrix (and not the bias) carries the 1/T.
+	y := b.op(Op{Kind: KindLinear, In: []int{pooled}, Mat: id, Label: "head"})
+	y = b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
+	b.op(Op{Kind: KindOutput, In: []int{y}, Label: "output"})
+	if err := b.c.Validate(); err != nil {
+		return nil, fmt.Errorf("compile: internal error: %w", err)
+	}
+	return b.c, nil
+}
+
+// embed lowers the patch embedding and positional embedding.
+func (b *builder) embed(in int) (int, error) {
+	m := b.m
+	pe := m.Patch
+	if pe == nil {
+		return 0, errors.New("compile: image model without patch embedding")
+	}
+	pp := pe.Patch * pe.Patch
+	f := feed{g: ones(pp), beta: make([]float64, pp)}
+	id, bias := b.linearFromModel("patch", pe.Proj, 0, pe.Proj.Out, f, ident, ident, func(int) float64 { return 1 }, false, nil)
+	D := b.L.Block
+	for t := 0; t < b.L.Tokens; t++ {
+		for j := 0; j < b.d; j++ {
+			bias[t*D+j] += m.Pos.Table.Value.Data[t*b.d+j]
+		}
+	}
+	x := b.op(Op{Kind: KindLinear, In: []int{in}, Mat: id, Label: "embed"})
+	return b.op(Op{Kind: KindAddPlain, In: []int{x}, Vec: b.vec(bias), Label: "embed"}), nil
+}
+
+func ones(n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
+}
+
+func fill(n int, x float64) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = x
+	}
+	return v
+}
+
+// unitPoly returns the polynomial on [-1, 1] with the same coefficients and
+// the affine map (scalar, constant) of its interval, to be folded into the
+// producing linear layer.
+func unitPoly(p polyapprox.Chebyshev) (polyapprox.Chebyshev, float64, float64) {
+	s, c := p.Interval.ChangeOfBasis()
+	return polyapprox.Chebyshev{Interval: polyapprox.Interval{A: -1, B: 1}, Coeffs: append([]float64(nil), p.Coeffs...)}, s, c
+}
+
+// norm lowers a normalization of the stream (stored x, true value sigma·x).
+func (b *builder) norm(name string, n nn.Norm, x int, sigma float64) (feed, error) {
+	d := b.d
+	switch nm := n.(type) {
+	case normfree.None:
+		return feed{id: x, g: fill(d, sigma), beta: make([]float64, d)}, nil
+	case *normfree.LayerNorm:
+		y, err := b.invSqrtNorm(name, x, sigma, nm.Eps, true, nm.Sites())
+		if err != nil {
+			return feed{}, err
+		}
+		g := make([]float64, d)
+		beta := make([]float64, d)
+		for j := range g {
+			g[j] = sigma * nm.Gain.Value.Data[j]
+			if nm.Bias != nil {
+				beta[j] = nm.Bias.Value.Data[j]
+			}
+		}
+		return feed{id: y, g: g, beta: beta}, nil
+	case *normfree.RMSNorm:
+		y, err := b.invSqrtNorm(name, x, sigma, normfree.DefaultEps, false, nm.Sites())
+		if err != nil {
+			return feed{}, err
+		}
+		gain := nm.Params()[0].Value.Data
+		g := make([]float64, d)
+		for j := range g {
+			g[j] = sigma * gain[j]
+		}
+		return feed{id: y, g: g, beta: make([]float64, d)}, nil
+	}
+	return feed{}, fmt.Errorf("compile: normalization %q (%T) is not supported", n.Kind(), n)
+}
+
+// invSqrtNorm lowers y = xc · invsqrt(mean(xc²)·σ² + eps) with xc the
+// (centered, when center) stored stream; it returns y (true norm output
+// before gain/bias is σ·y). The Newton plan of the site is evaluated op by
+// op: h = 0.5 v and the unit-interval argument of the initial guess are two
+// hoisted linear transforms of xc², folding the 1/d mean, σ², eps, 0.5 and
+// the change of basis.
+func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center bool, sites []*nn.Site) (int, error) {
+	if len(sites) != 1 || sites[0].Spec() == nil {
+		return 0, fmt.Errorf("compile: %s: norm without calibrated inverse square root", name)
+	}
+	spec := *sites[0].Spec()
+	if spec.Method != "newton" {
+		return 0, fmt.Errorf("compile: %s: inverse square root method %q, want newton", name, spec.Method)
+	}
+	init := polyapprox.Chebyshev{Interval: polyapprox.Interval{A: spec.Interval[0], B: spec.Interval[1]}, Coeffs: spec.Coeffs}
+	if err := init.Validate(); err != nil {
+		return 0, fmt.Errorf("compile: %s: %w", name, err)
+	}
+	D, d := b.L.Block, b.d
+	xc := x
+	if center {
+		id := b.mat(name+".center", false, func(_ int, m []float64) {
+			for i := 0; i < d; i++ {
+				for j := 0; j < d; j++ {
+					v := -1 / float64(d)
+					if i == j {
+						v++
+					}
+					m[i*D+j] = v
+				}
+			}
+		})
+		xc = b.op(Op{Kind: KindLinear, In: []int{x}, Mat: id, Label: name})
+	}
+	sq := b.op(Op{Kind: KindMul, In: []int{xc, xc}, Label: name})
+	unit, scalar, constant := unitPoly(init)
+	mid := 0.5 * (spec.Interval[0] + spec.Interval[1])
+	meanMat := func(f float64) func(int, []float64) {
+		return func(_ int, m []float64) {
+			for i := 0; i < d; i++ {
+				for j := 0; j < d; j++ {
+					m[i*D+j] = f * sigma * sigma / float64(d)
+				}
+			}
+		}
+	}
+	g := b.newGroup()
+	hm := b.mat(name+".half_var", false, meanMat(0.5))
+	um := b.mat(name+".var_unit", false, meanMat(scalar))
+	h := b.op(Op{Kind: KindLinear, In: []int{sq}, Mat: hm, Group: g, Label: name})
+	u := b.op(Op{Kind: KindLinear, In: []int{sq}, Mat: um, Group: g, Label: name})
+	hv, uv := b.pattern(), b.pattern()
+	for t := 0; t < b.L.Tokens; t++ {
+		for c := 0; c < D; c++ {
+			e := eps
+			if c >= d {
+				e = mid // padded channels: keep the plan inside its interval (y there is multiplied by 0)
+			}
+			hv[t*D+c] = 0.5 * e
+			uv[t*D+c] = scalar*e + constant
+		}
+	}
+	h = b.op(Op{Kind: KindAddPlain, In: []int{h}, Vec: b.vec(hv), Label: name})
+	u = b.op(Op{Kind: KindAddPlain, In: []int{u}, Vec: b.vec(uv), Label: name})
+	y := b.op(Op{Kind: KindPoly, In: []int{u}, Poly: &unit, Label: name})
+	for i := 0; i < spec.Iterations; i++ {
+		a := b.op(Op{Kind: KindMul, In: []int{y, y}, Label: name})
+		bb := b.op(Op{Kind: KindMul, In: []int{h, y}, Label: name})
+		c := b.op(Op{Kind: KindMul, In: []int{a, bb}, Label: name})
+		dd := b.op(Op{Kind: KindMulConst, In: []int{y}, Const: 1.5, Label: name})
+		y = b.op(Op{Kind: KindSub, In: []int{dd, c}, Label: name})
+	}
+	return b.op(Op{Kind: KindMul, In: []int{xc, y}, Label: name}), nil
+}
+
+// headMap maps model channel j (head h = j/dh, k = j%dh) to its padded slot.
+func (b *builder) headMap(j int) int { return (j/b.dh)*b.dhp + j%b.dh }
+
+// block lowers one transformer block; it returns the new stream and its scale.
+func (b *builder) block(name string, blk *nn.Block, x int, sigma float64) (int, float64, error) {
+	f, err := b.norm(name+".norm1", blk.Norm1, x, sigma)
+	if err != nil {
+		return 0, 0, err
+	}
+	attn, err := b.attention(name+".attn", blk.Attn, f, sigma)
+	if err != nil {
+		return 0, 0, err
+	}
+	h := b.op(Op{Kind: KindAdd, In: []int{x, attn}, Label: name + ".residual1"})
+	f2, err := b.norm(name+".norm2", blk.Norm2, h, sigma)
+	if err != nil {
+		return 0, 0, err
+	}
+	newSigma := sigma
+	downScale := 1 / sigma
+	if blk.Beta != nil {
+		beta, alpha := blk.Beta.Value.Data[0], blk.Alpha.Value.Data[0]
+		if beta == 0 || alpha == 0 || math.IsNaN(beta) || math.IsNaN(alpha) {
+			return 0, 0, fmt.Errorf("compile: %s: scaled residual with beta %g, alpha %g", name, beta, alpha)
+		}
+		newSigma = beta * sigma
+		downScale = 1 / (alpha * newSigma)
+	}
+	ffn, err := b.ffn(name+".ffn", blk.FFN, f2, downScale)
+	if err != nil {
+		return 0, 0, err
+	}
+	out := b.op(Op{Kind: KindAdd, In: []int{h, ffn}, Label: name + ".residual2"})
+	return out, newSigma, nil
+}
+
+// ffn lowers Down(Act(Up(x))), with outScale multiplying the output.
+func (b *builder) ffn(name string, f *nn.FFN, in feed, outScale float64) (int, error) {
+	var poly *polyapprox.Chebyshev
+	scalar, constant := 1.0, 0.0
+	switch a := f.Act.(type) {
+	case *nn.Elementwise:
+		sites := a.Sites()
+		if len(sites) == 1 {
+			sp := sites[0].Spec()
+			if sp == nil || sp.Method != "chebyshev" {
+				return 0, fmt.Errorf("compile: %s: activation site without a Chebyshev polynomial", name)
+			}
+			p := polyapprox.Chebyshev{Interval: polyapprox.Interval{A: sp.Interval[0], B: sp.Interval[1]}, Coeffs: sp.Coeffs}
+			u, s, c := unitPoly(p)
+			poly, scalar, constant = &u, s, c
+		} else if len(sites) != 0 {
+			return 0, fmt.Errorf("compile: %s: activation with %d sites", name, len(sites))
+		}
+	case *nn.Quadratic:
+		qa, qb, qc := a.Coef.Value.Data[0], a.Coef.Value.Data[1], a.Coef.Value.Data[2]
+		poly = &polyapprox.Chebyshev{Interval: polyapprox.Interval{A: -1, B: 1}, Coeffs: []float64{qc + qa/2, qb, qa / 2}}
+	case *nn.PolyActivation:
+		u, s, c := unitPoly(a.P)
+		poly, scalar, constant = &u, s, c
+	default:
+		return 0, fmt.Errorf("compile: %s: activation %T is not supported", name, f.Act)
+	}
+	upID, upBias := b.linearFromModel(name+".up", f.Up, 0, f.Up.Out, in, ident, ident,
+		func(int) float64 { return scalar }, false, func(int, int) float64 { return constant })
+	u := b.op(Op{Kind: KindLinear, In: []int{in.id}, Mat: upID, Label: name + ".up"})
+	u = b.op(Op{Kind: KindAddPlain, In: []int{u}, Vec: b.vec(upBias), Label: name + ".up"})
+	if poly != nil {
+		if poly.Degree() < 1 {
+			return 0, fmt.Errorf("compile: %s: constant activation polynomial", name)
+		}
+		u = b.op(Op{Kind: KindPoly, In: []int{u}, Poly: poly, Label: name + ".act"})
+	}
+	hf := feed{g: ones(f.Down.In), beta: make([]float64, f.Down.In)}
+	dnID, dnBias := b.linearFromModel(name+".down", f.Down, 0, f.Down.Out, hf, ident, ident,
+		func(int) float64 { return outScale }, false, nil)
+	y := b.op(Op{Kind: KindLinear, In: []int{u}, Mat: dnID, Label: name + ".down"})
+	return b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(dnBias), Label: name + ".down"}), nil
+}
+
+// attention lowers multi-head attention with the diagonal method; the
+// result is the attention output divided by sigma (the stream's scale).
+func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigma float64) (int, error) {
+	L, D, T := b.L, b.L.Block, b.L.Tokens
+	R := L.RowStride()
+	p := 0
+	var (
+		rowScale func(t int) float64 // s_t folded into the score mask
+		outRow   func(t int) float64 // factor folded into Wo per token
+		gold     *nn.PolySpec
+		expSpec  *nn.PolySpec
+		headW    func(h int) float64
+		epsC     float64
+	)
+	rowLen := func(t int) float64 {
+		if b.causal {
+			return float64(t + 1)
+		}
+		return float64(T)
+	}
+	headW = func(int) float64 { return 1 }
+	switch k := a.Kernel.(type) {
+	case *nn.PowerSoftmax:
+		p = k.P
+		gold = k.Sites()[0].Spec()
+		if gold == nil || gold.Method != "goldschmidt" {
+			return 0, fmt.Errorf("compile: %s: power-softmax reciprocal must be a Goldschmidt plan", name)
+		}
+		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: gold.Interval[0], B: gold.Interval[1]}, Iterations: gold.Iterations}
+		if err := g.Validate(); err != nil {
+			return 0, fmt.Errorf("compile: %s: %w", name, err)
+		}
+		c := g.Normalizer()
+		epsC = c * k.Eps
+		n := func(t int) float64 {
+			if k.LengthNorm {
+				return rowLen(t)
+			}
+			return 1
+		}
+		rowScale = func(t int) float64 { return math.Pow(c/n(t), 1/float64(p)) }
+		outRow = func(t int) float64 { return -n(t) }
+	case *nn.PowerFixed:
+		p = k.P
+		rowScale = func(int) float64 { return 1 }
+		headW = func(h int) float64 { return math.Exp(-k.G.Value.Data[h] / float64(p)) }
+		outRow = func(int) float64 { return 1 }
+	case *nn.Softmax:
+		sites := k.Sites()
+		expSpec, gold = sites[0].Spec(), sites[1].Spec()
+		if expSpec == nil || expSpec.Method != "chebyshev" || gold == nil || gold.Method != "goldschmidt" {
+			return 0, fmt.Errorf("compile: %s: softmax needs a Chebyshev exp and a Goldschmidt reciprocal", name)
+		}
+		return 0, fmt.Errorf("compile: %s: softmax attention is not supported yet (use power-softmax or power-fixed)", name)
+	default:
+		return 0, fmt.Errorf("compile: %s: attention kernel %T is not supported", name, a.Kernel)
+	}
+	_ = expSpec
+	// Q, K, V from one hoisted decomposition; 1/sqrt(dh) folded into Q.
+	qs := 1 / math.Sqrt(float64(b.dh))
+	grp := b.newGroup()
+	var qkv [3]int
+	var biases [3][]float64
+	for i := 0; i < 3; i++ {
+		s := 1.0
+		if i == 0 {
+			s = qs
+		}
+		id, bias := b.linearFromModel(fmt.Sprintf("%s.%s", name, []string{"q", "k", "v"}[i]), a.QKV, i*b.d, b.d, in,
+			ident, b.headMap, func(int) float64 { return s }, false, nil)
+		qkv[i] = b.op(Op{Kind: KindLinear, In: []int{in.id}, Mat: id, Group: grp, Label: name + ".qkv"})
+		biases[i] = bias
+	}
+	for i := 0; i < 3; i++ {
+		qkv[i] = b.op(Op{Kind: KindAddPlain, In: []int{qkv[i]}, Vec: b.vec(biases[i]), Label: name + ".qkv"})
+	}
+	q, kk, v := qkv[0], qkv[1], qkv[2]
+	// hoisted token rotations of K and V
+	kr, vr := make([]int, T), make([]int, T)
+	kr[0], vr[0] = kk, v
+	gk, gv := b.newGroup(), b.newGroup()
+	for r := 1; r < T; r++ {
+		kr[r] = b.op(Op{Kind: KindRotate, In: []int{kk}, Rot: []int{r * R}, Group: gk, Label: name + ".rotk"})
+	}
+	for r := 1; r < T; r++ {
+		vr[r] = b.op(Op{Kind: KindRotate, In: []int{v}, Rot: []int{r * R}, Group: gv, Label: name + ".rotv"})
+	}
+	var sumRots, bcastRots []int
+	for k := 1; k < b.dhp; k <<= 1 {
+		sumRots = append(sumRots, k)
+		bcastRots = append(bcastRots, -k)
+	}
+	temp := func(h, t int) float64 {
+		if a.Temp == nil {
+			return 1
+		}
+		return a.Temp.Value.Data[h*a.MaxLen+t]
+	}
+	pw := make([]int, T)
+	for r := 0; r < T; r++ {
+		prod := b.op(Op{Kind: KindMul, In: []int{q, kr[r]}, Label: name + ".scores"})
+		s := prod
+		if len(sumRots) > 0 {
+			s = b.op(Op{Kind: KindRotSum, In: []int{prod}, Rot: sumRots, Label: name + ".scores"})
+		}
+		mask := b.pattern()
+		for t := 0; t < T; t++ {
+			if b.causal && (t+r)%T > t {
+				continue
+			}
+			for h := 0; h < b.heads; h++ {
+				mask[t*D+h*b.dhp] = temp(h, t) * rowScale(t) * headW(h)
+			}
+		}
+		xs := b.op(Op{Kind: KindMulPlain, In: []int{s}, Vec: b.vec(mask), Label: name + ".scores"})
+		pw[r] = b.power(name+".power", xs, p)
+	}
+	weights := pw
+	if gold != nil {
+		nsum := b.sumTree(name+".normalizer", pw)
+		xn := nsum
+		if epsC != 0 {
+			xn = b.op(Op{Kind: KindAddConst, In: []int{nsum}, Const: epsC, Label: name + ".normalizer"})
+		}
+		// Goldschmidt with a' = xn - 2 = -a and b' = xn - 1 (b'^2 = b^2).
+		ga := b.op(Op{Kind: KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
+		gb := b.op(Op{Kind: KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
+		for i := 0; i < gold.Iterations; i++ {
+			gb = b.op(Op{Kind: KindMul, In: []int{gb, gb}, Label: name + ".recip"})
+			ob := b.op(Op{Kind: KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
+			ga = b.op(Op{Kind: KindMul, In: []int{ga, ob}, Label: name + ".recip"})
+		}
+		weights = make([]int, T)
+		for r := 0; r < T; r++ {
+			weights[r] = b.op(Op{Kind: KindMul, In: []int{pw[r], ga}, Label: name + ".weights"})
+		}
+	}
+	outs := make([]int, T)
+	for r := 0; r < T; r++ {
+		w := weights[r]
+		if len(bcastRots) > 0 {
+			w = b.op(Op{Kind: KindRotSum, In: []int{w}, Rot: bcastRots, Label: name + ".weights"})
+		}
+		outs[r] = b.op(Op{Kind: KindMul, In: []int{w, vr[r]}, Label: name + ".mix"})
+	}
+	o := b.sumTree(name+".mix", outs)
+	perToken := b.causal
+	hf := feed{g: ones(b.d), beta: make([]float64, b.d)}
+	oid, obias := b.linearFromModel(name+".out", a.Out, 0, b.d, hf, b.headMap, ident,
+		func(t int) float64 { return outRow(t) / sigma }, perToken, nil)
+	// the out bias is not multiplied by outRow: it is added after the mixing.
+	for t := 0; t < T; t++ {
+		for j := 0; j < b.d; j++ {
+			obias[t*D+j] = a.Out.B.Value.Data[j] / sigma
+		}
+	}
+	y := b.op(Op{Kind: KindLinear, In: []int{o}, Mat: oid, Label: name + ".out"})
+	return b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(obias), Label: name + ".out"}), nil
+}
+
+// power lowers x^p by binary exponentiation (ceil(log2 p) levels).
+func (b *builder) power(label string, x, p int) int {
+	result := -1
+	base := x
+	for q := p; q > 0; q >>= 1 {
+		if q&1 == 1 {
+			if result < 0 {
+				result = base
+			} else {
+				result = b.op(Op{Kind: KindMul, In: []int{result, base}, Label: label})
+			}
+		}
+		if q > 1 {
+			base = b.op(Op{Kind: KindMul, In: []int{base, base}, Label: label})
+		}
+	}
+	return result
+}
+
+// sumTree adds values pairwise (balanced tree).
+func (b *builder) sumTree(label string, ids []int) int {
+	for len(ids) > 1 {
+		var next []int
+		for i := 0; i+1 < len(ids); i += 2 {
+			next = append(next, b.op(Op{Kind: KindAdd, In: []int{ids[i], ids[i+1]}, Label: label}))
+		}
+		if len(ids)%2 == 1 {
+			next = append(next, ids[len(ids)-1])
+		}
+		ids = next
+	}
+	return ids[0]
+}
