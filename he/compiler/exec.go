@@ -1,0 +1,452 @@
+package compiler
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	lhe "github.com/tuneinsight/lattigo/v5/he"
+
+	"github.com/polyformer/polyformer/he"
+)
+
+// ExecOptions control an Executor.
+type ExecOptions struct {
+	// Workers is the number of goroutines (0: 2). Independent ops (input
+	// ciphertexts, attention diagonals, heads' chains) run concurrently,
+	// each worker on its own evaluator copy.
+	Workers int
+	// Trace receives every op record (labels are the layer names); nil: none.
+	Trace *he.Trace
+	// Bootstrapper is used for bootstrap ops; nil builds he.NewBootstrapper
+	// from the evaluation keys when the circuit bootstraps. Tests may pass
+	// he.NewSecretKeyBootstrapper (insecure).
+	Bootstrapper lhe.Bootstrapper[rlwe.Ciphertext]
+	// Probe, with ProbeOps, receives a copy of the output of the selected
+	// ops (input ciphertext index, op id) for per-layer error measurement.
+	Probe    func(ct, op int, v *rlwe.Ciphertext)
+	ProbeOps func(op int) bool
+}
+
+// Executor evaluates a planned circuit on encrypted inputs.
+type Executor struct {
+	c      *Circuit
+	params *he.Parameters
+	lts    []*he.LinearTransform
+	ev     *he.Evaluator
+	opt    ExecOptions
+	btpMu  sync.Mutex
+}
+
+// NewExecutor checks that the planned circuit c was made for params p and
+// that keys hold every key it uses, and returns an executor.
+func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt ExecOptions) (*Executor, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	if c.Planned == nil {
+		return nil, errors.New("executor: circuit is not planned for a parameter set (run Plan)")
+	}
+	if p == nil || keys == nil {
+		return nil, errors.New("executor: nil parameters or evaluation keys")
+	}
+	if c.Planned.Fingerprint != p.Fingerprint().String() {
+		return nil, fmt.Errorf("executor: circuit was planned for preset %s (fingerprint %.16s), parameters are %s (%s): %w",
+			c.Planned.Preset, c.Planned.Fingerprint, p.Name(), p.Fingerprint().Short(), he.ErrFingerprintMismatch)
+	}
+	if keys.Parameters() == nil || keys.Parameters().Fingerprint() != p.Fingerprint() {
+		return nil, fmt.Errorf("executor: evaluation keys were made for other parameters: %w", he.ErrFingerprintMismatch)
+	}
+	k := c.Planned.Keys
+	if k.Relinearization && !keys.HasRelinearization() {
+		return nil, errors.New("executor: the relinearization key is missing")
+	}
+	var missing []int
+	for _, r := range k.Rotations {
+		if !keys.HasRotation(r) {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("executor: %d of %d rotation keys are missing (e.g. rotation %d); generate keys from the circuit's key spec",
+			len(missing), len(k.Rotations), missing[0])
+	}
+	lts, err := c.transforms(p)
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = 2
+	}
+	ev := he.NewEvaluator(p.HE(), keys.KeySet(), opt.Trace)
+	if k.Bootstrapping {
+		btp := opt.Bootstrapper
+		if btp == nil {
+			if keys.BootstrappingKeys() == nil {
+				return nil, errors.New("executor: the circuit bootstraps but the evaluation keys have no bootstrapping keys")
+			}
+			b, err := he.NewBootstrapper(p, keys)
+			if err != nil {
+				return nil, fmt.Errorf("executor: %w", err)
+			}
+			btp = b
+		}
+		ev = ev.WithBootstrapper(btp)
+	}
+	return &Executor{c: c, params: p, lts: lts, ev: ev, opt: opt}, nil
+}
+
+// fullVec expands a pattern to every slot of the parameters.
+func (x *Executor) fullVec(p []float64) []float64 {
+	L := x.c.Layout
+	v := make([]float64, x.params.Slots())
+	R := L.RowStride()
+	for s := range v {
+		v[s] = p[((s/R)%L.Tokens)*L.Block+s%L.Block]
+	}
+	return v
+}
+
+type encKey struct{ mat, level int }
+
+type encEntry struct {
+	once sync.Once
+	enc  *he.EncodedLinearTransform
+	err  error
+	left int
+}
+
+// Run evaluates the circuit on the input ciphertexts (one per batch of
+// inputs, as made by EncryptInputs) and returns the output ciphertexts.
+func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+	c := x.c
+	if len(inputs) == 0 {
+		return nil, errors.New("run: no input ciphertexts")
+	}
+	for i, ct := range inputs {
+		if ct == nil {
+			return nil, fmt.Errorf("run: input %d is nil", i)
+		}
+		if err := he.CheckCiphertext(x.params, ct); err != nil {
+			return nil, fmt.Errorf("run: input %d: %w", i, err)
+		}
+		if ct.Level() < c.Planned.InputLevel {
+			return nil, fmt.Errorf("run: input %d at level %d, the circuit needs level %d", i, ct.Level(), c.Planned.InputLevel)
+		}
+	}
+	n := len(c.Ops)
+	// dependents and group leaders
+	deps := make([][]int, n)
+	waits := make([]int, n)
+	uses := make([]int, n)
+	leader := make([]int, n)
+	members := map[int][]int{}
+	groupLead := map[[2]int]int{}
+	for i, op := range c.Ops {
+		leader[i] = i
+		if op.Group > 0 && (op.Kind == KindLinear || op.Kind == KindRotate) {
+			key := [2]int{op.Group, op.In[0]}
+			if l, ok := groupLead[key]; ok {
+				leader[i] = l
+			} else {
+				groupLead[key] = i
+			}
+			members[leader[i]] = append(members[leader[i]], i)
+		}
+		for _, in := range op.In {
+			deps[in] = append(deps[in], i)
+			waits[i]++
+			uses[in]++
+		}
+	}
+	// encoded transforms: encoded lazily at the level of use, released after the last use
+	encs := map[encKey]*encEntry{}
+	for i, op := range c.Ops {
+		if op.Kind == KindLinear {
+			k := encKey{op.Mat, c.Planned.Levels[op.In[0]]}
+			if encs[k] == nil {
+				encs[k] = &encEntry{}
+			}
+			encs[k].left += len(inputs)
+			_ = i
+		}
+	}
+	var encMu sync.Mutex
+
+	nct := len(inputs)
+	vals := make([][]*rlwe.Ciphertext, nct)
+	wait := make([][]int, nct)
+	left := make([][]int, nct)
+	for k := range vals {
+		vals[k] = make([]*rlwe.Ciphertext, n)
+		wait[k] = append([]int(nil), waits...)
+		left[k] = append([]int(nil), uses...)
+	}
+	outID, err := c.Output()
+	if err != nil {
+		return nil, err
+	}
+	type task struct{ ct, op int }
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	var queue []task
+	pending := 0
+	var firstErr error
+	for k := 0; k < nct; k++ {
+		queue = append(queue, task{k, 0})
+		pending += n
+	}
+	// done marks op i of ciphertext k complete (mu held).
+	var done func(k, i int)
+	done = func(k, i int) {
+		pending--
+		for _, d := range deps[i] {
+			if wait[k][d]--; wait[k][d] == 0 && leader[d] == d {
+				queue = append(queue, task{k, d})
+			}
+		}
+		for _, in := range c.Ops[i].In {
+			if left[k][in]--; left[k][in] == 0 && in != outID {
+				vals[k][in] = nil
+			}
+		}
+		cond.Broadcast()
+	}
+	exec := func(ev *he.Evaluator, k, i int) error {
+		op := c.Ops[i]
+		lev := ev.WithLabel(op.Label)
+		in := func(j int) *rlwe.Ciphertext {
+			mu.Lock()
+			defer mu.Unlock()
+			return vals[k][op.In[j]]
+		}
+		set := func(id int, v *rlwe.Ciphertext) {
+			mu.Lock()
+			vals[k][id] = v
+			mu.Unlock()
+			if x.opt.Probe != nil && x.opt.ProbeOps != nil && x.opt.ProbeOps(id) {
+				x.opt.Probe(k, id, v.CopyNew())
+			}
+		}
+		var out *rlwe.Ciphertext
+		var err error
+		switch op.Kind {
+		case KindInput:
+			out = inputs[k]
+			if out.Level() > c.Planned.InputLevel {
+				out, err = lev.DropLevel(out, out.Level()-c.Planned.InputLevel)
+			}
+		case KindLinear:
+			ms := members[i]
+			if len(ms) == 0 {
+				ms = []int{i}
+			}
+			level := c.Planned.Levels[op.In[0]]
+			list := make([]*he.EncodedLinearTransform, len(ms))
+			for j, m := range ms {
+				key := encKey{c.Ops[m].Mat, level}
+				encMu.Lock()
+				e := encs[key]
+				encMu.Unlock()
+				e.once.Do(func() { e.enc, e.err = ev.EncodeLinearTransform(x.lts[key.mat], level) })
+				if e.err != nil {
+					return fmt.Errorf("encode %s: %w", c.Mats[key.mat].Name, e.err)
+				}
+				list[j] = e.enc
+			}
+			outs, err := lev.LinearTransformMany(in(0), list)
+			if err != nil {
+				return err
+			}
+			for j, m := range ms {
+				key := encKey{c.Ops[m].Mat, level}
+				encMu.Lock()
+				if e := encs[key]; e != nil {
+					if e.left--; e.left == 0 {
+						e.enc = nil
+					}
+				}
+				encMu.Unlock()
+				if m != i {
+					set(m, outs[j])
+				}
+			}
+			out = outs[0]
+		case KindRotate:
+			ms := members[i]
+			if len(ms) == 0 {
+				ms = []int{i}
+			}
+			ks := make([]int, len(ms))
+			for j, m := range ms {
+				ks[j] = c.Ops[m].Rot[0]
+			}
+			rs, err := lev.RotateHoisted(in(0), ks)
+			if err != nil {
+				return err
+			}
+			for j, m := range ms {
+				if m != i {
+					set(m, rs[ks[j]])
+				}
+			}
+			out = rs[ks[0]]
+		case KindAdd:
+			out, err = lev.Add(in(0), in(1))
+		case KindSub:
+			out, err = lev.Sub(in(0), in(1))
+		case KindAddPlain:
+			var pt *rlwe.Plaintext
+			a := in(0)
+			if pt, err = lev.EncodeAdd(x.fullVec(c.Vecs[op.Vec]), a); err == nil {
+				out, err = lev.AddPlain(a, pt)
+			}
+		case KindAddConst:
+			out, err = lev.AddConst(in(0), op.Const)
+		case KindMulPlain:
+			var pt *rlwe.Plaintext
+			a := in(0)
+			if pt, err = lev.EncodeMul(x.fullVec(c.Vecs[op.Vec]), a.Level()); err == nil {
+				if out, err = lev.MulPlain(a, pt); err == nil {
+					out, err = lev.Rescale(out)
+				}
+			}
+		case KindMulConst:
+			if out, err = lev.MulConst(in(0), op.Const); err == nil {
+				out, err = lev.Rescale(out)
+			}
+		case KindMul:
+			out, err = lev.MulRelinRescale(in(0), in(1))
+		case KindRotSum:
+			out = in(0)
+			for _, r := range op.Rot {
+				var rot *rlwe.Ciphertext
+				if rot, err = lev.Rotate(out, r); err != nil {
+					break
+				}
+				if out, err = lev.Add(out, rot); err != nil {
+					break
+				}
+			}
+		case KindPoly:
+			out, err = lev.Polynomial(in(0), *op.Poly)
+		case KindMatchScale:
+			out, err = lev.MatchScale(in(0), in(1).Scale)
+		case KindBootstrap:
+			x.btpMu.Lock()
+			out, err = lev.Bootstrap(in(0))
+			x.btpMu.Unlock()
+		case KindOutput:
+			out = in(0)
+		default:
+			err = fmt.Errorf("unknown op kind %q", op.Kind)
+		}
+		if err != nil {
+			return err
+		}
+		if out.Level() != c.Planned.Levels[i] {
+			return fmt.Errorf("output at level %d, plan says %d", out.Level(), c.Planned.Levels[i])
+		}
+		set(i, out)
+		return nil
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < x.opt.Workers; w++ {
+		ev := x.ev.ShallowCopy()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				for len(queue) == 0 && pending > 0 && firstErr == nil {
+					cond.Wait()
+				}
+				if pending == 0 || firstErr != nil {
+					mu.Unlock()
+					return
+				}
+				t := queue[len(queue)-1]
+				queue = queue[:len(queue)-1]
+				mu.Unlock()
+				err := exec(ev, t.ct, t.op)
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil {
+						op := c.Ops[t.op]
+						firstErr = fmt.Errorf("run: ciphertext %d, op %d (%s in %s): %w", t.ct, t.op, op.Kind, op.Label, err)
+					}
+					cond.Broadcast()
+					mu.Unlock()
+					continue
+				}
+				ms := members[t.op]
+				if len(ms) == 0 {
+					ms = []int{t.op}
+				}
+				for _, m := range ms {
+					done(t.ct, m)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	outs := make([]*rlwe.Ciphertext, nct)
+	for k := range outs {
+		outs[k] = vals[k][outID]
+	}
+	return outs, nil
+}
+
+// EncryptInputs encrypts virtual slot vectors (from EncodeImages), each
+// replicated over all slots of the parameters, at the circuit's input level.
+func EncryptInputs(client *he.Client, c *Circuit, vecs [][]float64) ([]*rlwe.Ciphertext, error) {
+	if client == nil || c == nil || c.Planned == nil {
+		return nil, errors.New("encrypt inputs: nil client or unplanned circuit")
+	}
+	p := client.Parameters()
+	if p.Fingerprint().String() != c.Planned.Fingerprint {
+		return nil, fmt.Errorf("encrypt inputs: circuit planned for %s, client parameters are %s: %w", c.Planned.Preset, p.Name(), he.ErrFingerprintMismatch)
+	}
+	S := c.Layout.Slots()
+	out := make([]*rlwe.Ciphertext, len(vecs))
+	for i, v := range vecs {
+		if len(v) != S {
+			return nil, fmt.Errorf("encrypt inputs: vector %d has %d slots, the layout has %d", i, len(v), S)
+		}
+		full := make([]float64, p.Slots())
+		for s := range full {
+			full[s] = v[s%S]
+		}
+		ct, err := client.EncryptReal(full, c.Planned.InputLevel)
+		if err != nil {
+			return nil, fmt.Errorf("encrypt inputs: %w", err)
+		}
+		out[i] = ct
+	}
+	return out, nil
+}
+
+// DecryptOutputs decrypts output ciphertexts to virtual slot vectors (the
+// first Layout.Slots() slots), for DecodeLogits.
+func DecryptOutputs(client *he.Client, c *Circuit, cts []*rlwe.Ciphertext) ([][]float64, error) {
+	if client == nil || c == nil {
+		return nil, errors.New("decrypt outputs: nil client or circuit")
+	}
+	out := make([][]float64, len(cts))
+	for i, ct := range cts {
+		v, err := client.DecryptReal(ct)
+		if err != nil {
+			return nil, fmt.Errorf("decrypt outputs: %w", err)
+		}
+		if len(v) < c.Layout.Slots() {
+			return nil, fmt.Errorf("decrypt outputs: %d slots < layout %d", len(v), c.Layout.Slots())
+		}
+		out[i] = v[:c.Layout.Slots()]
+	}
+	return out, nil
+}
