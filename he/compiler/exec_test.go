@@ -1,6 +1,10 @@
 package compiler
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
 	"testing"
 
 	"github.com/polyformer/polyformer/he"
@@ -19,6 +23,45 @@ func shallowFit() nn.FitOptions {
 	return fit
 }
 
+// encryptedRun plans c for preset, generates exactly the planned keys,
+// benches the images of b and checks encrypted == simulated (within tol)
+// and simulated == poly mode; it returns the report.
+func encryptedRun(t *testing.T, m *model.Model, c *Circuit, b model.Batch, preset string, opt PlanOptions, tol float64) *Report {
+	t.Helper()
+	p, err := he.ParametersFromPreset(preset)
+	require.NoError(t, err)
+	pc, err := Plan(c, p, opt)
+	require.NoError(t, err)
+	sk, evk, err := he.GenerateKeys(p, he.KeySpec{Relinearization: pc.Planned.Keys.Relinearization, Rotations: pc.Planned.Keys.Rotations})
+	require.NoError(t, err)
+	client, err := he.NewClient(p, sk)
+	require.NoError(t, err)
+	eo := ExecOptions{}
+	if pc.Planned.Bootstraps > 0 {
+		eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk)
+		require.NoError(t, err)
+	}
+	vecs, err := pc.EncodeImages(b.Pixels, b.B, m.Cfg.ImageRows, m.Cfg.ImageCols)
+	require.NoError(t, err)
+	rep, dec, err := Bench(pc, p, evk, client, vecs, eo)
+	require.NoError(t, err)
+	got, err := pc.DecodeLogits(dec, b.B)
+	require.NoError(t, err)
+	want := polyLogits(t, m, b)
+	sim := simLogits(t, pc, b, m.Cfg)
+	require.Less(t, maxAbsDiff(want, sim), 1e-9, "simulator vs poly mode")
+	e := maxAbsDiff(sim, got)
+	require.InDelta(t, rep.MaxLogitErr, e, 1e-12)
+	t.Logf("%s: max |encrypted - simulated| logit error %.3g (predicted 2^%.1f), bootstraps %d, key switches %d",
+		preset, e, rep.PredictedLog2Err, pc.Planned.Bootstraps, rep.KeySwitches)
+	require.Less(t, e, tol)
+	for _, l := range rep.Layers {
+		require.False(t, math.IsNaN(l.Log2Err), "layer %s has no error measurement", l.Layer)
+		require.Less(t, l.Log2Err, math.Log2(tol)+10, "layer %s", l.Layer)
+	}
+	return rep
+}
+
 func TestEncryptedMatchesSimulator(t *testing.T) {
 	m, b := tinyMNIST(t, func(c *model.Config) {
 		c.Attention.P = 2
@@ -27,32 +70,53 @@ func TestEncryptedMatchesSimulator(t *testing.T) {
 	}, shallowFit())
 	c, err := Compile(m, CompileOptions{Batch: 2})
 	require.NoError(t, err)
-	p, err := he.ParametersFromPreset(he.PresetTestN13)
-	require.NoError(t, err)
-	t.Logf("depth %d", c.Depth())
-	pc, err := Plan(c, p, PlanOptions{})
-	require.NoError(t, err)
-	sk, evk, err := he.GenerateKeys(p, pc.Planned.Keys.KeySpec())
-	require.NoError(t, err)
-	client, err := he.NewClient(p, sk)
-	require.NoError(t, err)
-	tr := he.NewTrace()
-	x, err := NewExecutor(pc, p, evk, ExecOptions{Trace: tr})
-	require.NoError(t, err)
-	vecs, err := pc.EncodeImages(b.Pixels, b.B, m.Cfg.ImageRows, m.Cfg.ImageCols)
-	require.NoError(t, err)
-	cts, err := EncryptInputs(client, pc, vecs)
-	require.NoError(t, err)
-	outs, err := x.Run(cts)
-	require.NoError(t, err)
-	dec, err := DecryptOutputs(client, pc, outs)
-	require.NoError(t, err)
-	got, err := pc.DecodeLogits(dec, b.B)
-	require.NoError(t, err)
-	want := polyLogits(t, m, b)
-	sim := simLogits(t, pc, b, m.Cfg)
-	require.Less(t, maxAbsDiff(want, sim), 1e-9)
-	e := maxAbsDiff(sim, got)
-	t.Logf("max |encrypted - simulated| logit error %.3g; key switches %d", e, tr.Total().KeySwitches)
-	require.Less(t, e, 1e-4)
+	rep := encryptedRun(t, m, c, b, he.PresetTestN13, PlanOptions{}, 1e-5)
+	require.Zero(t, rep.Bootstraps)
+	// the dry run counted what the trace measured
+	for _, l := range rep.Layers {
+		require.Equal(t, l.KeySwitches*2, l.MeasuredKeySwitches, "layer %s (2 ciphertexts)", l.Layer)
+	}
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteTable(&buf))
+	require.Contains(t, buf.String(), "blocks.0.attn.qkv")
+	buf.Reset()
+	require.NoError(t, rep.WriteJSON(&buf))
+	var back map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &back))
+	require.Equal(t, float64(rep.KeySwitches), back["key_switches"])
+}
+
+// Deep variants (norms, GELU, p = 4, two blocks) run on the bootstrapping
+// test preset: 2 levels after each bootstrap, with the insecure secret-key
+// bootstrapper.
+func TestEncryptedVariantsWithBootstrapping(t *testing.T) {
+	cases := map[string]func(c *model.Config){
+		"layernorm-gelu-p4": func(c *model.Config) {
+			c.Norm = "layernorm"
+		},
+		"rmsnorm-powerfixed-relu-2blocks-temp": func(c *model.Config) {
+			c.Norm = "rmsnorm"
+			c.Attention = model.AttentionConfig{Kind: model.AttnPowerFixed, P: 2, Temperature: true}
+			c.Activation = nn.ActReLU
+			c.Depth = 2
+		},
+	}
+	fit := shallowFit()
+	fit.Degree = 3 // depth 2: what one bootstrap leaves
+	for name, mod := range cases {
+		t.Run(name, func(t *testing.T) {
+			m, b := tinyMNIST(t, mod, fit)
+			c, err := Compile(m, CompileOptions{Batch: 4})
+			require.NoError(t, err)
+			p, err := he.ParametersFromPreset(he.PresetTestBootN13)
+			require.NoError(t, err)
+			_, err = Plan(c, p, PlanOptions{})
+			var le *LevelError
+			require.True(t, errors.As(err, &le), "%v", err)
+			require.Greater(t, le.Needed, le.Available)
+			require.Contains(t, err.Error(), "allow bootstrapping")
+			rep := encryptedRun(t, m, c, b, he.PresetTestBootN13, PlanOptions{AllowBootstrap: true, InsecureSecretKeyBootstrap: true}, 1e-4)
+			require.Greater(t, rep.Bootstraps, 0)
+		})
+	}
 }

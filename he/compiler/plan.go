@@ -63,6 +63,10 @@ type PlanOptions struct {
 	// AllowBootstrap lets Plan insert bootstraps when the circuit is deeper
 	// than the parameters' levels (the parameters must support bootstrapping).
 	AllowBootstrap bool
+	// InsecureSecretKeyBootstrap plans for he.NewSecretKeyBootstrapper
+	// (tests only: it decrypts), which accepts level-0 inputs; a real
+	// bootstrapper needs its minimum input level kept free.
+	InsecureSecretKeyBootstrap bool
 }
 
 // LevelError says a circuit needs more levels than a parameter set has.
@@ -130,7 +134,7 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 		// leveled: try the lowest input level first
 		var lastErr error
 		for start := min(need, maxL); start <= maxL; start++ {
-			out, err := plan(c, p, start, false)
+			out, err := plan(c, p, start, false, false)
 			if err == nil {
 				return out, nil
 			}
@@ -146,10 +150,10 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 		}
 		return nil, lastErr
 	}
-	return plan(c, p, maxL, true)
+	return plan(c, p, maxL, true, opt.InsecureSecretKeyBootstrap)
 }
 
-func plan(c *Circuit, p *he.Parameters, start int, boot bool) (*Circuit, error) {
+func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot bool) (*Circuit, error) {
 	hp := p.HE()
 	q := hp.Q()
 	floor := 0
@@ -157,8 +161,11 @@ func plan(c *Circuit, p *he.Parameters, start int, boot bool) (*Circuit, error) 
 	if boot {
 		bp := p.BootstrappingParameters()
 		floor = bp.BootstrappingParameters.LevelsConsumedPerRescaling()
+		if skBoot {
+			floor = 0
+		}
 		btpOut = hp.MaxLevel()
-		if btpOut-floor < 2 {
+		if btpOut-floor < 1 {
 			return nil, fmt.Errorf("plan: preset %s leaves %d levels after bootstrapping", p.Name(), btpOut-floor)
 		}
 	}

@@ -1,0 +1,332 @@
+package compiler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	lhe "github.com/tuneinsight/lattigo/v5/he"
+
+	"github.com/polyformer/polyformer/he"
+)
+
+// LayerReport is the plan (and, after Bench, the measurement) of one layer
+// (all ops sharing a label).
+type LayerReport struct {
+	Layer string `json:"layer"`
+	Ops   int    `json:"ops"`
+	// LevelIn is the highest level among the layer's inputs from other
+	// layers; LevelOut the level of its last op's output.
+	LevelIn          int `json:"level_in"`
+	LevelOut         int `json:"level_out"`
+	Rotations        int `json:"rotations"`
+	Relinearizations int `json:"relinearizations"`
+	KeySwitches      int `json:"key_switches"`
+	Bootstraps       int `json:"bootstraps"`
+	// Measured by Bench (per ciphertext, summed over ops; zero before).
+	TimeNs              int64 `json:"time_ns,omitempty"`
+	MeasuredKeySwitches int   `json:"measured_key_switches,omitempty"`
+	// Log2Err is log2 of the largest absolute difference between the
+	// decrypted layer output and the simulator's (NaN: not measured).
+	Log2Err float64 `json:"log2_err_vs_sim"`
+}
+
+// Report is the dry run of a planned circuit: what it will cost before any
+// key is made.
+type Report struct {
+	Preset      string `json:"preset"`
+	Fingerprint string `json:"fingerprint"`
+	LogN        int    `json:"log_n"`
+	Slots       int    `json:"slots"`
+	MaxLevel    int    `json:"max_level"`
+	Layout      Layout `json:"layout"`
+	// InputsPerCiphertext is Batch (the layout is replicated over all slots).
+	InputsPerCiphertext int           `json:"inputs_per_ciphertext"`
+	Depth               int           `json:"depth"`
+	InputLevel          int           `json:"input_level"`
+	Bootstraps          int           `json:"bootstraps"`
+	Ops                 int           `json:"ops"`
+	Rotations           int           `json:"rotations"`
+	Relinearizations    int           `json:"relinearizations"`
+	KeySwitches         int           `json:"key_switches"`
+	RotationKeys        int           `json:"rotation_keys"`
+	RotationAmounts     []int         `json:"rotation_amounts"`
+	KeyBytes            KeyBytes      `json:"key_bytes"`
+	InputCiphertextSize int64         `json:"input_ciphertext_bytes"`
+	MemoryBytes         int64         `json:"memory_estimate_bytes"`
+	PredictedLog2Err    float64       `json:"predicted_log2_err"`
+	Layers              []LayerReport `json:"layers"`
+	// Measured by Bench.
+	WallNs      int64   `json:"wall_ns,omitempty"`
+	PerInputNs  int64   `json:"per_input_ns,omitempty"`
+	MaxLogitErr float64 `json:"max_logit_err_vs_sim,omitempty"`
+}
+
+// KeyBytes are evaluation-key size estimates (Lattigo's gadget layout).
+type KeyBytes struct {
+	Relinearization int64 `json:"relinearization"`
+	Rotation        int64 `json:"rotation"` // all rotation keys
+	Bootstrapping   int64 `json:"bootstrapping"`
+	Total           int64 `json:"total"`
+}
+
+func keySize(logN, qCount, pCount int) int64 {
+	if pCount == 0 {
+		pCount = 1
+	}
+	dnum := (qCount + pCount - 1) / pCount
+	return int64(dnum) * 2 * int64(1<<logN) * int64(qCount+pCount) * 8
+}
+
+// NewReport returns the dry-run report of a planned circuit for p.
+func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
+	if c == nil || c.Planned == nil {
+		return nil, errors.New("report: circuit is not planned")
+	}
+	if p == nil || p.Fingerprint().String() != c.Planned.Fingerprint {
+		return nil, fmt.Errorf("report: circuit planned for %s: %w", c.Planned.Preset, he.ErrFingerprintMismatch)
+	}
+	lts, err := c.transforms(p)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	hp := p.HE()
+	r := &Report{Preset: p.Name(), Fingerprint: p.Fingerprint().String(), LogN: p.LogN(), Slots: p.Slots(), MaxLevel: p.MaxLevel(),
+		Layout: c.Layout, InputsPerCiphertext: c.Layout.Batch, Depth: c.Depth(), InputLevel: c.Planned.InputLevel,
+		Bootstraps: c.Planned.Bootstraps, Ops: len(c.Ops), RotationAmounts: c.Planned.Keys.Rotations,
+		RotationKeys: len(c.Planned.Keys.Rotations), PredictedLog2Err: math.NaN()}
+	idx := map[string]int{}
+	prevBaby := map[int]map[int]bool{} // per input value: baby steps of the last transform of its group
+	for i, op := range c.Ops {
+		k, ok := idx[op.Label]
+		if !ok {
+			k = len(r.Layers)
+			idx[op.Label] = k
+			r.Layers = append(r.Layers, LayerReport{Layer: op.Label, LevelIn: -1, Log2Err: math.NaN()})
+		}
+		l := &r.Layers[k]
+		l.Ops++
+		for _, in := range op.In {
+			if c.Ops[in].Label != op.Label {
+				l.LevelIn = max(l.LevelIn, c.Planned.Levels[in])
+			}
+		}
+		if op.Kind == KindInput {
+			l.LevelIn = c.Planned.Levels[i]
+		}
+		l.LevelOut = c.Planned.Levels[i]
+		rots, rel := opCost(op, lts)
+		if op.Kind == KindLinear && op.Group > 0 {
+			// LinearTransformMany reuses the previous transform's pre-rotated baby steps
+			baby, giant := bsgsSplit(lts[op.Mat], p.Slots())
+			prev := prevBaby[op.In[0]]
+			rots = len(giant)
+			for _, b := range baby {
+				if !prev[b] {
+					rots++
+				}
+			}
+			cur := map[int]bool{}
+			for _, b := range baby {
+				cur[b] = true
+			}
+			prevBaby[op.In[0]] = cur
+		}
+		l.Rotations += rots
+		l.Relinearizations += rel
+		l.KeySwitches += rots + rel
+		if op.Kind == KindBootstrap {
+			l.Bootstraps++
+		}
+	}
+	for _, l := range r.Layers {
+		r.Rotations += l.Rotations
+		r.Relinearizations += l.Relinearizations
+		r.KeySwitches += l.KeySwitches
+	}
+	qn, pn := hp.QCount(), hp.PCount()
+	ks := keySize(p.LogN(), qn, pn)
+	if c.Planned.Keys.Relinearization {
+		r.KeyBytes.Relinearization = ks
+	}
+	r.KeyBytes.Rotation = ks * int64(len(c.Planned.Keys.Rotations))
+	if c.Planned.Keys.Bootstrapping && p.HasBootstrapping() {
+		bp := p.BootstrappingParameters()
+		b := bp.BootstrappingParameters
+		r.KeyBytes.Bootstrapping = keySize(b.LogN(), b.QCount(), b.PCount()) * int64(len(bp.GaloisElements(hp))+1)
+	}
+	r.KeyBytes.Total = r.KeyBytes.Relinearization + r.KeyBytes.Rotation + r.KeyBytes.Bootstrapping
+	ctBytes := func(level int) int64 { return 2 * int64(p.N()) * int64(level+1) * 8 }
+	r.InputCiphertextSize = ctBytes(c.Planned.InputLevel)
+	// memory: keys + the largest encoded transform + peak live ciphertexts (per program, 2 workers)
+	var maxLT int64
+	for _, op := range c.Ops {
+		if op.Kind == KindLinear {
+			lvl := c.Planned.Levels[op.In[0]]
+			sz := int64(len(lts[op.Mat].Diagonals())) * int64(p.N()) * int64(lvl+1+pn) * 8
+			maxLT = max(maxLT, sz)
+		}
+	}
+	r.MemoryBytes = r.KeyBytes.Total + 3*maxLT + 2*int64(c.peakLive())*ctBytes(p.MaxLevel())
+	return r, nil
+}
+
+// bsgsSplit returns the non-zero baby-step and giant-step rotations of a
+// transform, as he (and Lattigo) evaluate it.
+func bsgsSplit(lt *he.LinearTransform, slots int) (baby, giant []int) {
+	diags := lt.Diagonals()
+	n1 := lhe.FindBestBSGSRatio(diags, slots, he.DefaultLogBSGSRatio)
+	index, _, rotN2 := lhe.BSGSIndex(diags, slots, n1)
+	for _, r := range rotN2 {
+		if r != 0 {
+			baby = append(baby, r)
+		}
+	}
+	for j := range index {
+		if j != 0 {
+			giant = append(giant, j)
+		}
+	}
+	return baby, giant
+}
+
+// peakLive is the largest number of values alive at once in op order.
+func (c *Circuit) peakLive() int {
+	last := make([]int, len(c.Ops))
+	for i, op := range c.Ops {
+		for _, in := range op.In {
+			last[in] = i
+		}
+	}
+	live, peak := 0, 0
+	for i, op := range c.Ops {
+		live++
+		for _, in := range op.In {
+			if last[in] == i {
+				live--
+			}
+		}
+		_ = op
+		peak = max(peak, live)
+	}
+	return peak
+}
+
+// PredictPrecision estimates log2 of the largest output error of the
+// encrypted circuit on one input (a virtual slot vector) by simulating it
+// with uniform noise of 8·sqrt(N)/2^logScale after every rescale and key
+// switch (a rough CKKS noise model), over a few seeds.
+func PredictPrecision(c *Circuit, p *he.Parameters, input []float64) (float64, error) {
+	clean, _, err := c.Simulate(input, SimOptions{})
+	if err != nil {
+		return 0, err
+	}
+	noise := 8 * math.Sqrt(float64(p.N())) / math.Exp2(float64(p.LogDefaultScale()))
+	worst := 0.0
+	for seed := uint64(1); seed <= 3; seed++ {
+		noisy, _, err := c.Simulate(input, SimOptions{Noise: noise, Seed: seed})
+		if err != nil {
+			return 0, err
+		}
+		worst = math.Max(worst, outputErr(c, clean, noisy))
+	}
+	return math.Log2(worst), nil
+}
+
+// outputErr is the largest absolute difference on the result slots.
+func outputErr(c *Circuit, a, b []float64) float64 {
+	L := c.Layout
+	worst := 0.0
+	for t := 0; t < L.OutputTokens; t++ {
+		for i := 0; i < L.Batch; i++ {
+			for j := 0; j < L.Outputs; j++ {
+				s := L.Slot(t, i, j)
+				worst = math.Max(worst, math.Abs(a[s]-b[s]))
+			}
+		}
+	}
+	return worst
+}
+
+func mb(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(b)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KB", float64(b)/(1<<10))
+}
+
+func log2s(x float64) string {
+	if math.IsNaN(x) {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", x)
+}
+
+// WriteTable writes the report as a human-readable table.
+func (r *Report) WriteTable(w io.Writer) error {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "circuit on %s (logN %d, %d slots, %d levels): %d tokens × %d channels, %d inputs per ciphertext\n",
+		r.Preset, r.LogN, r.Slots, r.MaxLevel, r.Layout.Tokens, r.Layout.Block, r.InputsPerCiphertext)
+	fmt.Fprintf(&sb, "depth %d levels, input level %d, bootstraps %d, ops %d\n", r.Depth, r.InputLevel, r.Bootstraps, r.Ops)
+	fmt.Fprintf(&sb, "key switches %d (rotations %d, relinearizations %d); rotation keys %d\n",
+		r.KeySwitches, r.Rotations, r.Relinearizations, r.RotationKeys)
+	fmt.Fprintf(&sb, "keys: relinearization %s, rotations %s, bootstrapping %s, total %s; input ciphertext %s; memory estimate %s\n",
+		mb(r.KeyBytes.Relinearization), mb(r.KeyBytes.Rotation), mb(r.KeyBytes.Bootstrapping), mb(r.KeyBytes.Total),
+		mb(r.InputCiphertextSize), mb(r.MemoryBytes))
+	fmt.Fprintf(&sb, "predicted log2 output error %s\n", log2s(r.PredictedLog2Err))
+	if r.WallNs > 0 {
+		fmt.Fprintf(&sb, "measured: wall %s, per input %s, max logit error vs simulator %.3g\n",
+			time.Duration(r.WallNs).Round(time.Millisecond), time.Duration(r.PerInputNs).Round(time.Millisecond), r.MaxLogitErr)
+	}
+	if _, err := io.WriteString(w, sb.String()); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "layer\tops\tlevel in\tlevel out\trotations\trelins\tkey switches\tbootstraps\ttime\tlog2 err\t")
+	for _, l := range r.Layers {
+		tm := "-"
+		if l.TimeNs > 0 {
+			tm = time.Duration(l.TimeNs).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Layer, l.Ops, l.LevelIn, l.LevelOut,
+			l.Rotations, l.Relinearizations, l.KeySwitches, l.Bootstraps, tm, log2s(l.Log2Err))
+	}
+	return tw.Flush()
+}
+
+// WriteJSON writes the report as indented JSON (NaN errors as null).
+func (r *Report) WriteJSON(w io.Writer) error {
+	type alias Report
+	cp := *r
+	cp.Layers = append([]LayerReport(nil), r.Layers...)
+	type layerJSON struct {
+		LayerReport
+		Log2Err *float64 `json:"log2_err_vs_sim"`
+	}
+	type repJSON struct {
+		alias
+		Layers           []layerJSON `json:"layers"`
+		PredictedLog2Err *float64    `json:"predicted_log2_err"`
+	}
+	ptr := func(x float64) *float64 {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+		return &x
+	}
+	out := repJSON{alias: alias(cp), PredictedLog2Err: ptr(r.PredictedLog2Err)}
+	for _, l := range cp.Layers {
+		out.Layers = append(out.Layers, layerJSON{LayerReport: l, Log2Err: ptr(l.Log2Err)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
