@@ -361,3 +361,34 @@ func TestCRMSNormEqualsRMSNormOnZeroMeanStream(t *testing.T) {
 	_, err = NewCRMSNorm("c", 1, 0)
 	require.Error(t, err)
 }
+
+// TestPolyModeGradCheckOfSiteMethods: the methods with an inverse square
+// root (PowerNorm group scaling, CRMSNorm, PRepBN's LayerNorm branch)
+// differentiate their poly-mode form exactly.
+func TestPolyModeGradCheckOfSiteMethods(t *testing.T) {
+	pn, err := NewPowerNorm("pn", 6, Options{Groups: 2, ExactBackward: true})
+	require.NoError(t, err)
+	cr, err := NewCRMSNorm("cr", 7, 1e-5)
+	require.NoError(t, err)
+	pr := NewPRepBN("pr", 6, Options{DecaySteps: 4})
+	pr.Step.Value.Data[0] = 1
+	for _, n := range []nn.Norm{pn, cr, pr} {
+		t.Run(n.Kind(), func(t *testing.T) {
+			x := randInput(1, 2, 3, 6)
+			s := n.Sites()[0]
+			require.NoError(t, s.SetMode(nn.ModeCalibrate))
+			n.Forward(x)
+			fit := nn.DefaultFitOptions()
+			fit.RelTol = 0.05 // coarse, so poly and exact differ
+			_, err := s.Fit(fit)
+			require.NoError(t, err)
+			require.NoError(t, s.SetMode(nn.ModePoly))
+			poly := n.Forward(x)
+			require.NoError(t, s.SetMode(nn.ModeExact))
+			exact := n.Forward(x)
+			require.NotEqual(t, exact.Data, poly.Data)
+			require.NoError(t, s.SetMode(nn.ModePoly))
+			requireGrad(t, n, x)
+		})
+	}
+}

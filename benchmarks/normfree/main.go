@@ -298,6 +298,20 @@ func (r *runner) writeTables() error {
 	return nil
 }
 
+func printCostMarkdown(w io.Writer, width, tokens int) error {
+	costs, err := normfree.CostTable(width, tokens)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "| method | placement | depth / norm | ct-mults / norm | rotations / norm | folds to zero | norms / block | block depth | block ct-mults | block rotations | block pt-mults | final norm |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range costs {
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %v | %d | %d | %d | %d | %d | %v |\n", c.Method, c.Placement, c.Depth, c.CtMults, c.Rotations,
+			c.FoldsToZero, c.NormsPerBlock, c.BlockDepth, c.BlockCtMults, c.BlockRotations, c.BlockPtMults, c.FinalNorm)
+	}
+	return nil
+}
+
 func main() {
 	if err := mainErr(); err != nil {
 		fmt.Fprintln(os.Stderr, "normfree-ablation:", err)
@@ -319,7 +333,16 @@ func mainErr() error {
 	mnistEval := flag.Int("mnist-eval", 2000, "test images of the final MNIST evaluation")
 	out := flag.String("out", "benchmarks/normfree", "directory for results.json, results.csv, results.jsonl")
 	work := flag.String("work", filepath.Join(os.TempDir(), "normfree-ablation"), "directory for the checkpoints of the runs")
+	costTable := flag.Bool("cost-table", false, "print the HE cost table (markdown) for -width (default 64) and -tokens and exit")
+	tokens := flag.Int("tokens", 64, "tokens for -cost-table")
 	flag.Parse()
+	if *costTable {
+		w := *width
+		if w == 0 {
+			w = 64
+		}
+		return printCostMarkdown(os.Stdout, w, *tokens)
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
