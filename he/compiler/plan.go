@@ -55,6 +55,17 @@ func (p *PlanInfo) validate(n int) error {
 	if _, err := he.ParseFingerprint(p.Fingerprint); err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
+	if len(p.Keys.Rotations) > 1<<16 {
+		return fmt.Errorf("plan: %d rotation keys", len(p.Keys.Rotations))
+	}
+	for _, r := range p.Keys.Rotations {
+		if r <= 0 || r >= maxRot {
+			return fmt.Errorf("plan: rotation %d out of range", r)
+		}
+	}
+	if p.Bootstraps < 0 || p.Bootstraps > n {
+		return fmt.Errorf("plan: %d bootstraps", p.Bootstraps)
+	}
 	return nil
 }
 
