@@ -120,3 +120,45 @@ func TestEncryptedVariantsWithBootstrapping(t *testing.T) {
 		})
 	}
 }
+
+// Byte LM with 2 blocks: encrypted next-byte logits equal the simulator's
+// within the predicted precision (times a safety factor), and the
+// simulator equals poly mode.
+func TestEncryptedByteLM(t *testing.T) {
+	m, b := tinyText(t, func(c *model.Config) {
+		c.Attention.P = 2
+		c.Attention.Eps = 0.5
+		c.Activation = nn.ActQuad
+		c.Depth = 2
+	}, shallowFit())
+	c, err := Compile(m, CompileOptions{Batch: 1})
+	require.NoError(t, err)
+	p, err := he.ParametersFromPreset(he.PresetTestBootN13)
+	require.NoError(t, err)
+	pc, err := Plan(c, p, PlanOptions{AllowBootstrap: true, InsecureSecretKeyBootstrap: true})
+	require.NoError(t, err)
+	sk, evk, err := he.GenerateKeys(p, he.KeySpec{Relinearization: true, Rotations: pc.Planned.Keys.Rotations})
+	require.NoError(t, err)
+	client, err := he.NewClient(p, sk)
+	require.NoError(t, err)
+	btp, err := he.NewSecretKeyBootstrapper(p, sk)
+	require.NoError(t, err)
+	vecs, err := pc.EncodeBytes(b.Inputs, b.B, b.T)
+	require.NoError(t, err)
+	rep, dec, err := Bench(pc, p, evk, client, vecs, ExecOptions{Bootstrapper: btp})
+	require.NoError(t, err)
+	got, err := pc.DecodeLogits(dec, b.B)
+	require.NoError(t, err)
+	require.NoError(t, m.SetMode(nn.ModePoly))
+	lg, err := m.Logits(b)
+	require.NoError(t, err)
+	require.NoError(t, m.SetMode(nn.ModeExact))
+	worst := 0.0
+	for i := range got {
+		for j, v := range got[i] {
+			worst = math.Max(worst, math.Abs(v-lg.Data[i*len(got[i])+j]))
+		}
+	}
+	t.Logf("LM: max |encrypted - poly mode| %.3g, predicted 2^%.1f, bootstraps %d, key switches %d", worst, rep.PredictedLog2Err, rep.Bootstraps, rep.KeySwitches)
+	require.Less(t, math.Log2(worst), rep.PredictedLog2Err+4)
+}

@@ -160,9 +160,6 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 	if err := m.Cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
-	if m.Cfg.Task != model.TaskMNIST {
-		return nil, fmt.Errorf("compile: task %q is not supported yet (image classifier only)", m.Cfg.Task)
-	}
 	for _, s := range m.Sites() {
 		if s.Spec() == nil {
 			return nil, fmt.Errorf("compile: site %s has no polynomial (calibrate the model first)", s.Name)
@@ -178,6 +175,9 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 	}
 	cfg := m.Cfg
 	L := Layout{Tokens: t, Batch: batch, Block: d, InputWidth: cfg.Patch * cfg.Patch, Outputs: cfg.Classes, OutputTokens: 1}
+	if cfg.Task == model.TaskText {
+		L.InputWidth, L.Outputs, L.OutputTokens = cfg.Vocab, cfg.Vocab, t
+	}
 	if err := L.Validate(); err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
@@ -198,6 +198,17 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 	f, err := b.norm("norm", m.FinalNorm, x, sigma)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Task == model.TaskText {
+		// LM head on every token
+		id, bias := b.linearFromModel("head", m.Head, 0, m.Head.Out, f, ident, ident, func(int) float64 { return 1 }, false, nil)
+		y := b.op(Op{Kind: KindLinear, In: []int{f.id}, Mat: id, Label: "head"})
+		y = b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
+		b.op(Op{Kind: KindOutput, In: []int{y}, Label: "output"})
+		if err := b.c.Validate(); err != nil {
+			return nil, fmt.Errorf("compile: internal error: %w", err)
+		}
+		return b.c, nil
 	}
 	// mean pool: butterfly over tokens leaves the token sum in every token row.
 	var rots []int
@@ -223,16 +234,22 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 	return b.c, nil
 }
 
-// embed lowers the patch embedding and positional embedding.
+// embed lowers the patch (or one-hot byte) embedding and the positional
+// embedding: the client sends raw pixels or one-hot bytes only.
 func (b *builder) embed(in int) (int, error) {
 	m := b.m
-	pe := m.Patch
-	if pe == nil {
-		return 0, errors.New("compile: image model without patch embedding")
+	var lin *nn.Linear
+	switch {
+	case m.Patch != nil:
+		lin = m.Patch.Proj
+	case m.Embed != nil:
+		// one-hot(id) · Table is a linear layer with weight Table [Vocab, Dim] and no bias
+		lin = &nn.Linear{In: m.Embed.Vocab, Out: m.Embed.Dim, W: m.Embed.Table, B: nn.NewParam("embed.zero_bias", m.Embed.Dim)}
+	default:
+		return 0, errors.New("compile: model without patch or token embedding")
 	}
-	pp := pe.Patch * pe.Patch
-	f := feed{g: ones(pp), beta: make([]float64, pp)}
-	id, bias := b.linearFromModel("patch", pe.Proj, 0, pe.Proj.Out, f, ident, ident, func(int) float64 { return 1 }, false, nil)
+	f := feed{g: ones(lin.In), beta: make([]float64, lin.In)}
+	id, bias := b.linearFromModel("embed", lin, 0, lin.Out, f, ident, ident, func(int) float64 { return 1 }, false, nil)
 	D := b.L.Block
 	for t := 0; t < b.L.Tokens; t++ {
 		for j := 0; j < b.d; j++ {

@@ -231,9 +231,43 @@ func (c *Circuit) EncodeImages(pixels []float64, n, rows, cols int) ([][]float64
 	return out, nil
 }
 
+// EncodeBytes packs n byte sequences of length seqLen (ids row-major, each
+// in [0, 256)) as one-hot vectors into ceil(n/Batch) virtual ciphertext slot
+// vectors: token t of sequence b has a 1 in channel ids[b*seqLen+t].
+// Sequences shorter than the context are padded with zero vectors at the
+// end; causal attention makes the results of the real tokens exact.
+func (c *Circuit) EncodeBytes(ids []int, n, seqLen int) ([][]float64, error) {
+	if c.Task != "text" {
+		return nil, fmt.Errorf("encode bytes: circuit is for task %q", c.Task)
+	}
+	L := c.Layout
+	if n < 1 || seqLen < 1 || seqLen > L.Tokens {
+		return nil, fmt.Errorf("encode bytes: %d sequences of length %d (context %d)", n, seqLen, L.Tokens)
+	}
+	if len(ids) != n*seqLen {
+		return nil, fmt.Errorf("encode bytes: %d ids for %d sequences of length %d", len(ids), n, seqLen)
+	}
+	out := make([][]float64, (n+L.Batch-1)/L.Batch)
+	for k := range out {
+		out[k] = make([]float64, L.Slots())
+	}
+	for i := 0; i < n; i++ {
+		for t := 0; t < seqLen; t++ {
+			id := ids[i*seqLen+t]
+			if id < 0 || id >= L.InputWidth {
+				return nil, fmt.Errorf("encode bytes: id %d outside [0, %d)", id, L.InputWidth)
+			}
+			out[i/L.Batch][L.Slot(t, i%L.Batch, id)] = 1
+		}
+	}
+	return out, nil
+}
+
 // DecodeLogits extracts the per-input results from output slot vectors (as
 // simulated, or decrypted: only the first Layout.Slots() values are read):
-// n inputs of Layout.Outputs values (classifier: token 0 of each input).
+// for each of n inputs, OutputTokens×Outputs values, token-major
+// (classifier: the logits of token 0; LM: the next-byte logits of every
+// token).
 func (c *Circuit) DecodeLogits(outs [][]float64, n int) ([][]float64, error) {
 	L := c.Layout
 	if n < 0 || n > len(outs)*L.Batch {
@@ -245,9 +279,11 @@ func (c *Circuit) DecodeLogits(outs [][]float64, n int) ([][]float64, error) {
 		if len(v) < L.Slots() {
 			return nil, fmt.Errorf("decode: output %d has %d slots, want >= %d", i/L.Batch, len(v), L.Slots())
 		}
-		res[i] = make([]float64, L.Outputs)
-		for j := range res[i] {
-			res[i][j] = v[L.Slot(0, i%L.Batch, j)]
+		res[i] = make([]float64, L.OutputTokens*L.Outputs)
+		for t := 0; t < L.OutputTokens; t++ {
+			for j := 0; j < L.Outputs; j++ {
+				res[i][t*L.Outputs+j] = v[L.Slot(t, i%L.Batch, j)]
+			}
 		}
 	}
 	return res, nil

@@ -1,6 +1,8 @@
 package compiler
 
 import (
+	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/polyformer/polyformer/model"
@@ -47,6 +49,77 @@ func TestSimulatorMatchesPolyMode(t *testing.T) {
 				got := simLogits(t, c, b, m.Cfg)
 				require.Less(t, maxAbsDiff(want, got), 1e-9, "batch %d: want %v got %v", batch, want, got)
 			}
+		})
+	}
+}
+
+func tinyText(t *testing.T, mod func(c *model.Config), fit nn.FitOptions) (*model.Model, model.Batch) {
+	t.Helper()
+	c, err := model.DefaultConfig(model.TaskText)
+	require.NoError(t, err)
+	c.Width, c.Depth, c.Heads, c.Hidden, c.Context = 8, 1, 2, 16, 8
+	if mod != nil {
+		mod(&c)
+	}
+	m, err := model.New(c)
+	require.NoError(t, err)
+	cal := []model.Batch{synthText(c, 8, 1), synthText(c, 8, 2)}
+	require.NoError(t, m.Calibrate(cal, fit))
+	return m, synthText(c, 2, 3)
+}
+
+func synthText(c model.Config, b int, seed uint64) model.Batch {
+	r := rand.New(rand.NewPCG(seed, 9))
+	t := c.Context
+	in, tg := make([]int, b*t), make([]int, b*t)
+	for i := range in {
+		in[i] = 'a' + r.IntN(6)
+		tg[i] = 'a' + r.IntN(6)
+	}
+	return model.Batch{B: b, T: t, Inputs: in, Targets: tg}
+}
+
+func TestSimulatorMatchesPolyModeLM(t *testing.T) {
+	fit := nn.DefaultFitOptions()
+	fit.Degree = 15
+	for name, mod := range map[string]func(c *model.Config){
+		"power-softmax-gelu": nil,
+		"rmsnorm-quad-2blocks-nolen": func(c *model.Config) {
+			c.Norm = "rmsnorm"
+			c.Activation = nn.ActQuad
+			c.Depth = 2
+			c.Attention.LengthNorm = false
+		},
+		"powerfixed-layernorm-scaled": func(c *model.Config) {
+			c.Attention = model.AttentionConfig{Kind: model.AttnPowerFixed, P: 2}
+			c.Norm = "layernorm"
+			c.ScaledResidual = true
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, b := tinyText(t, mod, fit)
+			require.NoError(t, m.SetMode(nn.ModePoly))
+			lg, err := m.Logits(b)
+			require.NoError(t, err)
+			require.NoError(t, m.SetMode(nn.ModeExact))
+			c, err := Compile(m, CompileOptions{Batch: 2})
+			require.NoError(t, err)
+			vecs, err := c.EncodeBytes(b.Inputs, b.B, b.T)
+			require.NoError(t, err)
+			outs := make([][]float64, len(vecs))
+			for i, v := range vecs {
+				outs[i], _, err = c.Simulate(v, SimOptions{})
+				require.NoError(t, err)
+			}
+			got, err := c.DecodeLogits(outs, b.B)
+			require.NoError(t, err)
+			worst := 0.0
+			for i := range got {
+				for j, v := range got[i] {
+					worst = math.Max(worst, math.Abs(v-lg.Data[i*len(got[i])+j]))
+				}
+			}
+			require.Less(t, worst, 1e-9)
 		})
 	}
 }
