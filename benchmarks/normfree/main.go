@@ -312,6 +312,63 @@ func printCostMarkdown(w io.Writer, width, tokens int) error {
 	return nil
 }
 
+// printSummary writes one markdown table per task from a results.json.
+func printSummary(w io.Writer, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("summarize: %w", err)
+	}
+	var rs []Result
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return fmt.Errorf("summarize %s: %w", path, err)
+	}
+	for _, task := range []string{model.TaskText, model.TaskMNIST} {
+		var rows []Result
+		for _, r := range rs {
+			if r.Task == task {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		metric := "bits/byte"
+		if task == model.TaskMNIST {
+			metric = "accuracy"
+		}
+		fmt.Fprintf(w, "\n**%s** (%s; lower bits/byte, higher accuracy is better)\n\n", task, metric)
+		fmt.Fprintf(w, "| method | placement | steps | train s | exact %s | poly %s | block depth | block ct-mults | block rotations | folds |\n", metric, metric)
+		fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, r := range rows {
+			ex, po := r.ExactBPB, r.PolyBPB
+			if task == model.TaskMNIST {
+				ex, po = r.ExactAcc, r.PolyAcc
+			}
+			poly := fmt.Sprintf("%.4f", po)
+			if r.PolyError != "" {
+				poly = "failed: " + shorten(r.PolyError, 60)
+			} else if r.Outside > 0 {
+				poly += fmt.Sprintf(" (%d outside)", r.Outside)
+			}
+			exact := fmt.Sprintf("%.4f", ex)
+			if r.Error != "" {
+				exact, poly = "failed: "+shorten(r.Error, 60), "—"
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %d | %d | %d | %v |\n", r.Method, r.Placement, r.Steps, r.TrainSeconds, exact, poly,
+				r.Cost.BlockDepth, r.Cost.BlockCtMults, r.Cost.BlockRotations, r.Cost.FoldsToZero)
+		}
+	}
+	return nil
+}
+
+func shorten(s string, n int) string {
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
 func main() {
 	if err := mainErr(); err != nil {
 		fmt.Fprintln(os.Stderr, "normfree-ablation:", err)
@@ -335,7 +392,11 @@ func mainErr() error {
 	work := flag.String("work", filepath.Join(os.TempDir(), "normfree-ablation"), "directory for the checkpoints of the runs")
 	costTable := flag.Bool("cost-table", false, "print the HE cost table (markdown) for -width (default 64) and -tokens and exit")
 	tokens := flag.Int("tokens", 64, "tokens for -cost-table")
+	summarize := flag.String("summarize", "", "print a markdown summary of this results.json and exit")
 	flag.Parse()
+	if *summarize != "" {
+		return printSummary(os.Stdout, *summarize)
+	}
 	if *costTable {
 		w := *width
 		if w == 0 {
