@@ -94,6 +94,10 @@ func TestEncryptedVariantsWithBootstrapping(t *testing.T) {
 		"layernorm-gelu-p4": func(c *model.Config) {
 			c.Norm = "layernorm"
 		},
+		"softmax-poly-act": func(c *model.Config) {
+			c.Attention = model.AttentionConfig{Kind: model.AttnSoftmax}
+			c.Activation, c.PolyActDegree = nn.ActPoly, 3
+		},
 		"rmsnorm-powerfixed-relu-2blocks-temp": func(c *model.Config) {
 			c.Norm = "rmsnorm"
 			c.Attention = model.AttentionConfig{Kind: model.AttnPowerFixed, P: 2, Temperature: true}

@@ -487,6 +487,9 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 		expSpec  *nn.PolySpec
 		headW    func(h int) float64
 		epsC     float64
+		expPoly  polyapprox.Chebyshev
+		// softmax: u = expScalar*s + expConst, e = exp(u) times expNorm (Goldschmidt's c) and the causal mask
+		expScalar, expConst, expNorm float64
 	)
 	rowLen := func(t int) float64 {
 		if b.causal {
@@ -527,11 +530,21 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 		if expSpec == nil || expSpec.Method != "chebyshev" || gold == nil || gold.Method != "goldschmidt" {
 			return 0, fmt.Errorf("compile: %s: softmax needs a Chebyshev exp and a Goldschmidt reciprocal", name)
 		}
-		return 0, fmt.Errorf("compile: %s: softmax attention is not supported yet (use power-softmax or power-fixed)", name)
+		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: gold.Interval[0], B: gold.Interval[1]}, Iterations: gold.Iterations}
+		if err := g.Validate(); err != nil {
+			return 0, fmt.Errorf("compile: %s: %w", name, err)
+		}
+		expPoly = polyapprox.Chebyshev{Interval: polyapprox.Interval{A: expSpec.Interval[0], B: expSpec.Interval[1]}, Coeffs: expSpec.Coeffs}
+		if err := expPoly.Validate(); err != nil || expPoly.Degree() < 1 {
+			return 0, fmt.Errorf("compile: %s: invalid exp polynomial", name)
+		}
+		expScalar, expConst = expPoly.Interval.ChangeOfBasis()
+		expNorm = g.Normalizer()
+		rowScale = func(int) float64 { return expScalar }
+		outRow = func(int) float64 { return -1 }
 	default:
 		return 0, fmt.Errorf("compile: %s: attention kernel %T is not supported", name, a.Kernel)
 	}
-	_ = expSpec
 	// Q, K, V from one hoisted decomposition; 1/sqrt(dh) folded into Q.
 	qs := 1 / math.Sqrt(float64(b.dh))
 	grp := b.newGroup()
@@ -581,15 +594,34 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 		}
 		mask := b.pattern()
 		for t := 0; t < T; t++ {
-			if b.causal && (t+r)%T > t {
-				continue
+			if b.causal && (t+r)%T > t && expSpec == nil {
+				continue // softmax masks after exp instead
 			}
 			for h := 0; h < b.heads; h++ {
 				mask[t*D+h*b.dhp] = temp(h, t) * rowScale(t) * headW(h)
 			}
 		}
 		xs := b.op(Op{Kind: KindMulPlain, In: []int{s}, Vec: b.vec(mask), Label: name + ".scores"})
-		pw[r] = b.power(name+".power", xs, p)
+		if expSpec == nil {
+			pw[r] = b.power(name+".power", xs, p)
+			continue
+		}
+		// softmax: u = scalar*s + constant, exp on the unit interval, then the
+		// causal mask and Goldschmidt's normalizer c (which also zeroes the
+		// other slots' junk before the broadcast)
+		cst, m2 := b.pattern(), b.pattern()
+		for t := 0; t < T; t++ {
+			for h := 0; h < b.heads; h++ {
+				cst[t*D+h*b.dhp] = expConst
+				if !b.causal || (t+r)%T <= t {
+					m2[t*D+h*b.dhp] = expNorm
+				}
+			}
+		}
+		u := b.op(Op{Kind: KindAddPlain, In: []int{xs}, Vec: b.vec(cst), Label: name + ".scores"})
+		unit := polyapprox.Chebyshev{Interval: polyapprox.Interval{A: -1, B: 1}, Coeffs: append([]float64(nil), expPoly.Coeffs...)}
+		e := b.op(Op{Kind: KindPoly, In: []int{u}, Poly: &unit, Label: name + ".exp"})
+		pw[r] = b.op(Op{Kind: KindMulPlain, In: []int{e}, Vec: b.vec(m2), Label: name + ".exp"})
 	}
 	weights := pw
 	if gold != nil {

@@ -34,6 +34,9 @@ func TestSimulatorMatchesPolyMode(t *testing.T) {
 			c.Activation = nn.ActPoly
 			c.Norm = "rmsnorm"
 		},
+		"softmax-temp-gelu": func(c *model.Config) {
+			c.Attention = model.AttentionConfig{Kind: model.AttnSoftmax, Temperature: true}
+		},
 		"heads-not-pow2-none-act": func(c *model.Config) {
 			c.Width, c.Heads = 12, 2
 			c.Activation = nn.ActNone
