@@ -18,7 +18,9 @@ const EntropyEps = 1e-9
 // O_h = A V_h, output = concat(O_h) Wo.
 //
 // Every forward records the per-head attention entropy
-// E_h = mean over batch items and query rows of -sum_j a_ij log(a_ij + 1e-9).
+// E_h = mean over batch items and query rows of -sum_j p_ij log(p_ij + 1e-9),
+// where p_ij = a_ij / sum_k a_ik is the row of attention weights normalized
+// to a distribution (see attentionEntropy).
 // SetEntropyGrad supplies dL/dE_h for the next Backward (entropy
 // regularization), which then flows into the attention weights.
 type MultiHeadAttention struct {
@@ -114,13 +116,7 @@ func (m *MultiHeadAttention) Forward(x *Tensor) *Tensor {
 		bi, h := p/hN, p%hN
 		s, a := m.s[p*tt:(p+1)*tt], m.a[p*tt:(p+1)*tt]
 		m.Kernel.Forward(h, t, m.Causal, s, a)
-		var e float64
-		for _, v := range a {
-			if v != 0 {
-				e -= v * math.Log(v+EntropyEps)
-			}
-		}
-		ent[p] = e
+		ent[p] = attentionEntropy(a, t)
 		base := bi * t * 3 * d
 		Gemm(false, false, t, dh, t, 1, a, t, q[base+2*d+h*dh:], 3*d, 0, concat.Data[bi*t*d+h*dh:], d)
 	})
@@ -163,10 +159,7 @@ func (m *MultiHeadAttention) Backward(dy *Tensor) *Tensor {
 		daw, dsw := da[w], ds[w]
 		Gemm(false, true, t, t, dh, 1, dout, d, q[base+2*d+h*dh:], 3*d, 0, daw, t)
 		if m.entGrad != nil && m.entGrad[h] != 0 {
-			g := -m.entGrad[h] / float64(b*t)
-			for i, v := range a {
-				daw[i] += g * (math.Log(v+EntropyEps) + v/(v+EntropyEps))
-			}
+			attentionEntropyBackward(a, t, m.entGrad[h]/float64(b*t), daw)
 		}
 		Gemm(true, false, t, dh, t, 1, a, t, dout, d, 0, dqkv.Data[base+2*d+h*dh:], 3*d)
 		m.Kernel.Backward(h, t, m.Causal, s, a, daw, dsw, pg[w][:nk])
@@ -203,3 +196,57 @@ func (m *MultiHeadAttention) Params() []*Param {
 
 // Sites returns the kernel's sites.
 func (m *MultiHeadAttention) Sites() []*Site { return m.Kernel.Sites() }
+
+// attentionEntropy returns the sum over the t rows of a (t×t attention
+// weights) of the row entropy -sum_j p_j log(p_j + EntropyEps), with
+// p = row / sum(row). Softmax rows already sum to 1, so p = a there; the
+// normalization matters for kernels whose rows do not sum to 1
+// (length-normalized Power-Softmax sums to about T, eps > 0 or a fixed
+// normalizer to anything), where the raw formula is not an entropy (it can
+// be negative). Rows summing to 0 (fully masked) contribute 0.
+func attentionEntropy(a []float64, t int) float64 {
+	var e float64
+	for i := 0; i < t; i++ {
+		row := a[i*t : (i+1)*t]
+		var sum float64
+		for _, v := range row {
+			sum += v
+		}
+		if sum == 0 {
+			continue
+		}
+		for _, v := range row {
+			if v != 0 {
+				p := v / sum
+				e -= p * math.Log(p+EntropyEps)
+			}
+		}
+	}
+	return e
+}
+
+// attentionEntropyBackward adds scale * dE/da to da for E = attentionEntropy(a, t):
+// with g_j = dE/dp_j = -(log(p_j + eps) + p_j/(p_j + eps)) and S the row sum,
+// dE/da_j = (g_j - sum_k p_k g_k) / S.
+func attentionEntropyBackward(a []float64, t int, scale float64, da []float64) {
+	g := make([]float64, t)
+	for i := 0; i < t; i++ {
+		row := a[i*t : (i+1)*t]
+		var sum float64
+		for _, v := range row {
+			sum += v
+		}
+		if sum == 0 {
+			continue
+		}
+		var mean float64
+		for j, v := range row {
+			p := v / sum
+			g[j] = -(math.Log(p+EntropyEps) + p/(p+EntropyEps))
+			mean += p * g[j]
+		}
+		for j := range row {
+			da[i*t+j] += scale * (g[j] - mean) / sum
+		}
+	}
+}

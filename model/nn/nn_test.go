@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -226,7 +227,29 @@ func TestPowerSoftmaxScaledEqualsUnscaledWhenEpsZero(t *testing.T) {
 }
 
 func TestEntropyRegularizerGrad(t *testing.T) {
-	ps, err := NewPowerSoftmax("a", 4, 1e-2, 0.1, true, false, false)
+	for _, lengthNorm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lengthNorm=%v", lengthNorm), func(t *testing.T) { testEntropyRegularizerGrad(t, lengthNorm) })
+	}
+}
+
+// TestAttentionEntropyIsAnEntropy checks that the recorded entropy lies in
+// [0, log T] for kernels whose rows do not sum to 1.
+func TestAttentionEntropyIsAnEntropy(t *testing.T) {
+	for _, lengthNorm := range []bool{false, true} {
+		ps, err := NewPowerSoftmax("a", 4, 1e-2, 0.1, false, false, lengthNorm)
+		require.NoError(t, err)
+		m, err := NewMultiHeadAttention("attn", 8, 2, 6, false, ps, false, rng(2))
+		require.NoError(t, err)
+		m.Forward(randT(3, 1, 2, 6, 8))
+		for h, e := range m.Entropy() {
+			require.GreaterOrEqual(t, e, 0.0, "head %d", h)
+			require.LessOrEqual(t, e, math.Log(6)+1e-12, "head %d", h)
+		}
+	}
+}
+
+func testEntropyRegularizerGrad(t *testing.T, lengthNorm bool) {
+	ps, err := NewPowerSoftmax("a", 4, 1e-2, 0.1, !lengthNorm, false, lengthNorm)
 	require.NoError(t, err)
 	m, err := NewMultiHeadAttention("attn", 6, 3, 5, true, ps, true, rng(1))
 	require.NoError(t, err)
