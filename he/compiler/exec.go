@@ -36,6 +36,7 @@ type Executor struct {
 	lts    []*he.LinearTransform
 	ev     *he.Evaluator
 	opt    ExecOptions
+	btp    lhe.Bootstrapper[rlwe.Ciphertext]
 	btpMu  sync.Mutex
 }
 
@@ -93,6 +94,8 @@ func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt Exec
 			btp = b
 		}
 		ev = ev.WithBootstrapper(btp)
+		opt.Bootstrapper = nil
+		return &Executor{c: c, params: p, lts: lts, ev: ev, opt: opt, btp: btp}, nil
 	}
 	return &Executor{c: c, params: p, lts: lts, ev: ev, opt: opt}, nil
 }
@@ -334,9 +337,13 @@ func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 		case KindMatchScale:
 			out, err = lev.MatchScale(in(0), in(1).Scale)
 		case KindBootstrap:
-			x.btpMu.Lock()
-			out, err = lev.Bootstrap(in(0))
-			x.btpMu.Unlock()
+			if _, ok := x.btp.(*he.Bootstrapper); ok {
+				out, err = lev.Bootstrap(in(0)) // each worker has its own copy
+			} else {
+				x.btpMu.Lock() // e.g. the secret-key test bootstrapper: shared buffers
+				out, err = lev.Bootstrap(in(0))
+				x.btpMu.Unlock()
+			}
 		case KindOutput:
 			out = in(0)
 		default:
@@ -354,6 +361,9 @@ func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 	var wg sync.WaitGroup
 	for w := 0; w < x.opt.Workers; w++ {
 		ev := x.ev.ShallowCopy()
+		if b, ok := x.btp.(*he.Bootstrapper); ok && w > 0 {
+			ev = ev.WithBootstrapper(b.ShallowCopy()) // concurrent bootstraps on separate buffers
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -166,3 +166,52 @@ func TestEncryptedByteLM(t *testing.T) {
 	t.Logf("LM: max |encrypted - poly mode| %.3g, predicted 2^%.1f, bootstraps %d, key switches %d", worst, rep.PredictedLog2Err, rep.Bootstraps, rep.KeySwitches)
 	require.Less(t, math.Log2(worst), rep.PredictedLog2Err+4)
 }
+
+func TestBadInputs(t *testing.T) {
+	fit := shallowFit()
+	m, b := tinyMNIST(t, func(c *model.Config) { c.Attention.P = 2; c.Attention.Eps = 0.5; c.Activation = nn.ActQuad }, fit)
+	c, err := Compile(m, CompileOptions{Batch: 2})
+	require.NoError(t, err)
+	// wrong image shape
+	_, err = c.EncodeImages(b.Pixels, b.B, 8, 12)
+	require.ErrorContains(t, err, "patches")
+	_, err = c.EncodeImages(b.Pixels[:10], b.B, 8, 8)
+	require.Error(t, err)
+	_, err = c.EncodeBytes([]int{1, 2}, 1, 2)
+	require.ErrorContains(t, err, "task")
+	// batch that is not a power of two; too many tokens for the slots
+	_, err = Compile(m, CompileOptions{Batch: 3})
+	require.Error(t, err)
+	p12, err := he.ParametersFromPreset(he.PresetTestN12)
+	require.NoError(t, err)
+	big, err := Compile(m, CompileOptions{Batch: 64})
+	require.NoError(t, err)
+	_, err = Plan(big, p12, PlanOptions{})
+	require.ErrorContains(t, err, "slots")
+	_, err = Plan(c, p12, PlanOptions{AllowBootstrap: true})
+	require.ErrorContains(t, err, "no bootstrapping")
+	// keys for other parameters, missing keys
+	p13, err := he.ParametersFromPreset(he.PresetTestN13)
+	require.NoError(t, err)
+	pc, err := Plan(c, p13, PlanOptions{})
+	require.NoError(t, err)
+	_, evk12, err := he.GenerateKeys(p12, he.KeySpec{Relinearization: true})
+	require.NoError(t, err)
+	_, err = NewExecutor(pc, p12, evk12, ExecOptions{})
+	require.True(t, errors.Is(err, he.ErrFingerprintMismatch), "%v", err)
+	_, evk, err := he.GenerateKeys(p13, he.KeySpec{Relinearization: true, Rotations: pc.Planned.Keys.Rotations[1:]})
+	require.NoError(t, err)
+	_, err = NewExecutor(pc, p13, evk, ExecOptions{})
+	require.ErrorContains(t, err, "rotation keys are missing")
+	_, evk, err = he.GenerateKeys(p13, he.KeySpec{Rotations: pc.Planned.Keys.Rotations})
+	require.NoError(t, err)
+	_, err = NewExecutor(pc, p13, evk, ExecOptions{})
+	require.ErrorContains(t, err, "relinearization key is missing")
+	// uncalibrated model
+	cfg := m.Cfg
+	cfg.Poly = nil
+	raw, err := model.New(cfg)
+	require.NoError(t, err)
+	_, err = Compile(raw, CompileOptions{})
+	require.ErrorContains(t, err, "calibrate")
+}
