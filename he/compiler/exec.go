@@ -27,6 +27,10 @@ type ExecOptions struct {
 	// ops (input ciphertext index, op id) for per-layer error measurement.
 	Probe    func(ct, op int, v *rlwe.Ciphertext)
 	ProbeOps func(op int) bool
+	// Chunk bounds how many input ciphertexts are evaluated together (0:
+	// Workers). Smaller chunks bound memory (live ciphertexts); encoded
+	// linear transforms are shared within a chunk and re-encoded per chunk.
+	Chunk int
 }
 
 // Executor evaluates a planned circuit on encrypted inputs.
@@ -123,19 +127,37 @@ type encEntry struct {
 // Run evaluates the circuit on the input ciphertexts (one per batch of
 // inputs, as made by EncryptInputs) and returns the output ciphertexts.
 func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
-	c := x.c
 	if len(inputs) == 0 {
 		return nil, errors.New("run: no input ciphertexts")
 	}
+	chunk := x.opt.Chunk
+	if chunk <= 0 {
+		chunk = x.opt.Workers
+	}
+	var outs []*rlwe.Ciphertext
+	for lo := 0; lo < len(inputs); lo += chunk {
+		hi := min(lo+chunk, len(inputs))
+		o, err := x.run(inputs[lo:hi], lo)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	return outs, nil
+}
+
+// run evaluates one chunk of inputs; base is the index of inputs[0] (for probes and errors).
+func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext, error) {
+	c := x.c
 	for i, ct := range inputs {
 		if ct == nil {
-			return nil, fmt.Errorf("run: input %d is nil", i)
+			return nil, fmt.Errorf("run: input %d is nil", base+i)
 		}
 		if err := he.CheckCiphertext(x.params, ct); err != nil {
-			return nil, fmt.Errorf("run: input %d: %w", i, err)
+			return nil, fmt.Errorf("run: input %d: %w", base+i, err)
 		}
 		if ct.Level() < c.Planned.InputLevel {
-			return nil, fmt.Errorf("run: input %d at level %d, the circuit needs level %d", i, ct.Level(), c.Planned.InputLevel)
+			return nil, fmt.Errorf("run: input %d at level %d, the circuit needs level %d", base+i, ct.Level(), c.Planned.InputLevel)
 		}
 	}
 	n := len(c.Ops)
@@ -229,7 +251,7 @@ func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 			vals[k][id] = v
 			mu.Unlock()
 			if x.opt.Probe != nil && x.opt.ProbeOps != nil && x.opt.ProbeOps(id) {
-				x.opt.Probe(k, id, v.CopyNew())
+				x.opt.Probe(base+k, id, v.CopyNew())
 			}
 		}
 		var out *rlwe.Ciphertext
@@ -384,7 +406,7 @@ func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 				if err != nil {
 					if firstErr == nil {
 						op := c.Ops[t.op]
-						firstErr = fmt.Errorf("run: ciphertext %d, op %d (%s in %s): %w", t.ct, t.op, op.Kind, op.Label, err)
+						firstErr = fmt.Errorf("run: ciphertext %d, op %d (%s in %s): %w", base+t.ct, t.op, op.Kind, op.Label, err)
 					}
 					cond.Broadcast()
 					mu.Unlock()

@@ -36,7 +36,7 @@ func encryptedRun(t *testing.T, m *model.Model, c *Circuit, b model.Batch, prese
 	require.NoError(t, err)
 	client, err := he.NewClient(p, sk)
 	require.NoError(t, err)
-	eo := ExecOptions{}
+	eo := ExecOptions{Chunk: 1} // one ciphertext at a time: exercises chunking
 	if pc.Planned.Bootstraps > 0 {
 		eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk)
 		require.NoError(t, err)

@@ -32,6 +32,38 @@
 // layers are BSGS block-diagonal transforms (one D×D block per token row,
 // shared or per token) evaluated with hoisted rotations; ops of the same
 // Group on the same input share one key-switching decomposition.
+//
+// # Lowering
+//
+// Every normalization, attention scale and constant is folded into a
+// neighbouring plaintext: the residual stream carries a scalar scale σ
+// (scaled residuals); norms' gains and biases and σ go into the next linear
+// layer; the change of basis of each Chebyshev polynomial into the linear
+// layer producing its input; 1/sqrt(dh), temperatures, the Power-Softmax
+// length norm and Goldschmidt's normalizer into the score mask; the mask's
+// per-row factors and Goldschmidt's sign into the out projection. Attention
+// uses the diagonal method of DESIGN §4: for r = 0..T-1, Q ⊙ rot(K, r·B·D)
+// summed over each head (butterfly), masked to the head's first slot (which
+// also applies causal masks), x^p, row sums by additions, the Goldschmidt
+// iterations of the calibrated plan, weights broadcast back over the head
+// and multiplied with rot(V, r·B·D). Mean pooling is a butterfly over token
+// rotations. LayerNorm and RMSNorm evaluate the calibrated Newton plan op by
+// op, the mean and variance being linear transforms.
+//
+// # Using the package
+//
+//	c, p, err := compiler.CompileFor(m, preset, batch, allowBootstrap) // Compile + Plan ("" = smallest preset that fits)
+//	rep, err := compiler.NewReport(c, p)                               // dry run: rep.WriteTable, rep.WriteJSON
+//	err = compiler.WriteCircuitFile(path, c, false)                    // the server's artifact
+//	c, p, err = compiler.LoadCircuitFile(path)
+//	sk, evk, err := he.GenerateKeys(p, c.Planned.Keys.KeySpec())       // exactly the keys the circuit uses
+//	vecs, err := c.EncodeImages(pixels, n, 28, 28)                     // or c.EncodeBytes(ids, n, seqLen)
+//	cts, err := compiler.EncryptInputs(client, c, vecs)
+//	x, err := compiler.NewExecutor(c, p, evk, compiler.ExecOptions{Trace: tr})
+//	outs, err := x.Run(cts)                                            // server side
+//	dec, err := compiler.DecryptOutputs(client, c, outs)
+//	logits, err := c.DecodeLogits(dec, n)
+//	rep, dec, err = compiler.Bench(c, p, evk, client, vecs, opts)     // per-layer breakdown vs the simulator
 package compiler
 
 import (
