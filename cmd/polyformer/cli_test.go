@@ -117,3 +117,23 @@ func TestTrainBadInput(t *testing.T) {
 	_, err = runCLI(t, "eval", dir+"/nosuch")
 	require.Error(t, err)
 }
+
+func TestNormsJSON(t *testing.T) {
+	out, err := runCLI(t, "norms", "--width", "64", "--tokens", "16", "--json")
+	require.NoError(t, err)
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	byMethod := map[string]map[string]any{}
+	for _, r := range rows {
+		if r["placement"] == "pre" || byMethod[r["method"].(string)] == nil {
+			byMethod[r["method"].(string)] = r
+		}
+	}
+	require.Equal(t, true, byMethod["batchnorm"]["folds_to_zero"], "BatchNorm folds into weights")
+	require.Equal(t, false, byMethod["layernorm"]["folds_to_zero"])
+	require.Greater(t, byMethod["layernorm"]["rotations"].(float64), byMethod["rmsnorm"]["rotations"].(float64),
+		"LayerNorm needs a mean as well as a variance, RMSNorm only the quadratic mean")
+
+	_, err = runCLI(t, "norms", "--width", "0")
+	require.Error(t, err)
+}

@@ -9,6 +9,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newParamsCommand(), newApproxCommand(), newBenchCommand(), newDemoCommand(), newTrainCommand(), newEvalCommand())
+	root.AddCommand(newParamsCommand(), newApproxCommand(), newBenchCommand(), newDemoCommand(), newTrainCommand(), newEvalCommand(), newNormsCommand())
 	return root
 }
