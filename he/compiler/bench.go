@@ -18,7 +18,8 @@ import (
 // planned circuit, decrypts, and returns the dry-run report completed with
 // measurements: wall time, per-input time, per-layer time and key switches
 // (summed over all ciphertexts, from the trace), per-layer log2 error of
-// the decrypted layer output against the simulator (first ciphertext), and
+// the decrypted layer output against the simulator (first ciphertext, on
+// the slots that influence the result: see LiveSlots), and
 // the largest result error against the simulator (all ciphertexts). It also
 // returns the decrypted output slot vectors.
 func Bench(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, client *he.Client, vecs [][]float64, opt ExecOptions) (*Report, [][]float64, error) {
@@ -75,6 +76,7 @@ func Bench(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, client *he.Cli
 		return nil, nil, err
 	}
 	errOf := map[string]float64{}
+	live := c.LiveSlots()
 	for id, ct := range probes {
 		v, err := client.DecryptReal(ct)
 		if err != nil {
@@ -82,7 +84,9 @@ func Bench(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, client *he.Cli
 		}
 		worst := 0.0
 		for s, w := range kept[id] {
-			worst = math.Max(worst, math.Abs(v[s]-w))
+			if live[id][s] {
+				worst = math.Max(worst, math.Abs(v[s]-w))
+			}
 		}
 		errOf[c.Ops[id].Label] = math.Log2(worst)
 	}

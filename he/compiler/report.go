@@ -32,7 +32,8 @@ type LayerReport struct {
 	TimeNs              int64 `json:"time_ns,omitempty"`
 	MeasuredKeySwitches int   `json:"measured_key_switches,omitempty"`
 	// Log2Err is log2 of the largest absolute difference between the
-	// decrypted layer output and the simulator's (NaN: not measured).
+	// decrypted layer output and the simulator's, on the slots that
+	// influence the result (NaN: not measured; -Inf: no live slot).
 	Log2Err float64 `json:"log2_err_vs_sim"`
 }
 

@@ -126,3 +126,57 @@ func TestSimulatorMatchesPolyModeLM(t *testing.T) {
 		})
 	}
 }
+
+// Slots that LiveSlots calls dead do not influence the result: perturbing
+// them in a simulation leaves the output unchanged.
+func TestLiveSlots(t *testing.T) {
+	fit := nn.DefaultFitOptions()
+	fit.Degree = 7
+	m, b := tinyMNIST(t, func(c *model.Config) { c.Norm = "layernorm" }, fit)
+	c, err := Compile(m, CompileOptions{Batch: 2})
+	require.NoError(t, err)
+	live := c.LiveSlots()
+	vecs, err := c.EncodeImages(b.Pixels[:2*64], 2, m.Cfg.ImageRows, m.Cfg.ImageCols)
+	require.NoError(t, err)
+	want, _, err := c.Simulate(vecs[0], SimOptions{})
+	require.NoError(t, err)
+	// add noise to the dead slots of every op's output
+	noisy := &Circuit{Version: c.Version, Task: c.Task, Layout: c.Layout, Mats: c.Mats, Vecs: append([][]float64(nil), c.Vecs...)}
+	remap := make([]int, len(c.Ops))
+	dead := 0
+	for i, op := range c.Ops {
+		ins := make([]int, len(op.In))
+		for j, in := range op.In {
+			ins[j] = remap[in]
+		}
+		op.In = ins
+		noisy.Ops = append(noisy.Ops, op)
+		remap[i] = len(noisy.Ops) - 1
+		if op.Kind == KindOutput {
+			continue
+		}
+		pat := make([]float64, c.Layout.Tokens*c.Layout.Block)
+		// a pattern is per (token, channel); perturb only if dead for every input of the batch
+		for tk := 0; tk < c.Layout.Tokens; tk++ {
+			for ch := 0; ch < c.Layout.Block; ch++ {
+				isDead := true
+				for bb := 0; bb < c.Layout.Batch; bb++ {
+					if live[i][c.Layout.Slot(tk, bb, ch)] {
+						isDead = false
+					}
+				}
+				if isDead {
+					pat[tk*c.Layout.Block+ch] = 0.25 // small: junk must stay finite (0·Inf is NaN)
+					dead++
+				}
+			}
+		}
+		noisy.Vecs = append(noisy.Vecs, pat)
+		noisy.Ops = append(noisy.Ops, Op{Kind: KindAddPlain, In: []int{remap[i]}, Vec: len(noisy.Vecs) - 1, Label: op.Label, Ref: -1})
+		remap[i] = len(noisy.Ops) - 1
+	}
+	require.Greater(t, dead, 1000, "dead (token, channel) pairs")
+	got, _, err := noisy.Simulate(vecs[0], SimOptions{})
+	require.NoError(t, err)
+	require.Less(t, outputErr(c, want, got), 1e-9)
+}
