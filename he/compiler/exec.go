@@ -358,6 +358,9 @@ func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext,
 			out, err = lev.Polynomial(in(0), *op.Poly)
 		case KindMatchScale:
 			out, err = lev.MatchScale(in(0), in(1).Scale)
+		case KindDropLevel:
+			a := in(0)
+			out, err = lev.DropLevel(a, a.Level()-c.Planned.Levels[i])
 		case KindBootstrap:
 			if _, ok := x.btp.(*he.Bootstrapper); ok {
 				out, err = lev.Bootstrap(in(0)) // each worker has its own copy

@@ -96,6 +96,7 @@ const (
 	KindPoly       Kind = "poly"        // Chebyshev polynomial (Poly.Depth() levels)
 	KindBootstrap  Kind = "bootstrap"   // level refresh (inserted by Plan)
 	KindMatchScale Kind = "match_scale" // exact scale change before a same-level addition (1 level, inserted by Plan)
+	KindDropLevel  Kind = "drop_level"  // drop unneeded levels before key switches (cheaper rotations; inserted by Plan)
 	KindOutput     Kind = "output"      // marks a result
 )
 
@@ -242,7 +243,7 @@ func (c *Circuit) Validate() error {
 	for i, op := range c.Ops {
 		arity := map[Kind]int{KindInput: 0, KindLinear: 1, KindAdd: 2, KindSub: 2, KindAddPlain: 1, KindAddConst: 1,
 			KindMulPlain: 1, KindMulConst: 1, KindMul: 2, KindRotate: 1, KindRotSum: 1, KindPoly: 1,
-			KindBootstrap: 1, KindMatchScale: 2, KindOutput: 1}
+			KindBootstrap: 1, KindMatchScale: 2, KindDropLevel: 1, KindOutput: 1}
 		n, ok := arity[op.Kind]
 		if !ok {
 			return fmt.Errorf("op %d: unknown kind %q", i, op.Kind)

@@ -192,6 +192,13 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot bool) (*Circuit,
 		return &LevelError{Preset: p.Name(), Needed: c.Depth(), Available: hp.MaxLevel(),
 			Reason: fmt.Sprintf(" (op %d %s in %s needs %d levels, its input has %d left)", id, op.Kind, op.Label, need, have)}
 	}
+	// need[i]: levels op i's output must keep for everything downstream
+	need := make([]int, len(c.Ops))
+	for i := len(c.Ops) - 1; i >= 0; i-- {
+		for _, in := range c.Ops[i].In {
+			need[in] = max(need[in], need[i]+levelsOf(c.Ops[i]))
+		}
+	}
 	bootstraps := 0
 	// ensure returns the (possibly bootstrapped) id of original value orig with
 	// at least need levels above the floor.
@@ -215,7 +222,16 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot bool) (*Circuit,
 			cur[id] = emit(op, valState{level: start, scale: hp.DefaultScale()})
 			continue
 		}
-		need := levelsOf(op)
+		need0 := levelsOf(op)
+		if !boot && (op.Kind == KindRotate || op.Kind == KindRotSum || op.Kind == KindLinear) {
+			// key switches cost in proportion to the level: drop what no consumer needs
+			orig := op.In[0]
+			if v := cur[orig]; st[v].level > need[orig] {
+				cur[orig] = emit(Op{Kind: KindDropLevel, In: []int{v}, Label: op.Label, Ref: orig},
+					valState{level: need[orig], scale: st[v].scale})
+			}
+		}
+		need := need0
 		ins := make([]int, len(op.In))
 		for i, orig := range op.In {
 			v, err := ensure(id, op, orig, need)

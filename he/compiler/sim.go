@@ -146,7 +146,7 @@ func (c *Circuit) simOp(op Op, vals [][]float64, input []float64) ([]float64, er
 			y[i] = op.Poly.Evaluate(v)
 		}
 		return y, nil
-	case KindBootstrap, KindMatchScale, KindOutput:
+	case KindBootstrap, KindMatchScale, KindDropLevel, KindOutput:
 		return in(0), nil
 	}
 	return nil, fmt.Errorf("unknown op kind %q", op.Kind)
