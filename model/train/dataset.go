@@ -96,6 +96,9 @@ func NewImageDataset(train, test *data.Images, cfg model.Config) (*ImageDataset,
 	return &ImageDataset{train: train, test: test, seed: cfg.Seed, permEpoch: -1}, nil
 }
 
+// TrainSize is the number of training images.
+func (d *ImageDataset) TrainSize() int { return d.train.N }
+
 // Task returns model.TaskMNIST.
 func (d *ImageDataset) Task() string { return model.TaskMNIST }
 

@@ -61,7 +61,9 @@ type Options struct {
 	CheckpointEvery int `json:"checkpoint_every"`
 	// Resume continues from the checkpoint in OutDir when there is one.
 	Resume bool `json:"resume"`
-	// CalibBatches training batches calibrate the polynomial forms (0: skip calibration and poly evaluation).
+	// CalibBatches training batches calibrate the polynomial forms (0: skip
+	// calibration and poly evaluation; < 0: one whole epoch of the training
+	// set, for images).
 	CalibBatches int           `json:"calib_batches"`
 	Fit          nn.FitOptions `json:"fit"`
 	// PolyFinetuneSteps, after calibration, trains that many further steps in
@@ -80,6 +82,16 @@ type Options struct {
 	Progress io.Writer `json:"-"`
 	// Dataset overrides the data named by the config (tests, custom data).
 	Dataset Dataset `json:"-"`
+	// Range configures range regularization (penalties on non-linearity
+	// inputs outside target intervals fixed in advance; calibration then
+	// fits on the targets). It is active in training and poly fine-tuning.
+	Range RangeOptions `json:"range,omitempty"`
+	// InitFrom starts a new run (not a resume) from the weights and config
+	// of the checkpoint in this directory instead of a fresh initialization
+	// (the cfg argument of Run is then ignored and the checkpoint's
+	// polynomial forms dropped); the optimizer state and schedule are new.
+	// Used to fine-tune a trained model, e.g. with range regularization.
+	InitFrom string `json:"init_from,omitempty"`
 }
 
 // DefaultOptions are reasonable defaults for small models.
@@ -99,6 +111,9 @@ func (o Options) validate() error {
 	}
 	if !(o.LR > 0) || o.MinLR < 0 || o.Warmup < 0 || o.WeightDecay < 0 || o.ClipNorm < 0 {
 		errs = append(errs, fmt.Errorf("need lr > 0 and min_lr, warmup, weight_decay, clip_norm >= 0"))
+	}
+	if err := o.Range.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
 		errs = append(errs, fmt.Errorf("adam betas %g, %g must be in [0, 1)", o.Beta1, o.Beta2))
@@ -162,8 +177,13 @@ type Result struct {
 	PolyStats []model.SiteStats `json:"poly_stats,omitempty"`
 	// ExactBeforeFinetune is the exact-mode result before poly fine-tuning (Exact is after).
 	ExactBeforeFinetune *EvalResult `json:"exact_before_finetune,omitempty"`
-	Entropy             [][]float64 `json:"final_entropy,omitempty"`
-	Params              int         `json:"params"`
+	// PolyFinetuneSkipped counts poly fine-tuning steps whose update was
+	// skipped because an input left its interval or the loss was not finite.
+	PolyFinetuneSkipped int `json:"poly_finetune_skipped,omitempty"`
+	// RangeStats are the range penalties' statistics on the last training batch.
+	RangeStats []nn.RangeStats `json:"range_stats,omitempty"`
+	Entropy    [][]float64     `json:"final_entropy,omitempty"`
+	Params     int             `json:"params"`
 }
 
 type metric struct {
@@ -179,6 +199,12 @@ type metric struct {
 	Accuracy  *float64    `json:"accuracy,omitempty"`
 	BPB       float64     `json:"bits_per_byte,omitempty"`
 	Entropy   [][]float64 `json:"entropy,omitempty"`
+	// RangeLoss is the range penalty; RangeOutside counts the site inputs
+	// outside their targets in the step's batch.
+	RangeLoss    float64 `json:"range_loss,omitempty"`
+	RangeOutside int     `json:"range_outside,omitempty"`
+	// Skipped marks a poly fine-tuning step whose update was skipped.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Run trains the model of cfg (or resumes the checkpoint in opts.OutDir when
@@ -216,13 +242,25 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			fmt.Fprintf(out, "resuming %s at step %d (using its config.json)\n", opts.OutDir, start)
 		}
 	}
-	if !resumed {
+	if !resumed && opts.InitFrom != "" {
+		if m, err = checkpoint.Load(opts.InitFrom); err != nil {
+			return nil, fmt.Errorf("train: init from: %w", err)
+		}
+		m.Cfg.Poly = nil
+		opt = optim.NewAdamW(m.Params(), opts.Beta1, opts.Beta2, 1e-8, opts.WeightDecay)
+		fmt.Fprintf(out, "initialized from %s (using its config.json)\n", opts.InitFrom)
+	} else if !resumed {
 		if m, err = model.New(cfg); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 		opt = optim.NewAdamW(m.Params(), opts.Beta1, opts.Beta2, 1e-8, opts.WeightDecay)
 	}
 	cfg = m.Cfg
+	pens, err := AttachRangePenalties(m, opts.Range)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer pens.Detach()
 	ds := opts.Dataset
 	if ds == nil {
 		if ds, err = LoadDataset(cfg); err != nil {
@@ -290,6 +328,8 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 		if err != nil {
 			return nil, fmt.Errorf("train step %d: %w", step, err)
 		}
+		rangeLoss := pens.Value()
+		res.Loss += rangeLoss
 		last = res
 		gn := optim.ClipGradNorm(m.Params(), opts.ClipNorm)
 		lr := sched.LR(step)
@@ -299,7 +339,8 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 		tokens += b.B * cfg.Tokens()
 		el := time.Since(t0).Seconds()
 		tps := float64(tokens) / el
-		rec := metric{Step: step + 1, Kind: "train", LR: lr, Loss: res.Loss, CE: res.CE, EntLoss: res.EntLoss, GradNorm: gn, TokPerSec: tps, Elapsed: prior + el}
+		rec := metric{Step: step + 1, Kind: "train", LR: lr, Loss: res.Loss, CE: res.CE, EntLoss: res.EntLoss, GradNorm: gn, TokPerSec: tps, Elapsed: prior + el,
+			RangeLoss: rangeLoss, RangeOutside: pens.Outside()}
 		if (step+1)%50 == 0 || step == start {
 			rec.Entropy = res.Entropy
 		}
@@ -333,7 +374,7 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 		fmt.Fprintln(opts.Progress)
 	}
 	elapsed := time.Since(t0).Seconds()
-	res := &Result{Config: cfg, Options: opts, Steps: step, Elapsed: prior + elapsed, Params: m.Reg.Count(), Entropy: last.Entropy}
+	res := &Result{Config: cfg, Options: opts, Steps: step, Elapsed: prior + elapsed, Params: m.Reg.Count(), Entropy: last.Entropy, RangeStats: pens.Stats()}
 	if elapsed > 0 {
 		res.TokensPerSec = float64(tokens) / elapsed
 	}
@@ -344,15 +385,11 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 	if res.Exact, err = EvaluateModel(m, final); err != nil {
 		return nil, err
 	}
-	if opts.CalibBatches > 0 {
-		cal, err := ds.CalibBatches(opts.CalibBatches, opts.BatchSize)
-		if err != nil {
-			return nil, fmt.Errorf("train: calibration: %w", err)
-		}
-		err = m.Calibrate(cal, opts.Fit)
+	if opts.CalibBatches != 0 {
+		err = CalibrateOn(m, ds, opts.CalibBatches, opts.BatchSize, opts.Fit, pens.Targets)
 		var pr EvalResult
 		if err == nil && opts.PolyFinetuneSteps > 0 {
-			err = polyFinetune(ctx, m, opt, ds, opts, step, enc, out)
+			res.PolyFinetuneSkipped, err = polyFinetune(ctx, m, opt, ds, opts, pens, step, enc, out)
 			if err == nil {
 				before := res.Exact
 				res.ExactBeforeFinetune = &before
@@ -424,8 +461,14 @@ func fmtEntropy(e [][]float64) string {
 }
 
 // polyFinetune trains opts.PolyFinetuneSteps steps in poly mode, using the
-// training batches that follow step, and returns the model to exact mode.
-func polyFinetune(ctx context.Context, m *model.Model, opt *optim.AdamW, ds Dataset, opts Options, step int, enc *json.Encoder, out io.Writer) error {
+// training batches that follow step, with the range penalties attached, and
+// returns the model to exact mode. A step whose batch sends any site input
+// outside its interval, or whose loss is not finite, is detected, reported
+// in the metrics and skipped (no update; inputs are never clamped); it
+// returns the number of skipped steps. When more than a quarter of the
+// steps are skipped, fine-tuning fails and the exact model's weights and
+// optimizer state are restored.
+func polyFinetune(ctx context.Context, m *model.Model, opt *optim.AdamW, ds Dataset, opts Options, pens *Penalties, step int, enc *json.Encoder, out io.Writer) (int, error) {
 	lr := opts.PolyFinetuneLR
 	if lr <= 0 {
 		lr = opts.MinLR
@@ -434,7 +477,7 @@ func polyFinetune(ctx context.Context, m *model.Model, opt *optim.AdamW, ds Data
 		lr = opts.LR / 10
 	}
 	if err := m.SetMode(nn.ModePoly); err != nil {
-		return err
+		return 0, err
 	}
 	defer func() { _ = m.SetMode(nn.ModeExact) }()
 	// on failure, restore the weights and optimizer state of the exact model
@@ -446,31 +489,68 @@ func polyFinetune(ctx context.Context, m *model.Model, opt *optim.AdamW, ds Data
 		}
 	}()
 	fail := func(err error) error { failed = err; return err }
+	maxSkip := opts.PolyFinetuneSteps / 4
+	skipped := 0
 	t0 := time.Now()
 	for i := 0; i < opts.PolyFinetuneSteps; i++ {
 		if err := ctx.Err(); err != nil {
-			return fail(fmt.Errorf("poly fine-tuning interrupted: %w", err))
+			return skipped, fail(fmt.Errorf("poly fine-tuning interrupted: %w", err))
 		}
 		b, err := ds.TrainBatch(step+i, opts.BatchSize)
 		if err != nil {
-			return fail(fmt.Errorf("poly fine-tuning step %d: %w", i, err))
+			return skipped, fail(fmt.Errorf("poly fine-tuning step %d: %w", i, err))
 		}
 		m.Reg.ZeroGrad()
 		m.ResetPolyStats()
 		res, err := m.Step(b)
+		reason := ""
 		if err != nil {
-			return fail(fmt.Errorf("poly fine-tuning step %d: %w%s", i, err, outsideSummary(m)))
+			reason = err.Error() + outsideSummary(m)
+		} else if n := totalOutside(m); n > 0 {
+			reason = fmt.Sprintf("%d inputs outside their intervals%s", n, outsideSummary(m))
 		}
+		if reason != "" {
+			skipped++
+			if err := enc.Encode(metric{Step: step + i + 1, Kind: "poly_finetune", LR: lr, Loss: finiteOr0(res.Loss), CE: finiteOr0(res.CE), Skipped: reason, Elapsed: time.Since(t0).Seconds()}); err != nil {
+				return skipped, fail(fmt.Errorf("metrics: %w", err))
+			}
+			if skipped > maxSkip {
+				return skipped, fail(fmt.Errorf("poly fine-tuning: %d of %d steps skipped (at most %d allowed); last at step %d: %s", skipped, i+1, maxSkip, i, reason))
+			}
+			continue
+		}
+		rangeLoss := pens.Value()
+		res.Loss += rangeLoss
 		gn := optim.ClipGradNorm(m.Params(), opts.ClipNorm)
 		if err := opt.Update(m.Params(), lr); err != nil {
-			return fail(fmt.Errorf("poly fine-tuning step %d: %w", i, err))
+			return skipped, fail(fmt.Errorf("poly fine-tuning step %d: %w", i, err))
 		}
-		if err := enc.Encode(metric{Step: step + i + 1, Kind: "poly_finetune", LR: lr, Loss: res.Loss, CE: res.CE, EntLoss: res.EntLoss, GradNorm: gn, Elapsed: time.Since(t0).Seconds()}); err != nil {
-			return fail(fmt.Errorf("metrics: %w", err))
+		if err := enc.Encode(metric{Step: step + i + 1, Kind: "poly_finetune", LR: lr, Loss: res.Loss, CE: res.CE, EntLoss: res.EntLoss, GradNorm: gn, Elapsed: time.Since(t0).Seconds(),
+			RangeLoss: rangeLoss, RangeOutside: pens.Outside()}); err != nil {
+			return skipped, fail(fmt.Errorf("metrics: %w", err))
 		}
 	}
-	fmt.Fprintf(out, "poly fine-tuning: %d steps in %.1fs at lr %g\n", opts.PolyFinetuneSteps, time.Since(t0).Seconds(), lr)
-	return nil
+	fmt.Fprintf(out, "poly fine-tuning: %d steps in %.1fs at lr %g, %d skipped (inputs outside their intervals or non-finite loss)\n",
+		opts.PolyFinetuneSteps, time.Since(t0).Seconds(), lr, skipped)
+	return skipped, nil
+}
+
+// finiteOr0 returns x, or 0 when it is not finite (JSON cannot encode it).
+func finiteOr0(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
+}
+
+// totalOutside counts the poly-mode inputs outside their intervals since
+// the last ResetPolyStats.
+func totalOutside(m *model.Model) int64 {
+	var n int64
+	for _, st := range m.PolyStats() {
+		n += st.Outside
+	}
+	return n
 }
 
 // outsideSummary lists the sites whose poly-mode inputs left their interval.

@@ -215,3 +215,143 @@ func TestPolyFinetuneReportsOutOfRange(t *testing.T) {
 		require.Equal(t, p.Value.Data, saved.Params()[i].Value.Data, p.Name)
 	}
 }
+
+func TestRangeRegularization(t *testing.T) {
+	cfg := tinyCfg(t, model.TaskMNIST)
+	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	require.NoError(t, err)
+	o := opts(t.TempDir())
+	o.Dataset, o.CalibBatches = ds, -1
+	o.Range = RangeOptions{Weight: 1, ActBound: 3, RecipHi: 0.5}
+	var log bytes.Buffer
+	res, err := Run(context.Background(), cfg, o, &log)
+	require.NoError(t, err, log.String())
+	require.Empty(t, res.PolyError)
+	require.NotNil(t, res.Poly)
+	require.Len(t, res.RangeStats, 2, "one normalizer and one activation per block")
+	var sawRange bool
+	for _, m := range readMetrics(t, o.OutDir) {
+		if m.Kind == "train" && m.RangeLoss > 0 {
+			sawRange = true
+		}
+	}
+	require.True(t, sawRange, "the penalty is recorded in the metrics")
+	require.NotNil(t, res.Config.Poly)
+	for _, s := range res.Config.Poly.Specs {
+		switch s.Kind {
+		case "gelu":
+			// fitted on the hull of the target and the observed range
+			require.LessOrEqual(t, s.Interval[0], -3.0)
+			require.GreaterOrEqual(t, s.Interval[1], 3.0)
+		case "recip":
+			require.LessOrEqual(t, s.Interval[0], cfg.Attention.Eps)
+			require.GreaterOrEqual(t, s.Interval[1], 0.5)
+		}
+		require.LessOrEqual(t, s.Interval[0], s.Observed[0])
+		require.GreaterOrEqual(t, s.Interval[1], s.Observed[1])
+	}
+	_, err = AttachRangePenalties(nil, RangeOptions{Weight: -1})
+	require.ErrorContains(t, err, "must be >= 0")
+	_, err = AttachRangePenalties(nil, RangeOptions{Weight: 1, RecipLo: 2, RecipHi: 1})
+	require.ErrorContains(t, err, "below")
+	soft := cfg
+	soft.Attention.Kind, soft.Activation = model.AttnSoftmax, "quad"
+	m, err := model.New(soft)
+	require.NoError(t, err)
+	_, err = AttachRangePenalties(m, RangeOptions{Weight: 1, ActBound: 3, RecipHi: 1})
+	require.ErrorContains(t, err, "no power-softmax normalizer or activation site")
+}
+
+func TestRangePenaltyNarrowsRanges(t *testing.T) {
+	// the same run with and without the penalty: the penalized run's
+	// activation inputs end far closer to the target
+	cfg := tinyCfg(t, model.TaskMNIST)
+	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	require.NoError(t, err)
+	width := func(r RangeOptions) float64 {
+		o := opts(t.TempDir())
+		o.Dataset, o.CalibBatches, o.Steps, o.LR = ds, 4, 60, 3e-2
+		o.Range = r
+		res, err := Run(context.Background(), cfg, o, nil)
+		require.NoError(t, err)
+		for _, s := range res.Config.Poly.Specs {
+			if s.Kind == "gelu" {
+				return s.Observed[1] - s.Observed[0]
+			}
+		}
+		t.Fatal("no gelu site")
+		return 0
+	}
+	free := width(RangeOptions{})
+	bound := width(RangeOptions{Weight: 10, ActBound: 0.5})
+	require.Less(t, bound, 0.7*free, "free %g, penalized %g", free, bound)
+}
+
+func TestInitFrom(t *testing.T) {
+	cfg := tinyCfg(t, model.TaskMNIST)
+	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	require.NoError(t, err)
+	o := opts(t.TempDir())
+	o.Dataset, o.CalibBatches = ds, 0
+	first, err := Run(context.Background(), cfg, o, nil)
+	require.NoError(t, err)
+	o2 := opts(t.TempDir())
+	o2.Dataset, o2.CalibBatches, o2.InitFrom, o2.Steps, o2.LR, o2.EvalEvery = ds, 0, o.OutDir, 1, 1e-12, 0
+	bad := cfg
+	bad.Width = 8 // ignored: the checkpoint's config is used
+	second, err := Run(context.Background(), bad, o2, nil)
+	require.NoError(t, err)
+	require.Equal(t, cfg.Width, second.Config.Width)
+	require.InDelta(t, first.Exact.Loss, second.Exact.Loss, 1e-6, "starts from the trained weights")
+	o2.InitFrom = filepath.Join(t.TempDir(), "missing")
+	_, err = Run(context.Background(), cfg, o2, nil)
+	require.ErrorContains(t, err, "init from")
+}
+
+// spikyDataset amplifies the pixels of the training batches of the listed steps.
+type spikyDataset struct {
+	*ImageDataset
+	spike map[int]bool
+}
+
+func (d spikyDataset) TrainBatch(step, bs int) (model.Batch, error) {
+	b, err := d.ImageDataset.TrainBatch(step, bs)
+	if d.spike[step] {
+		for i := range b.Pixels {
+			b.Pixels[i] *= 1e3
+		}
+	}
+	return b, err
+}
+
+func TestPolyFinetuneSkipsOutOfRangeSteps(t *testing.T) {
+	cfg := tinyCfg(t, model.TaskMNIST)
+	img, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	require.NoError(t, err)
+	o := opts(t.TempDir())
+	// fine-tuning uses the batches of steps 40..47; step 42 is out of range
+	o.Dataset, o.PolyFinetuneSteps, o.CalibBatches = spikyDataset{img, map[int]bool{42: true}}, 8, 8
+	o.Fit.Margin = 0.5
+	res, err := Run(context.Background(), cfg, o, nil)
+	require.NoError(t, err)
+	require.Empty(t, res.PolyError)
+	require.Equal(t, 1, res.PolyFinetuneSkipped)
+	var skipped []metric
+	for _, m := range readMetrics(t, o.OutDir) {
+		if m.Kind == "poly_finetune" && m.Skipped != "" {
+			skipped = append(skipped, m)
+		}
+	}
+	require.Len(t, skipped, 1)
+	require.Equal(t, 43, skipped[0].Step)
+	require.Contains(t, skipped[0].Skipped, "outside")
+
+	// too many skipped steps: fine-tuning fails and is reported
+	o = opts(t.TempDir())
+	o.Dataset, o.PolyFinetuneSteps, o.CalibBatches = spikyDataset{img, map[int]bool{41: true, 42: true, 43: true}}, 8, 8
+	o.Fit.Margin = 0.5
+	res, err = Run(context.Background(), cfg, o, nil)
+	require.NoError(t, err)
+	require.Contains(t, res.PolyError, "3 of 4 steps skipped")
+	require.Nil(t, res.Poly)
+}

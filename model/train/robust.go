@@ -1,0 +1,230 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/nn"
+)
+
+// RangeOptions configure range regularization: a penalty (nn.RangePenalty)
+// on the inputs of every non-linearity outside a target interval fixed in
+// advance, so that the intervals of the polynomial forms are known before
+// training ends and stay modest (an encrypted circuit cannot clamp).
+// Calibration then fits every penalized site on the hull of its target and
+// its observed range (see Calibrate), so when the penalty holds, the fitted
+// interval is the target widened by the fit margin.
+type RangeOptions struct {
+	// Weight of the penalty (Weight * mean squared relative excess, per
+	// site, summed over sites); 0 disables range regularization.
+	Weight float64 `json:"weight"`
+	// ActBound is B of the target [-B, B] of the FFN activation inputs
+	// (GELU, ReLU); 0: not penalized.
+	ActBound float64 `json:"act_bound,omitempty"`
+	// RecipHi is the upper end of the target of the Power-Softmax row
+	// normalizer z = eps + sum (or mean) x^p, the input of the reciprocal;
+	// 0: not penalized.
+	RecipHi float64 `json:"recip_hi,omitempty"`
+	// RecipLo is the lower end of that target (0: the attention eps, which
+	// z never goes below).
+	RecipLo float64 `json:"recip_lo,omitempty"`
+}
+
+// Enabled says whether any penalty is configured.
+func (r RangeOptions) Enabled() bool { return r.Weight > 0 && (r.ActBound > 0 || r.RecipHi > 0) }
+
+func (r RangeOptions) validate() error {
+	if r.Weight < 0 || r.ActBound < 0 || r.RecipHi < 0 || r.RecipLo < 0 ||
+		math.IsNaN(r.Weight+r.ActBound+r.RecipHi+r.RecipLo) {
+		return fmt.Errorf("range options: weight %g, act_bound %g, recip_lo %g, recip_hi %g must be >= 0", r.Weight, r.ActBound, r.RecipLo, r.RecipHi)
+	}
+	if r.RecipHi > 0 && r.RecipLo >= r.RecipHi {
+		return fmt.Errorf("range options: recip_lo %g must be below recip_hi %g", r.RecipLo, r.RecipHi)
+	}
+	return nil
+}
+
+// Penalties are the range penalties attached to a model.
+type Penalties struct {
+	List []*nn.RangePenalty
+	// Targets maps site names to their target interval.
+	Targets map[string][2]float64
+	detach  []func()
+}
+
+// Value is the sum of the penalties' values in the last forward pass.
+func (p *Penalties) Value() float64 {
+	if p == nil {
+		return 0
+	}
+	var v float64
+	for _, r := range p.List {
+		v += r.Value()
+	}
+	return v
+}
+
+// Stats returns every penalty's statistics of the last forward pass.
+func (p *Penalties) Stats() []nn.RangeStats {
+	if p == nil {
+		return nil
+	}
+	out := make([]nn.RangeStats, len(p.List))
+	for i, r := range p.List {
+		out[i] = r.Stats()
+	}
+	return out
+}
+
+// Outside is the number of site inputs outside their targets in the last pass.
+func (p *Penalties) Outside() int {
+	n := 0
+	for _, s := range p.Stats() {
+		n += s.Outside
+	}
+	return n
+}
+
+// Detach removes the penalties from the model (restores the wrapped modules).
+func (p *Penalties) Detach() {
+	if p == nil {
+		return
+	}
+	for i := len(p.detach) - 1; i >= 0; i-- {
+		p.detach[i]()
+	}
+	p.detach = nil
+}
+
+// AttachRangePenalties wraps the FFN activation of every block (target
+// [-ActBound, ActBound]) and its Power-Softmax kernel (target [RecipLo or
+// eps, RecipHi]) with range penalties. Kinds it cannot penalize (softmax
+// attention, polynomial or quadratic activations, which have no site) are
+// skipped when their bound is set; an error is returned only for invalid
+// options or when nothing at all could be penalized.
+func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	p := &Penalties{Targets: map[string][2]float64{}}
+	if !r.Enabled() {
+		return p, nil
+	}
+	for _, blk := range m.Blocks {
+		if r.RecipHi > 0 {
+			if ps, ok := blk.Attn.Kernel.(*nn.PowerSoftmax); ok {
+				site := ps.Sites()[0].Name
+				lo := r.RecipLo
+				if lo == 0 {
+					lo = ps.Eps
+				}
+				pen, err := nn.NewRangePenalty(site, lo, r.RecipHi, r.Weight)
+				if err != nil {
+					return nil, err
+				}
+				k, err := nn.PenalizeKernel(ps, pen)
+				if err != nil {
+					return nil, err
+				}
+				attn := blk.Attn
+				attn.Kernel = k
+				p.detach = append(p.detach, func() { attn.Kernel = ps })
+				p.List = append(p.List, pen)
+				p.Targets[site] = [2]float64{lo, r.RecipHi}
+			}
+		}
+		if r.ActBound > 0 {
+			act := blk.FFN.Act
+			sh, ok := act.(nn.SiteHolder)
+			if !ok || len(sh.Sites()) != 1 {
+				continue
+			}
+			site := sh.Sites()[0]
+			if site.Kind != nn.FnGELU && site.Kind != nn.FnReLU {
+				continue
+			}
+			pen, err := nn.NewRangePenalty(site.Name, -r.ActBound, r.ActBound, r.Weight)
+			if err != nil {
+				return nil, err
+			}
+			ffn := blk.FFN
+			ffn.Act = nn.PenalizeModule(act, pen)
+			p.detach = append(p.detach, func() { ffn.Act = act })
+			p.List = append(p.List, pen)
+			p.Targets[site.Name] = [2]float64{-r.ActBound, r.ActBound}
+		}
+	}
+	if len(p.List) == 0 {
+		return nil, errors.New("range penalties: the model has no power-softmax normalizer or activation site to penalize")
+	}
+	return p, nil
+}
+
+// Calibrate runs the batches in calibration mode and fits the polynomial
+// form of every site on its observed range, or, for sites with a target
+// (range regularization), on the hull of the target and the observed range;
+// it installs the forms, stores them in m.Cfg.Poly and returns to exact
+// mode. Spec.Observed is always the observed range.
+func Calibrate(m *model.Model, batches []model.Batch, fit nn.FitOptions, targets map[string][2]float64) error {
+	return calibrate(m, len(batches), func(i int) (model.Batch, error) { return batches[i], nil }, fit, targets)
+}
+
+// CalibrateOn is Calibrate on the first n training batches of ds (the
+// training batches of steps 0..n-1, fetched one at a time); n < 0 means one
+// epoch of the training set (datasets with a TrainSize method).
+func CalibrateOn(m *model.Model, ds Dataset, n, batchSize int, fit nn.FitOptions, targets map[string][2]float64) error {
+	if n < 0 {
+		s, ok := ds.(interface{ TrainSize() int })
+		if !ok {
+			return errors.New("calibrate: the whole training set needs a dataset with a known size")
+		}
+		n = (s.TrainSize() + batchSize - 1) / batchSize
+	}
+	return calibrate(m, n, func(i int) (model.Batch, error) { return ds.TrainBatch(i, batchSize) }, fit, targets)
+}
+
+func calibrate(m *model.Model, n int, batch func(int) (model.Batch, error), fit nn.FitOptions, targets map[string][2]float64) error {
+	if n <= 0 {
+		return errors.New("calibrate: no batches")
+	}
+	for _, s := range m.Sites() {
+		s.ResetStats()
+	}
+	if err := m.SetMode(nn.ModeCalibrate); err != nil {
+		return err
+	}
+	defer func() { _ = m.SetMode(nn.ModeExact) }()
+	for i := 0; i < n; i++ {
+		b, err := batch(i)
+		if err != nil {
+			return fmt.Errorf("calibrate batch %d: %w", i, err)
+		}
+		if _, err := m.Logits(b); err != nil {
+			return fmt.Errorf("calibrate batch %d: %w", i, err)
+		}
+	}
+	pc := &model.PolyConfig{Fit: fit}
+	for _, s := range m.Sites() {
+		lo, hi, ok := s.Range()
+		if !ok {
+			return fmt.Errorf("calibrate: site %s never evaluated", s.Name)
+		}
+		flo, fhi := lo, hi
+		if t, ok := targets[s.Name]; ok {
+			flo, fhi = math.Min(lo, t[0]), math.Max(hi, t[1])
+		}
+		spec, err := nn.FitSpec(s.Name, s.Kind, flo, fhi, fit)
+		if err != nil {
+			return fmt.Errorf("calibrate: %w", err)
+		}
+		spec.Observed = [2]float64{lo, hi}
+		if err := s.Install(spec); err != nil {
+			return fmt.Errorf("calibrate: %w", err)
+		}
+		pc.Specs = append(pc.Specs, spec)
+	}
+	m.Cfg.Poly = pc
+	return nil
+}
