@@ -1,11 +1,13 @@
-// Command compiler-bench compiles an MNIST checkpoint into a CKKS circuit
+// Command compiler-bench compiles an MNIST or byte-LM checkpoint into a CKKS circuit
 // (he/compiler), prints the dry-run report, and unless -dry-run generates
 // exactly the keys the circuit needs, encrypts -images test images, runs
 // the circuit on 2 cores and reports: encrypted vs poly-mode predictions,
 // encrypted, poly-mode and exact-mode accuracy, the largest logit error
 // against the simulator, end-to-end and amortized per-image latency, and the
 // per-layer breakdown (time, levels, rotations, key switches, bootstraps,
-// log2 error against the simulator).
+// log2 error against the simulator). For a byte LM it encrypts -images
+// windows of the validation split of a text corpus (-text FILE, or the Go
+// source) and compares every token's next-byte logits and predictions.
 //
 // Usage (from the repository root):
 //
@@ -18,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"time"
@@ -35,7 +38,7 @@ type Result struct {
 	Command          string            `json:"command"`
 	Checkpoint       string            `json:"checkpoint"`
 	Config           model.Config      `json:"config"`
-	Images           int               `json:"images"`
+	Images           int               `json:"inputs"`
 	Ciphertexts      int               `json:"ciphertexts"`
 	Workers          int               `json:"workers"`
 	KeygenSeconds    float64           `json:"keygen_seconds"`
@@ -65,6 +68,8 @@ func run() error {
 	dry := flag.Bool("dry-run", false, "print the dry-run report only")
 	out := flag.String("json", "", "write the result as JSON to this file")
 	workers := flag.Int("workers", 2, "worker goroutines")
+	textFile := flag.String("text", "", "text corpus for a byte LM (default: Go source under GOROOT, 1 MB)")
+	insecureBoot := flag.Bool("insecure-sk-bootstrap", false, "INSECURE (tests only): bootstrap with the secret-key bootstrapper (for test-boot-n13)")
 	flag.Parse()
 	if *ckpt == "" {
 		return errors.New("-ckpt is required")
@@ -73,12 +78,30 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if m.Cfg.Task != model.TaskMNIST {
-		return fmt.Errorf("checkpoint task %q: this benchmark runs MNIST", m.Cfg.Task)
-	}
-	c, p, err := compiler.CompileFor(m, *preset, *batch, *allowBoot)
-	if err != nil {
+	var c *compiler.Circuit
+	var p *he.Parameters
+	if *insecureBoot {
+		if p, err = he.ParametersFromPreset(*preset); err != nil {
+			return err
+		}
+		b := *batch
+		if b == 0 {
+			if b, err = compiler.MaxBatch(m, p.Slots()); err != nil {
+				return err
+			}
+		}
+		g, err := compiler.Compile(m, compiler.CompileOptions{Batch: b})
+		if err != nil {
+			return err
+		}
+		if c, err = compiler.Plan(g, p, compiler.PlanOptions{AllowBootstrap: true, InsecureSecretKeyBootstrap: true}); err != nil {
+			return err
+		}
+	} else if c, p, err = compiler.CompileFor(m, *preset, *batch, *allowBoot); err != nil {
 		return err
+	}
+	if m.Cfg.Task == model.TaskText {
+		return runText(m, c, p, *images, *textFile, *dry, *out, *workers, *insecureBoot)
 	}
 	rep, err := compiler.NewReport(c, p)
 	if err != nil {
@@ -119,7 +142,13 @@ func run() error {
 		return err
 	}
 	tr := he.NewTrace()
-	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, compiler.ExecOptions{Workers: *workers, Trace: tr})
+	eo := compiler.ExecOptions{Workers: *workers, Trace: tr}
+	if *insecureBoot {
+		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
+			return err
+		}
+	}
+	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, eo)
 	if err != nil {
 		return err
 	}
@@ -162,28 +191,127 @@ func run() error {
 	}
 	fmt.Printf("images %d in %d ciphertexts: encrypted = poly-mode prediction on %d; accuracy encrypted %d, poly %d, exact %d; max |logit - poly mode| %.3g; keygen %.1fs\n",
 		test.N, len(vecs), res.AgreeWithPoly, res.EncryptedCorrect, res.PolyCorrect, res.ExactCorrect, res.MaxLogitErrPoly, res.KeygenSeconds)
-	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		enc := json.NewEncoder(f)
-		enc.SetIndent("", "  ")
-		// NaN-safe: the report's own JSON handles NaN; the rest has none.
-		type alias Result
-		r := alias(res)
-		r.Report = nil
-		var repBuf jsonRaw
-		if err := rep.WriteJSON(&repBuf); err != nil {
-			return err
-		}
-		return enc.Encode(struct {
-			alias
-			Report json.RawMessage `json:"report"`
-		}{r, json.RawMessage(repBuf)})
+	return writeResult(*out, res, rep)
+}
+
+// writeResult writes res as JSON (the report through its NaN-safe encoder).
+func writeResult(path string, res Result, rep *compiler.Report) error {
+	if path == "" {
+		return nil
 	}
-	return nil
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	enc.SetIndent("", "  ")
+	type alias Result
+	r := alias(res)
+	r.Report = nil
+	var repBuf jsonRaw
+	if err := rep.WriteJSON(&repBuf); err != nil {
+		return err
+	}
+	return enc.Encode(struct {
+		alias
+		Report json.RawMessage `json:"report"`
+	}{r, json.RawMessage(repBuf)})
+}
+
+// runText benchmarks a byte LM on n validation windows.
+func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textFile string, dry bool, out string, workers int, insecureBoot bool) error {
+	rep, err := compiler.NewReport(c, p)
+	if err != nil {
+		return err
+	}
+	var corpus *data.Corpus
+	if textFile != "" {
+		corpus, err = data.LoadTextFile(textFile, 0.5)
+	} else {
+		var root string
+		if root, err = data.GoRoot(); err == nil {
+			corpus, err = data.LoadGoSource(root, 1<<20)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if n <= 0 {
+		n = c.Layout.Batch
+	}
+	T := c.Layout.Tokens
+	ins, _, err := corpus.SampleBatch(rand.New(rand.NewPCG(1, 2)), data.ValidSplit, n, T)
+	if err != nil {
+		return err
+	}
+	ids := make([]int, 0, n*T)
+	for _, row := range ins {
+		ids = append(ids, row...)
+	}
+	vecs, err := c.EncodeBytes(ids, n, T)
+	if err != nil {
+		return err
+	}
+	if pe, err := compiler.PredictPrecision(c, p, vecs[0]); err == nil {
+		rep.PredictedLog2Err = pe
+	}
+	if dry {
+		return rep.WriteTable(os.Stdout)
+	}
+	res := Result{Command: fmt.Sprint(os.Args), Config: m.Cfg, Images: n, Ciphertexts: len(vecs), Workers: workers}
+	t0 := time.Now()
+	sk, evk, err := he.GenerateKeys(p, c.Planned.Keys.KeySpec())
+	if err != nil {
+		return err
+	}
+	res.KeygenSeconds = time.Since(t0).Seconds()
+	client, err := he.NewClient(p, sk)
+	if err != nil {
+		return err
+	}
+	tr := he.NewTrace()
+	eo := compiler.ExecOptions{Workers: workers, Trace: tr}
+	if insecureBoot {
+		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
+			return err
+		}
+	}
+	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, eo)
+	if err != nil {
+		return err
+	}
+	got, err := c.DecodeLogits(dec, n)
+	if err != nil {
+		return err
+	}
+	b := model.Batch{B: n, T: T, Inputs: ids, Targets: ids}
+	polyLg, err := logits(m, b, nn.ModePoly)
+	if err != nil {
+		return err
+	}
+	V := c.Layout.Outputs
+	tokens := 0
+	for i := 0; i < n; i++ {
+		for t := 0; t < T; t++ {
+			e, pl := got[i][t*V:(t+1)*V], polyLg[i*T+t]
+			tokens++
+			if argmax(e) == argmax(pl) {
+				res.AgreeWithPoly++
+			}
+			for j := range e {
+				res.MaxLogitErrPoly = math.Max(res.MaxLogitErrPoly, math.Abs(e[j]-pl[j]))
+			}
+		}
+	}
+	res.Report, res.Trace = rep, tr.ByKind()
+	res.Extra = map[string]string{"tokens": fmt.Sprint(tokens), "corpus": corpus.Name, "gomaxprocs": fmt.Sprint(runtime.GOMAXPROCS(0))}
+	if err := rep.WriteTable(os.Stdout); err != nil {
+		return err
+	}
+	fmt.Printf("%d sequences × %d tokens in %d ciphertexts: encrypted = poly-mode next-byte prediction on %d of %d tokens; max |logit - poly mode| %.3g (predicted 2^%.1f); keygen %.1fs\n",
+		n, T, len(vecs), res.AgreeWithPoly, tokens, res.MaxLogitErrPoly, rep.PredictedLog2Err, res.KeygenSeconds)
+	return writeResult(out, res, rep)
 }
 
 type jsonRaw []byte
@@ -200,7 +328,7 @@ func logits(m *model.Model, b model.Batch, mode nn.Mode) ([][]float64, error) {
 		return nil, err
 	}
 	k := lg.Cols()
-	out := make([][]float64, b.B)
+	out := make([][]float64, lg.Rows()) // [B] (images) or [B*T] (text) rows
 	for i := range out {
 		out[i] = lg.Data[i*k : (i+1)*k]
 	}

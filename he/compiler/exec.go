@@ -60,6 +60,9 @@ func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt Exec
 		return nil, fmt.Errorf("executor: circuit was planned for preset %s (fingerprint %.16s), parameters are %s (%s): %w",
 			c.Planned.Preset, c.Planned.Fingerprint, p.Name(), p.Fingerprint().Short(), he.ErrFingerprintMismatch)
 	}
+	if c.Layout.Slots() > p.Slots() {
+		return nil, fmt.Errorf("executor: the layout needs %d slots, parameters have %d", c.Layout.Slots(), p.Slots())
+	}
 	if keys.Parameters() == nil || keys.Parameters().Fingerprint() != p.Fingerprint() {
 		return nil, fmt.Errorf("executor: evaluation keys were made for other parameters: %w", he.ErrFingerprintMismatch)
 	}

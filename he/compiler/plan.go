@@ -199,6 +199,32 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot bool) (*Circuit,
 			need[in] = max(need[in], need[i]+levelsOf(c.Ops[i]))
 		}
 	}
+	// Bootstrap placement: a value with many consumers ("narrow" point of
+	// the graph: the residual stream, Q, K, V, the reciprocal) is
+	// bootstrapped as soon as it is made if it has fewer levels than the
+	// deepest path to the next narrow value, so that the wide regions in
+	// between (e.g. the T attention diagonals) need no bootstraps of their
+	// own; elsewhere values are bootstrapped on demand.
+	consumers := make([]map[int]bool, len(c.Ops))
+	for j, op := range c.Ops {
+		for _, in := range op.In {
+			if consumers[in] == nil {
+				consumers[in] = map[int]bool{}
+			}
+			consumers[in][j] = true
+		}
+	}
+	narrow := func(i int) bool { return len(consumers[i]) >= 3 || c.Ops[i].Kind == KindOutput }
+	dist := make([]int, len(c.Ops))
+	for i := len(c.Ops) - 1; i >= 0; i-- {
+		for j := range consumers[i] {
+			d := levelsOf(c.Ops[j])
+			if !narrow(j) {
+				d += dist[j]
+			}
+			dist[i] = max(dist[i], d)
+		}
+	}
 	bootstraps := 0
 	// ensure returns the (possibly bootstrapped) id of original value orig with
 	// at least need levels above the floor.
@@ -285,6 +311,11 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot bool) (*Circuit,
 		op.In = ins
 		op.Ref = id
 		cur[id] = emit(op, s)
+		if boot && narrow(id) && op.Kind != KindOutput && s.level-floor < dist[id] && btpOut-floor >= dist[id] {
+			cur[id] = emit(Op{Kind: KindBootstrap, In: []int{cur[id]}, Label: op.Label, Ref: id},
+				valState{level: btpOut, scale: hp.DefaultScale()})
+			bootstraps++
+		}
 	}
 	levels := make([]int, len(st))
 	for i, s := range st {
