@@ -94,6 +94,13 @@ func (r Report) String() string {
 	default:
 		fmt.Fprintf(&b, "%d poly-mode inputs outside their calibrated interval\n", r.Outside)
 	}
+	if len(r.PolyStats) > 0 {
+		fmt.Fprintf(&b, "%-36s %-12s %25s %5s %12s\n", "site", "method", "interval", "depth", "outside")
+		for _, s := range r.PolyStats {
+			fmt.Fprintf(&b, "%-36s %-12s %25s %5d %12s\n", s.Site, s.Method,
+				fmt.Sprintf("[%.4g, %.4g]", s.Interval[0], s.Interval[1]), s.Depth, fmt.Sprintf("%d/%d", s.Outside, s.Total))
+		}
+	}
 	return b.String()
 }
 

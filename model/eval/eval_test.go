@@ -74,6 +74,11 @@ func TestEvaluateCheckpoint(t *testing.T) {
 	}
 	require.Contains(t, rep.String(), "accuracy")
 	require.Contains(t, rep.String(), "outside their calibrated interval")
+	require.NotEmpty(t, rep.PolyStats)
+	for _, st := range rep.PolyStats {
+		require.Contains(t, rep.String(), st.Site, "one line per site")
+		require.Greater(t, st.Total, int64(0))
+	}
 	_, err = Evaluate(t.TempDir(), 0)
 	require.Error(t, err)
 }
