@@ -97,3 +97,20 @@ func TestPenalizeKernelRejects(t *testing.T) {
 	_, err = PenalizeKernel(sc, p)
 	require.ErrorContains(t, err, "scaled")
 }
+
+func TestRefitSpecMatchesFitSpecWithoutMargin(t *testing.T) {
+	o := DefaultFitOptions()
+	o.Margin, o.UpperFactor, o.Degree = 0, 1, 15
+	for _, kind := range []string{FnGELU, FnRecip, FnInvSqrt, FnExp} {
+		lo, hi := 0.05, 3.0
+		want, err := FitSpec("s", kind, lo, hi, o)
+		require.NoError(t, err)
+		got, err := RefitSpec(PolySpec{Site: "s", Kind: kind, Interval: [2]float64{lo, hi}, Observed: [2]float64{lo, hi}}, o)
+		require.NoError(t, err)
+		require.Equal(t, want, got, kind)
+	}
+	_, err := RefitSpec(PolySpec{Site: "s", Kind: FnRecip, Interval: [2]float64{0, 1}}, o)
+	require.ErrorContains(t, err, "not positive")
+	_, err = RefitSpec(PolySpec{Site: "s", Kind: FnGELU, Interval: [2]float64{1, 1}}, o)
+	require.ErrorContains(t, err, "empty")
+}

@@ -393,8 +393,7 @@ func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) 
 		width = math.Max(math.Abs(hi), 1) * 1e-3
 	}
 	a, b := lo-o.Margin*width, hi+o.Margin*width
-	exact, err := Exact(kind)
-	if err != nil {
+	if _, err := Exact(kind); err != nil {
 		return PolySpec{}, err
 	}
 	switch kind {
@@ -407,8 +406,29 @@ func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) 
 			b *= o.UpperFactor
 		}
 	}
-	iv := polyapprox.Interval{A: a, B: b}
 	spec.Interval = [2]float64{a, b}
+	return RefitSpec(spec, o)
+}
+
+// RefitSpec fits the polynomial form of spec.Kind on spec.Interval as
+// given (no margin, no upper factor): Chebyshev coefficients of degree
+// o.Degree, or the smallest iteration count reaching o.RelTol. Site and
+// Observed are kept.
+func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
+	name, kind := spec.Site, spec.Kind
+	a, b := spec.Interval[0], spec.Interval[1]
+	if !(a < b) || math.IsInf(a, 0) || math.IsInf(b, 0) {
+		return PolySpec{}, fmt.Errorf("site %s: interval [%g, %g] is empty or not finite", name, a, b)
+	}
+	exact, err := Exact(kind)
+	if err != nil {
+		return PolySpec{}, err
+	}
+	if (kind == FnRecip || kind == FnInvSqrt) && a <= 0 {
+		return PolySpec{}, fmt.Errorf("site %s: interval [%g, %g] of %s is not positive", name, a, b, kind)
+	}
+	iv := polyapprox.Interval{A: a, B: b}
+	spec.Method, spec.Degree, spec.Iterations, spec.Coeffs = "", 0, 0, nil
 	switch kind {
 	case FnExp, FnGELU, FnReLU:
 		p, err := polyapprox.Interpolate(exact, iv, o.Degree)

@@ -244,7 +244,7 @@ func TestRangeRegularization(t *testing.T) {
 			require.LessOrEqual(t, s.Interval[0], -3.0)
 			require.GreaterOrEqual(t, s.Interval[1], 3.0)
 		case "recip":
-			require.LessOrEqual(t, s.Interval[0], cfg.Attention.Eps)
+			require.Equal(t, cfg.Attention.Eps, s.Interval[0], "the normalizer is never below eps: no margin below")
 			require.GreaterOrEqual(t, s.Interval[1], 0.5)
 		}
 		require.LessOrEqual(t, s.Interval[0], s.Observed[0])
