@@ -130,9 +130,12 @@ func run() error {
 	if *dry {
 		return rep.WriteTable(os.Stdout)
 	}
+	skBoot := *insecureBoot
 	res := Result{Command: fmt.Sprint(os.Args), Checkpoint: *ckpt, Config: m.Cfg, Images: test.N, Ciphertexts: len(vecs), Workers: *workers}
 	t0 := time.Now()
-	sk, evk, err := he.GenerateKeys(p, c.Planned.Keys.KeySpec())
+	spec := c.Planned.Keys.KeySpec()
+	spec.Bootstrapping = spec.Bootstrapping && !skBoot // the secret-key bootstrapper needs no keys
+	sk, evk, err := he.GenerateKeys(p, spec)
 	if err != nil {
 		return err
 	}
@@ -143,7 +146,7 @@ func run() error {
 	}
 	tr := he.NewTrace()
 	eo := compiler.ExecOptions{Workers: *workers, Trace: tr}
-	if *insecureBoot {
+	if skBoot {
 		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
 			return err
 		}
@@ -261,7 +264,9 @@ func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textF
 	}
 	res := Result{Command: fmt.Sprint(os.Args), Config: m.Cfg, Images: n, Ciphertexts: len(vecs), Workers: workers}
 	t0 := time.Now()
-	sk, evk, err := he.GenerateKeys(p, c.Planned.Keys.KeySpec())
+	spec := c.Planned.Keys.KeySpec()
+	spec.Bootstrapping = spec.Bootstrapping && !insecureBoot // the secret-key bootstrapper needs no keys
+	sk, evk, err := he.GenerateKeys(p, spec)
 	if err != nil {
 		return err
 	}

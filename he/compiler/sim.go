@@ -174,7 +174,7 @@ func (c *Circuit) applyLinear(m Matrix, x []float64) []float64 {
 	return y
 }
 
-// ImageSize returns rows, cols and patch of the image task the circuit was compiled for.
+// imageDims returns the patch size of the image task the circuit was compiled for.
 func imageDims(c *Circuit) (patch int, err error) {
 	p := int(math.Round(math.Sqrt(float64(c.Layout.InputWidth))))
 	if p*p != c.Layout.InputWidth {
