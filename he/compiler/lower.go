@@ -434,7 +434,11 @@ func (b *builder) block(name string, blk *nn.Block, x int, sigma float64) (int, 
 func (b *builder) ffn(name string, f *nn.FFN, in feed, outScale float64) (int, error) {
 	var poly *polyapprox.Chebyshev
 	scalar, constant := 1.0, 0.0
-	switch a := f.Act.(type) {
+	act := f.Act
+	if pm, ok := act.(*nn.PenalizedModule); ok { // training-time range penalty: same function
+		act = pm.Inner
+	}
+	switch a := act.(type) {
 	case *nn.Elementwise:
 		sites := a.Sites()
 		if len(sites) == 1 {
@@ -498,7 +502,11 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 		return float64(T)
 	}
 	headW = func(int) float64 { return 1 }
-	switch k := a.Kernel.(type) {
+	kernel := a.Kernel
+	if pk, ok := kernel.(*nn.PenalizedPowerSoftmax); ok { // training-time range penalty: same function
+		kernel = pk.PowerSoftmax
+	}
+	switch k := kernel.(type) {
 	case *nn.PowerSoftmax:
 		p = k.P
 		gold = k.Sites()[0].Spec()

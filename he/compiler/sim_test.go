@@ -180,3 +180,24 @@ func TestLiveSlots(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, outputErr(c, want, got), 1e-9)
 }
+
+// Models still wearing their training-time range penalties compile to the
+// same circuit (the penalties do not change the function).
+func TestCompileUnwrapsRangePenalties(t *testing.T) {
+	fit := nn.DefaultFitOptions()
+	fit.Degree = 15
+	m, b := tinyMNIST(t, nil, fit)
+	want := polyLogits(t, m, b)
+	plain, err := Compile(m, CompileOptions{Batch: 4})
+	require.NoError(t, err)
+	blk := m.Blocks[0]
+	pen, err := nn.NewRangePenalty("x", 0.1, 10, 1)
+	require.NoError(t, err)
+	blk.Attn.Kernel, err = nn.PenalizeKernel(blk.Attn.Kernel, pen)
+	require.NoError(t, err)
+	blk.FFN.Act = nn.PenalizeModule(blk.FFN.Act, pen)
+	c, err := Compile(m, CompileOptions{Batch: 4})
+	require.NoError(t, err)
+	require.Equal(t, plain, c)
+	require.Less(t, maxAbsDiff(want, simLogits(t, c, b, m.Cfg)), 1e-9)
+}
