@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/polyformer/polyformer/he"
@@ -85,6 +86,9 @@ func TestEncryptedMatchesSimulator(t *testing.T) {
 	var back map[string]any
 	require.NoError(t, json.Unmarshal(buf.Bytes(), &back))
 	require.Equal(t, float64(rep.KeySwitches), back["key_switches"])
+	buf.Reset()
+	require.NoError(t, rep.WriteCSV(&buf))
+	require.Equal(t, len(rep.Layers)+1, strings.Count(buf.String(), "\n"))
 }
 
 // Deep variants (norms, GELU, p = 4, two blocks) run on the bootstrapping

@@ -1,11 +1,13 @@
 package compiler
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -303,6 +305,30 @@ func (r *Report) WriteTable(w io.Writer) error {
 			l.Rotations, l.Relinearizations, l.KeySwitches, l.Bootstraps, tm, log2s(l.Log2Err))
 	}
 	return tw.Flush()
+}
+
+// WriteCSV writes the per-layer rows as CSV (header first; empty log2 error
+// when not measured).
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"layer", "ops", "level_in", "level_out", "rotations", "relinearizations", "key_switches",
+		"bootstraps", "time_ns", "measured_key_switches", "log2_err_vs_sim"}); err != nil {
+		return err
+	}
+	for _, l := range r.Layers {
+		e := ""
+		if !math.IsNaN(l.Log2Err) && !math.IsInf(l.Log2Err, 0) {
+			e = strconv.FormatFloat(l.Log2Err, 'f', 3, 64)
+		}
+		rec := []string{l.Layer, strconv.Itoa(l.Ops), strconv.Itoa(l.LevelIn), strconv.Itoa(l.LevelOut), strconv.Itoa(l.Rotations),
+			strconv.Itoa(l.Relinearizations), strconv.Itoa(l.KeySwitches), strconv.Itoa(l.Bootstraps),
+			strconv.FormatInt(l.TimeNs, 10), strconv.Itoa(l.MeasuredKeySwitches), e}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 // WriteJSON writes the report as indented JSON (NaN errors as null).
