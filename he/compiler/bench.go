@@ -75,20 +75,22 @@ func Bench(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, client *he.Cli
 	if err != nil {
 		return nil, nil, err
 	}
-	errOf := map[string]float64{}
+	errOf, relOf := map[string]float64{}, map[string]float64{}
 	live := c.LiveSlots()
 	for id, ct := range probes {
 		v, err := client.DecryptReal(ct)
 		if err != nil {
 			return nil, nil, fmt.Errorf("bench: decrypt probe of op %d: %w", id, err)
 		}
-		worst := 0.0
+		worst, mag := 0.0, 0.0
 		for s, w := range kept[id] {
 			if live[id][s] {
 				worst = math.Max(worst, math.Abs(v[s]-w))
+				mag = math.Max(mag, math.Abs(w))
 			}
 		}
 		errOf[c.Ops[id].Label] = math.Log2(worst)
+		relOf[c.Ops[id].Label] = math.Log2(worst) - math.Log2(mag)
 	}
 	byLabel := map[string]he.OpStats{}
 	for _, s := range opt.Trace.ByLabel() {
@@ -101,7 +103,7 @@ func Bench(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, client *he.Cli
 			l.MeasuredKeySwitches = s.KeySwitches
 		}
 		if e, ok := errOf[l.Layer]; ok {
-			l.Log2Err = e
+			l.Log2Err, l.Log2RelErr = e, relOf[l.Layer]
 		}
 	}
 	for k, v := range vecs {

@@ -37,6 +37,9 @@ type LayerReport struct {
 	// decrypted layer output and the simulator's, on the slots that
 	// influence the result (NaN: not measured; -Inf: no live slot).
 	Log2Err float64 `json:"log2_err_vs_sim"`
+	// Log2RelErr is Log2Err minus log2 of the largest simulated magnitude
+	// on the same slots (NaN: not measured).
+	Log2RelErr float64 `json:"log2_rel_err_vs_sim"`
 }
 
 // Report is the dry run of a planned circuit: what it will cost before any
@@ -110,7 +113,7 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 		if !ok {
 			k = len(r.Layers)
 			idx[op.Label] = k
-			r.Layers = append(r.Layers, LayerReport{Layer: op.Label, LevelIn: -1, Log2Err: math.NaN()})
+			r.Layers = append(r.Layers, LayerReport{Layer: op.Label, LevelIn: -1, Log2Err: math.NaN(), Log2RelErr: math.NaN()})
 		}
 		l := &r.Layers[k]
 		l.Ops++
@@ -295,14 +298,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "layer\tops\tlevel in\tlevel out\trotations\trelins\tkey switches\tbootstraps\ttime\tlog2 err\t")
+	fmt.Fprintln(tw, "layer\tops\tlevel in\tlevel out\trotations\trelins\tkey switches\tbootstraps\ttime\tlog2 err\tlog2 rel\t")
 	for _, l := range r.Layers {
 		tm := "-"
 		if l.TimeNs > 0 {
 			tm = time.Duration(l.TimeNs).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", l.Layer, l.Ops, l.LevelIn, l.LevelOut,
-			l.Rotations, l.Relinearizations, l.KeySwitches, l.Bootstraps, tm, log2s(l.Log2Err))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", l.Layer, l.Ops, l.LevelIn, l.LevelOut,
+			l.Rotations, l.Relinearizations, l.KeySwitches, l.Bootstraps, tm, log2s(l.Log2Err), log2s(l.Log2RelErr))
 	}
 	return tw.Flush()
 }
@@ -312,17 +315,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"layer", "ops", "level_in", "level_out", "rotations", "relinearizations", "key_switches",
-		"bootstraps", "time_ns", "measured_key_switches", "log2_err_vs_sim"}); err != nil {
+		"bootstraps", "time_ns", "measured_key_switches", "log2_err_vs_sim", "log2_rel_err_vs_sim"}); err != nil {
 		return err
 	}
 	for _, l := range r.Layers {
-		e := ""
-		if !math.IsNaN(l.Log2Err) && !math.IsInf(l.Log2Err, 0) {
-			e = strconv.FormatFloat(l.Log2Err, 'f', 3, 64)
+		f := func(x float64) string {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return ""
+			}
+			return strconv.FormatFloat(x, 'f', 3, 64)
 		}
 		rec := []string{l.Layer, strconv.Itoa(l.Ops), strconv.Itoa(l.LevelIn), strconv.Itoa(l.LevelOut), strconv.Itoa(l.Rotations),
 			strconv.Itoa(l.Relinearizations), strconv.Itoa(l.KeySwitches), strconv.Itoa(l.Bootstraps),
-			strconv.FormatInt(l.TimeNs, 10), strconv.Itoa(l.MeasuredKeySwitches), e}
+			strconv.FormatInt(l.TimeNs, 10), strconv.Itoa(l.MeasuredKeySwitches), f(l.Log2Err), f(l.Log2RelErr)}
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
@@ -338,7 +343,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	cp.Layers = append([]LayerReport(nil), r.Layers...)
 	type layerJSON struct {
 		LayerReport
-		Log2Err *float64 `json:"log2_err_vs_sim"`
+		Log2Err    *float64 `json:"log2_err_vs_sim"`
+		Log2RelErr *float64 `json:"log2_rel_err_vs_sim"`
 	}
 	type repJSON struct {
 		alias
@@ -353,7 +359,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}
 	out := repJSON{alias: alias(cp), PredictedLog2Err: ptr(r.PredictedLog2Err)}
 	for _, l := range cp.Layers {
-		out.Layers = append(out.Layers, layerJSON{LayerReport: l, Log2Err: ptr(l.Log2Err)})
+		out.Layers = append(out.Layers, layerJSON{LayerReport: l, Log2Err: ptr(l.Log2Err), Log2RelErr: ptr(l.Log2RelErr)})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
