@@ -634,10 +634,19 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	weights := pw
 	if gold != nil {
 		nsum := b.sumTree(name+".normalizer", pw)
-		xn := nsum
-		if epsC != 0 {
-			xn = b.op(Op{Kind: KindAddConst, In: []int{nsum}, Const: epsC, Label: name + ".normalizer"})
+		// xn = c·(eps + N) in the heads' first slots; 1 elsewhere (N is 0
+		// there), where Goldschmidt then stays at a = 1: no junk growing like
+		// 2^iterations, which would break a real bootstrap of a or b.
+		shift := b.pattern()
+		for t := 0; t < T; t++ {
+			for c := 0; c < D; c++ {
+				shift[t*D+c] = 1
+			}
+			for h := 0; h < b.heads; h++ {
+				shift[t*D+h*b.dhp] = epsC
+			}
 		}
+		xn := b.op(Op{Kind: KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
 		// Goldschmidt with a' = xn - 2 = -a and b' = xn - 1 (b'^2 = b^2).
 		ga := b.op(Op{Kind: KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
 		gb := b.op(Op{Kind: KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
