@@ -220,3 +220,38 @@ func TestBadInputs(t *testing.T) {
 	_, err = Compile(raw, CompileOptions{})
 	require.ErrorContains(t, err, "calibrate")
 }
+
+// A real bootstrapper (he.NewBootstrapper with fixed bootstrapping keys) on
+// test-boot-n13, which leaves one usable level per bootstrap: a model whose
+// ops all have depth 1 (power attention p = 2, no activation polynomial).
+func TestEncryptedRealBootstrapping(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real bootstrapping keys and bootstraps take about a minute")
+	}
+	m, b := tinyMNIST(t, func(c *model.Config) {
+		c.Attention = model.AttentionConfig{Kind: model.AttnPowerFixed, P: 2}
+		c.Activation = nn.ActNone
+	}, shallowFit())
+	c, err := Compile(m, CompileOptions{Batch: 4})
+	require.NoError(t, err)
+	p, err := he.ParametersFromPreset(he.PresetTestBootN13)
+	require.NoError(t, err)
+	pc, err := Plan(c, p, PlanOptions{AllowBootstrap: true})
+	require.NoError(t, err)
+	require.True(t, pc.Planned.Keys.Bootstrapping)
+	sk, evk, err := he.GenerateKeys(p, pc.Planned.Keys.KeySpec())
+	require.NoError(t, err)
+	client, err := he.NewClient(p, sk)
+	require.NoError(t, err)
+	vecs, err := pc.EncodeImages(b.Pixels, b.B, m.Cfg.ImageRows, m.Cfg.ImageCols)
+	require.NoError(t, err)
+	rep, dec, err := Bench(pc, p, evk, client, vecs, ExecOptions{})
+	require.NoError(t, err)
+	got, err := pc.DecodeLogits(dec, b.B)
+	require.NoError(t, err)
+	want := polyLogits(t, m, b)
+	e := maxAbsDiff(want, got)
+	t.Logf("real bootstrapping: %d bootstraps, max |encrypted - poly mode| %.3g (predicted 2^%.1f)", pc.Planned.Bootstraps, e, rep.PredictedLog2Err)
+	require.Greater(t, pc.Planned.Bootstraps, 0)
+	require.Less(t, math.Log2(e), rep.PredictedLog2Err, "the dry run's precision prediction holds")
+}

@@ -26,6 +26,8 @@ type PlanInfo struct {
 	Keys KeyNeeds `json:"keys"`
 	// Bootstraps is the number of bootstrap ops per ciphertext.
 	Bootstraps int `json:"bootstraps"`
+	// InsecureSKBootstrap marks plans for the secret-key test bootstrapper.
+	InsecureSKBootstrap bool `json:"insecure_sk_bootstrap,omitempty"`
 }
 
 // KeyNeeds is the serializable key spec of a planned circuit.
@@ -326,7 +328,7 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot bool) (*Circuit,
 		return nil, err
 	}
 	out.Planned = &PlanInfo{Preset: p.Name(), Fingerprint: p.Fingerprint().String(), InputLevel: start,
-		Levels: levels, Keys: keys, Bootstraps: bootstraps}
+		Levels: levels, Keys: keys, Bootstraps: bootstraps, InsecureSKBootstrap: boot && skBoot}
 	return out, nil
 }
 

@@ -19,6 +19,9 @@ type SimOptions struct {
 	// every op that rescales or switches keys, a crude model of CKKS noise
 	// used to predict the output precision.
 	Noise float64
+	// BootstrapNoise, when > 0, adds uniform noise in
+	// [-BootstrapNoise·max(1, |x|), +...] after every bootstrap op.
+	BootstrapNoise float64
 	// Seed seeds the noise.
 	Seed uint64
 }
@@ -43,7 +46,7 @@ func (c *Circuit) Simulate(input []float64, opt SimOptions) ([]float64, Values, 
 		}
 	}
 	var rng *rand.Rand
-	if opt.Noise > 0 {
+	if opt.Noise > 0 || opt.BootstrapNoise > 0 {
 		rng = rand.New(rand.NewPCG(opt.Seed, 77))
 	}
 	vals := make([][]float64, len(c.Ops))
@@ -54,10 +57,16 @@ func (c *Circuit) Simulate(input []float64, opt SimOptions) ([]float64, Values, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("simulate op %d (%s, %s): %w", id, op.Kind, op.Label, err)
 		}
-		if rng != nil && (levelsOf(op) > 0 || op.Kind == KindRotate || op.Kind == KindRotSum) {
+		if rng != nil && opt.Noise > 0 && (levelsOf(op) > 0 || op.Kind == KindRotate || op.Kind == KindRotSum) {
 			v = append([]float64(nil), v...)
 			for i := range v {
 				v[i] += opt.Noise * (2*rng.Float64() - 1)
+			}
+		}
+		if rng != nil && opt.BootstrapNoise > 0 && op.Kind == KindBootstrap {
+			v = append([]float64(nil), v...)
+			for i := range v {
+				v[i] += opt.BootstrapNoise * math.Max(1, math.Abs(v[i])) * (2*rng.Float64() - 1)
 			}
 		}
 		vals[id] = v
