@@ -17,7 +17,7 @@ func newBenchCommand() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure CKKS operations and encrypted circuits",
 	}
-	cmd.AddCommand(newBenchOpsCommand())
+	cmd.AddCommand(newBenchOpsCommand(), newBenchLayersCommand())
 	return cmd
 }
 

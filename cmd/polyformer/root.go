@@ -9,6 +9,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newParamsCommand(), newApproxCommand(), newBenchCommand(), newDemoCommand(), newTrainCommand(), newEvalCommand(), newNormsCommand())
+	root.AddCommand(newParamsCommand(), newApproxCommand(), newBenchCommand(), newDemoCommand(), newTrainCommand(), newEvalCommand(), newNormsCommand(),
+		newCompileCommand(), newKeygenCommand(), newInferCommand())
 	return root
 }

@@ -1,0 +1,430 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/data"
+)
+
+// Key directory layout written by `polyformer keygen`.
+const (
+	secretKeyFile = "secret.key"      // client only, mode 0600
+	evalKeysFile  = "evaluation.keys" // public: goes to the server
+)
+
+func newCompileCommand() *cobra.Command {
+	var (
+		out, preset         string
+		batch               int
+		allowBoot, asJSON   bool
+		overwrite, insecure bool
+	)
+	cmd := &cobra.Command{
+		Use:   "compile CHECKPOINT --out CIRCUIT",
+		Short: "Compile a trained, calibrated model into a CKKS circuit and print the dry-run report",
+		Long: "Lowers a checkpoint (trained and calibrated by `polyformer train`) to a CKKS circuit:\n" +
+			"packing, op graph, level plan, bootstrap placement and the exact rotation keys. With no\n" +
+			"--preset the smallest secure preset whose levels suffice is chosen. Prints the dry-run\n" +
+			"report (levels per layer, rotations, key switches, bootstraps, key sizes, memory,\n" +
+			"predicted precision) before any key exists, and writes the circuit file the server loads.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("compile: --out CIRCUIT is required")
+			}
+			if preset != "" {
+				if _, err := resolvePreset(preset, insecure); err != nil {
+					return fmt.Errorf("compile: %w", err)
+				}
+			}
+			m, err := checkpoint.Load(args[0])
+			if err != nil {
+				return fmt.Errorf("compile: %w", err)
+			}
+			c, p, err := compiler.CompileFor(m, preset, batch, allowBoot)
+			if err != nil {
+				if !allowBoot {
+					return fmt.Errorf("%w (pass --allow-bootstrap to place bootstraps)", err)
+				}
+				return err
+			}
+			rep, err := compiler.NewReport(c, p)
+			if err != nil {
+				return fmt.Errorf("compile: %w", err)
+			}
+			if vec, err := sampleInput(m, c); err == nil {
+				if pe, err := compiler.PredictPrecision(c, p, vec); err == nil {
+					rep.PredictedLog2Err = pe
+				}
+			}
+			if err := compiler.WriteCircuitFile(out, c, overwrite); err != nil {
+				return fmt.Errorf("compile: %w", err)
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return rep.WriteJSON(w)
+			}
+			if err := rep.WriteTable(w); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "circuit written to %s (preset %s, %d inputs per ciphertext)\n", out, p.Name(), c.Layout.Batch)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "circuit file to write (required)")
+	cmd.Flags().StringVar(&preset, "preset", "", "parameter preset (default: the smallest secure one that fits)")
+	cmd.Flags().IntVar(&batch, "batch", 0, "inputs per ciphertext (0: as many as the slots hold)")
+	cmd.Flags().BoolVar(&allowBoot, "allow-bootstrap", false, "place bootstraps when the leveled budget runs out")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the dry-run report as JSON")
+	cmd.Flags().BoolVar(&overwrite, "force", false, "overwrite an existing circuit file")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow presets below 128-bit security (tests only)")
+	return cmd
+}
+
+// sampleInput returns one encoded input of the right shape for precision
+// prediction: a test image, or the first bytes of the Go corpus.
+func sampleInput(m *model.Model, c *compiler.Circuit) ([]float64, error) {
+	n := c.Layout.Batch
+	if m.Cfg.Task == model.TaskMNIST {
+		_, test, err := loadMNIST(m.Cfg.Data.Dir)
+		if err != nil {
+			return nil, err
+		}
+		test = test.Subset(n)
+		vecs, err := c.EncodeImages(test.Pixels, test.N, test.Rows, test.Cols)
+		if err != nil || len(vecs) == 0 {
+			return nil, errors.Join(err, errors.New("no input"))
+		}
+		return vecs[0], nil
+	}
+	T := c.Layout.Tokens
+	ids := make([]int, n*T)
+	text := []byte("package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hello, encrypted world\")\n}\n")
+	for i := range ids {
+		ids[i] = int(text[i%len(text)])
+	}
+	vecs, err := c.EncodeBytes(ids, n, T)
+	if err != nil || len(vecs) == 0 {
+		return nil, errors.Join(err, errors.New("no input"))
+	}
+	return vecs[0], nil
+}
+
+func loadMNIST(dir string) (*data.Images, *data.Images, error) {
+	if dir == "" {
+		d, err := data.MNISTDir()
+		if err != nil {
+			return nil, nil, err
+		}
+		dir = d
+	}
+	return data.LoadMNIST(dir)
+}
+
+func newKeygenCommand() *cobra.Command {
+	var (
+		out       string
+		overwrite bool
+	)
+	cmd := &cobra.Command{
+		Use:   "keygen CIRCUIT --out KEYDIR",
+		Short: "Generate the secret key and exactly the evaluation keys a circuit needs",
+		Long: "Client side. Generates a fresh secret key for the circuit's parameters and exactly the\n" +
+			"evaluation keys its plan uses (relinearization, its rotations, bootstrapping if placed).\n" +
+			"Writes KEYDIR/" + secretKeyFile + " (mode 0600; never give it to anyone) and\n" +
+			"KEYDIR/" + evalKeysFile + " (public; the server needs it).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("keygen: --out KEYDIR is required")
+			}
+			c, p, err := compiler.LoadCircuitFile(args[0])
+			if err != nil {
+				return fmt.Errorf("keygen: %w", err)
+			}
+			if c.Planned == nil {
+				return fmt.Errorf("keygen: circuit %s is not planned for a parameter set", args[0])
+			}
+			if err := os.MkdirAll(out, 0o700); err != nil {
+				return fmt.Errorf("keygen: %w", err)
+			}
+			spec := c.Planned.Keys.KeySpec()
+			fmt.Fprintf(os.Stderr, "keygen: %d rotation keys, relinearization %v, bootstrapping %v for preset %s...\n",
+				len(spec.Rotations), spec.Relinearization, spec.Bootstrapping, p.Name())
+			t0 := time.Now()
+			sk, evk, err := he.GenerateKeys(p, spec)
+			if err != nil {
+				return fmt.Errorf("keygen: %w", err)
+			}
+			if err := he.WriteSecretKeyFile(filepath.Join(out, secretKeyFile), sk, overwrite); err != nil {
+				return fmt.Errorf("keygen: %w", err)
+			}
+			if err := he.WriteEvaluationKeysFile(filepath.Join(out, evalKeysFile), evk, overwrite); err != nil {
+				return fmt.Errorf("keygen: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "keys for preset %s in %s (%.1f s): %s (secret, 0600), %s (%.1f MB, public)\n",
+				p.Name(), out, time.Since(t0).Seconds(), secretKeyFile, evalKeysFile, float64(evk.SizeBytes())/1e6)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "key directory to write (required)")
+	cmd.Flags().BoolVar(&overwrite, "force", false, "overwrite existing key files")
+	return cmd
+}
+
+// inferInputs selects the inputs of `infer` and `bench layers`.
+type inferInputs struct {
+	mnist, offset int
+	dataDir, text string
+}
+
+func (in *inferInputs) register(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&in.mnist, "mnist", 0, "evaluate N MNIST test images (image task)")
+	cmd.Flags().IntVar(&in.offset, "offset", 0, "first MNIST test image")
+	cmd.Flags().StringVar(&in.dataDir, "data", "", "MNIST directory (default: the GoMNIST module)")
+	cmd.Flags().StringVar(&in.text, "text", "", "text whose bytes are the LM's input (byte LM task)")
+}
+
+// encode returns the encoded inputs, their count and the MNIST labels (nil for text).
+func (in *inferInputs) encode(c *compiler.Circuit) ([][]float64, int, []int, error) {
+	switch c.Task {
+	case model.TaskMNIST:
+		if in.text != "" {
+			return nil, 0, nil, errors.New("--text given but the circuit is an image classifier (use --mnist N)")
+		}
+		if in.mnist <= 0 {
+			in.mnist = c.Layout.Batch
+		}
+		_, test, err := loadMNIST(in.dataDir)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		if in.offset < 0 || in.offset+in.mnist > test.N {
+			return nil, 0, nil, fmt.Errorf("images %d..%d outside the %d test images", in.offset, in.offset+in.mnist-1, test.N)
+		}
+		size := test.Rows * test.Cols
+		sub := &data.Images{N: in.mnist, Rows: test.Rows, Cols: test.Cols,
+			Pixels: test.Pixels[in.offset*size : (in.offset+in.mnist)*size], Labels: test.Labels[in.offset : in.offset+in.mnist]}
+		vecs, err := c.EncodeImages(sub.Pixels, sub.N, sub.Rows, sub.Cols)
+		return vecs, sub.N, sub.Labels, err
+	case model.TaskText:
+		if in.mnist > 0 {
+			return nil, 0, nil, errors.New("--mnist given but the circuit is a byte LM (use --text)")
+		}
+		if in.text == "" {
+			return nil, 0, nil, errors.New("--text is required for a byte LM circuit")
+		}
+		T := c.Layout.Tokens
+		b := []byte(in.text)
+		if len(b) > T {
+			b = b[len(b)-T:]
+		}
+		ids := make([]int, T)
+		for i := range ids { // left-pad with spaces to the context length
+			ids[i] = ' '
+		}
+		for i, v := range b {
+			ids[T-len(b)+i] = int(v)
+		}
+		vecs, err := c.EncodeBytes(ids, 1, T)
+		return vecs, 1, nil, err
+	}
+	return nil, 0, nil, fmt.Errorf("circuit task %q", c.Task)
+}
+
+// loadKeys reads the key directory for the circuit's parameters.
+func loadKeys(dir string, p *he.Parameters) (*he.SecretKey, *he.EvaluationKeys, error) {
+	if dir == "" {
+		return nil, nil, errors.New("--keys KEYDIR is required (made by polyformer keygen)")
+	}
+	sk, err := he.ReadSecretKeyFile(filepath.Join(dir, secretKeyFile), p)
+	if err != nil {
+		return nil, nil, err
+	}
+	evk, err := he.ReadEvaluationKeysFile(filepath.Join(dir, evalKeysFile), p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sk, evk, nil
+}
+
+// runEncrypted loads circuit and keys, encrypts the inputs, evaluates
+// (with the per-layer breakdown) and decrypts.
+func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int) (*compiler.Circuit, *compiler.Report, [][]float64, [][]float64, int, []int, error) {
+	c, p, err := compiler.LoadCircuitFile(circuitPath)
+	if err != nil {
+		return nil, nil, nil, nil, 0, nil, err
+	}
+	sk, evk, err := loadKeys(keyDir, p)
+	if err != nil {
+		return nil, nil, nil, nil, 0, nil, err
+	}
+	if err := evk.CheckCovers(c.Planned.Keys.KeySpec()); err != nil {
+		return nil, nil, nil, nil, 0, nil, fmt.Errorf("keys in %s do not cover circuit %s: %w", keyDir, circuitPath, err)
+	}
+	vecs, n, labels, err := in.encode(c)
+	if err != nil {
+		return nil, nil, nil, nil, 0, nil, err
+	}
+	client, err := he.NewClient(p, sk)
+	if err != nil {
+		return nil, nil, nil, nil, 0, nil, err
+	}
+	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, compiler.ExecOptions{Workers: workers})
+	if err != nil {
+		return nil, nil, nil, nil, 0, nil, err
+	}
+	got, err := c.DecodeLogits(dec, n)
+	if err != nil {
+		return nil, nil, nil, nil, 0, nil, err
+	}
+	sims := make([][]float64, len(vecs))
+	for i, v := range vecs {
+		if sims[i], _, err = c.Simulate(v, compiler.SimOptions{}); err != nil {
+			return nil, nil, nil, nil, 0, nil, fmt.Errorf("simulate: %w", err)
+		}
+	}
+	want, err := c.DecodeLogits(sims, n)
+	if err != nil {
+		return nil, nil, nil, nil, 0, nil, err
+	}
+	return c, rep, got, want, n, labels, nil
+}
+
+func newInferCommand() *cobra.Command {
+	var (
+		keys    string
+		in      inferInputs
+		workers int
+	)
+	cmd := &cobra.Command{
+		Use:   "infer CIRCUIT --keys KEYDIR (--mnist N | --text STRING)",
+		Short: "Encrypt inputs, evaluate the circuit on ciphertexts, decrypt, and compare",
+		Long: "Encodes and encrypts the inputs with the secret key, evaluates the circuit on the\n" +
+			"ciphertexts with only the evaluation keys, decrypts, and prints each prediction beside\n" +
+			"the plaintext one (the float64 simulation of the same circuit, i.e. the poly-mode model).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, rep, got, want, n, labels, err := runEncrypted(args[0], keys, &in, workers)
+			if err != nil {
+				return fmt.Errorf("infer: %w", err)
+			}
+			w := cmd.OutOrStdout()
+			return printPredictions(w, c, rep, got, want, n, labels)
+		},
+	}
+	cmd.Flags().StringVar(&keys, "keys", "", "key directory made by polyformer keygen (required)")
+	cmd.Flags().IntVar(&workers, "workers", 2, "goroutines evaluating independent ciphertext work")
+	in.register(cmd)
+	return cmd
+}
+
+func argmax(v []float64) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func printPredictions(w io.Writer, c *compiler.Circuit, rep *compiler.Report, got, want [][]float64, n int, labels []int) error {
+	var agree, correct int
+	var maxErr float64
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if c.Task == model.TaskMNIST {
+		fmt.Fprintln(tw, "input\tlabel\tencrypted\tplaintext\tmax |logit error|\t")
+	} else {
+		fmt.Fprintln(tw, "position\tencrypted next byte\tplaintext next byte\tmax |logit error|\t")
+	}
+	for i := range got {
+		e, p := argmax(got[i]), argmax(want[i])
+		var err float64
+		for j := range got[i] {
+			err = math.Max(err, math.Abs(got[i][j]-want[i][j]))
+		}
+		maxErr = math.Max(maxErr, err)
+		if e == p {
+			agree++
+		}
+		if c.Task == model.TaskMNIST {
+			if labels != nil && e == labels[i] {
+				correct++
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.2e\t\n", i, labels[i], e, p, err)
+		} else if i == len(got)-1 || len(got) <= 8 {
+			fmt.Fprintf(tw, "%d\t%q\t%q\t%.2e\t\n", i, rune(e), rune(p), err)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "encrypted = plaintext prediction on %d of %d; max |logit error| %.3e (predicted log2 error %.1f)\n",
+		agree, len(got), maxErr, rep.PredictedLog2Err)
+	if c.Task == model.TaskMNIST && labels != nil {
+		fmt.Fprintf(w, "encrypted accuracy %d/%d\n", correct, n)
+	}
+	fmt.Fprintf(w, "evaluation %.2f s wall, %.3f s per input amortized\n", float64(rep.WallNs)/1e9, float64(rep.PerInputNs)/1e9)
+	return nil
+}
+
+func newBenchLayersCommand() *cobra.Command {
+	var (
+		keys          string
+		in            inferInputs
+		workers       int
+		asJSON, asCSV bool
+		png           string
+	)
+	cmd := &cobra.Command{
+		Use:   "layers CIRCUIT --keys KEYDIR [--json|--csv] [--png FILE]",
+		Short: "Per-layer and per-op latency and error of an encrypted circuit run",
+		Long: "Evaluates the circuit on encrypted inputs and reports, per layer: time, levels in and\n" +
+			"out, rotations, key switches, bootstraps and the log2 error against the float64\n" +
+			"simulator; plus end-to-end and amortized per-input latency.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON && asCSV {
+				return errors.New("bench layers: --json and --csv are exclusive")
+			}
+			_, rep, _, _, _, _, err := runEncrypted(args[0], keys, &in, workers)
+			if err != nil {
+				return fmt.Errorf("bench layers: %w", err)
+			}
+			if png != "" {
+				if err := plotLayers(rep, png); err != nil {
+					return fmt.Errorf("bench layers: %w", err)
+				}
+			}
+			w := cmd.OutOrStdout()
+			switch {
+			case asJSON:
+				return rep.WriteJSON(w)
+			case asCSV:
+				return rep.WriteCSV(w)
+			}
+			return rep.WriteTable(w)
+		},
+	}
+	cmd.Flags().StringVar(&keys, "keys", "", "key directory made by polyformer keygen (required)")
+	cmd.Flags().IntVar(&workers, "workers", 2, "goroutines evaluating independent ciphertext work")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&asCSV, "csv", false, "print CSV")
+	cmd.Flags().StringVar(&png, "png", "", "also plot per-layer time to this PNG file")
+	in.register(cmd)
+	return cmd
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/nn"
+)
+
+// tinyCheckpoint saves an untrained, calibrated MNIST-shaped model small and
+// shallow enough for the insecure test-n13 preset.
+func tinyCheckpoint(t *testing.T, dir string) {
+	t.Helper()
+	c, err := model.DefaultConfig(model.TaskMNIST)
+	require.NoError(t, err)
+	c.Width, c.Depth, c.Heads, c.Hidden, c.Activation = 8, 1, 2, 16, nn.ActReLU
+	c.Attention = model.AttentionConfig{Kind: model.AttnPowerFixed, P: 2} // no encrypted division: shallow enough for test-n13
+	m, err := model.New(c)
+	require.NoError(t, err)
+	_, test, err := loadMNIST("")
+	require.NoError(t, err)
+	cal := test.Subset(64)
+	fit := nn.DefaultFitOptions()
+	fit.Degree = 7
+	require.NoError(t, m.Calibrate([]model.Batch{{B: cal.N, Pixels: cal.Pixels, Targets: cal.Labels}}, fit))
+	require.NoError(t, checkpoint.Save(dir, m, nil, nil))
+}
+
+// TestCircuitPipelineCLI runs compile, keygen, infer and bench layers
+// through the CLI and checks that encrypted predictions equal the
+// plaintext ones and that bad inputs are clear errors.
+func TestCircuitPipelineCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encrypted pipeline")
+	}
+	dir := t.TempDir()
+	ckpt, circ, keys := filepath.Join(dir, "ckpt"), filepath.Join(dir, "m.circuit"), filepath.Join(dir, "keys")
+	tinyCheckpoint(t, ckpt)
+
+	out, err := runCLI(t, "compile", ckpt, "--out", circ, "--preset", "test-n13")
+	require.ErrorContains(t, err, "--insecure", "an insecure preset needs --insecure")
+	out, err = runCLI(t, "compile", ckpt, "--out", circ, "--preset", "test-n13", "--insecure", "--batch", "2")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "key switches")
+	_, err = runCLI(t, "compile", ckpt, "--out", circ, "--preset", "test-n13", "--insecure")
+	require.ErrorContains(t, err, "exists", "an existing circuit is not overwritten silently")
+
+	out, err = runCLI(t, "keygen", circ, "--out", keys)
+	require.NoError(t, err, out)
+	st, err := os.Stat(filepath.Join(keys, secretKeyFile))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the secret key is private")
+
+	out, err = runCLI(t, "infer", circ, "--keys", keys, "--mnist", "2")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "encrypted = plaintext prediction on 2 of 2", out)
+
+	out, err = runCLI(t, "bench", "layers", circ, "--keys", keys, "--mnist", "2", "--json", "--png", filepath.Join(dir, "layers.png"))
+	require.NoError(t, err, out)
+	var rep map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.NotEmpty(t, rep["layers"])
+	_, err = os.Stat(filepath.Join(dir, "layers.png"))
+	require.NoError(t, err)
+
+	// Bad input: missing keys, wrong input kind, keys made for other parameters, garbage circuit.
+	_, err = runCLI(t, "infer", circ, "--keys", filepath.Join(dir, "nokeys"), "--mnist", "1")
+	require.Error(t, err)
+	_, err = runCLI(t, "infer", circ, "--keys", keys, "--text", "hello")
+	require.ErrorContains(t, err, "image classifier")
+	bad := filepath.Join(dir, "bad.circuit")
+	require.NoError(t, os.WriteFile(bad, []byte("not a circuit"), 0o644))
+	_, err = runCLI(t, "keygen", bad, "--out", filepath.Join(dir, "k2"))
+	require.Error(t, err)
+
+	// Keys that lack the circuit's rotations, and keys made for other parameters.
+	_, p, err := compiler.LoadCircuitFile(circ)
+	require.NoError(t, err)
+	writeKeys := func(name string, p *he.Parameters, spec he.KeySpec) string {
+		kd := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(kd, 0o700))
+		sk, evk, err := he.GenerateKeys(p, spec)
+		require.NoError(t, err)
+		require.NoError(t, he.WriteSecretKeyFile(filepath.Join(kd, secretKeyFile), sk, false))
+		require.NoError(t, he.WriteEvaluationKeysFile(filepath.Join(kd, evalKeysFile), evk, false))
+		return kd
+	}
+	_, err = runCLI(t, "infer", circ, "--keys", writeKeys("norot", p, he.KeySpec{Relinearization: true}), "--mnist", "1")
+	require.ErrorContains(t, err, "do not cover")
+	p12, err := he.ParametersFromPreset(he.PresetTestN12)
+	require.NoError(t, err)
+	_, err = runCLI(t, "infer", circ, "--keys", writeKeys("n12", p12, he.KeySpec{}), "--mnist", "1")
+	require.ErrorContains(t, err, "fingerprint")
+}
