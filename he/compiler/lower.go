@@ -15,6 +15,10 @@ import (
 type CompileOptions struct {
 	// Batch is the number of inputs per ciphertext (a power of two; 0 means 1).
 	Batch int
+	// OneDiagonalPerCiphertext disables the packing of several attention
+	// diagonals into one ciphertext (the plain layout of DESIGN §4, kept as
+	// the baseline the packed layout is measured against).
+	OneDiagonalPerCiphertext bool
 }
 
 // MaxBatch returns the largest batch (power of two) a ring with the given
@@ -78,6 +82,7 @@ type builder struct {
 	heads  int
 	group  int
 	causal bool
+	noPack bool
 }
 
 func (b *builder) op(o Op) int {
@@ -182,7 +187,7 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	b := &builder{c: &Circuit{Version: FormatVersion, Task: cfg.Task, Layout: L}, m: m, L: L, d: cfg.Width,
-		heads: cfg.Heads, dh: cfg.Width / cfg.Heads, causal: cfg.Task == model.TaskText}
+		heads: cfg.Heads, dh: cfg.Width / cfg.Heads, causal: cfg.Task == model.TaskText, noPack: opt.OneDiagonalPerCiphertext}
 	b.dhp = nextPow2(b.dh)
 	in := b.op(Op{Kind: KindInput, Label: "input"})
 	x, err := b.embed(in)
@@ -553,6 +558,10 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	default:
 		return 0, fmt.Errorf("compile: %s: attention kernel %T is not supported", name, a.Kernel)
 	}
+	if w := nextPow2(b.heads * b.dhp); expSpec == nil && !b.noPack && D/w >= 2 {
+		return b.attentionPacked(name, a, in, sigma, packedKernel{p: p, gold: gold, epsC: epsC,
+			rowScale: rowScale, outRow: outRow, headW: headW})
+	}
 	// Q, K, V from one hoisted decomposition; 1/sqrt(dh) folded into Q.
 	qs := 1 / math.Sqrt(float64(b.dh))
 	grp := b.newGroup()
@@ -715,4 +724,194 @@ func (b *builder) sumTree(label string, ids []int) int {
 		ids = next
 	}
 	return ids[0]
+}
+
+// packedKernel is what attentionPacked needs of a power kernel.
+type packedKernel struct {
+	p        int
+	gold     *nn.PolySpec // nil for power-fixed
+	epsC     float64
+	rowScale func(t int) float64
+	outRow   func(t int) float64
+	headW    func(h int) float64
+}
+
+// attentionPacked lowers power attention when the heads use only W = D/k
+// channels of each token block (k >= 2): k diagonals share one ciphertext,
+// diagonal r = g·k + j in copy j (channels j·W..j·W+W-1), so the head sums,
+// powers, weights, broadcasts and mixing products run on T/k ciphertexts
+// instead of T. The copies are made by hoisted rotations of Q, K and V;
+// the per-row and per-head scales (1/sqrt(dh), temperature, length norm,
+// Goldschmidt normalizer, power-fixed weights) are folded into Q's
+// per-token blocks; the row normalizer sums the copies with one small
+// linear transform that also drops the by-products of the other slots.
+func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed, sigma float64, kp packedKernel) (int, error) {
+	L, D, T := b.L, b.L.Block, b.L.Tokens
+	R := L.RowStride()
+	W := nextPow2(b.heads * b.dhp)
+	k := D / W
+	if T%k != 0 {
+		k = T // fewer diagonals than copies: use T copies (W | D, T | D/W)
+		for D/W%k != 0 {
+			k /= 2
+		}
+	}
+	qs := 1 / math.Sqrt(float64(b.dh))
+	temp := func(h, t int) float64 {
+		if a.Temp == nil {
+			return 1
+		}
+		return a.Temp.Value.Data[h*a.MaxLen+t]
+	}
+	grp := b.newGroup()
+	var qkv [3]int
+	var biases [3][]float64
+	for i := 0; i < 3; i++ {
+		perToken := i == 0
+		id, bias := b.linearFromModel(fmt.Sprintf("%s.%s", name, []string{"q", "k", "v"}[i]), a.QKV, i*b.d, b.d, in,
+			ident, b.headMap, func(int) float64 { return 1 }, perToken, nil)
+		if i == 0 { // fold every per-row and per-head score factor into Q
+			for t := 0; t < T; t++ {
+				for o := 0; o < b.d; o++ {
+					h := o / b.dh
+					f := qs * temp(h, t) * kp.rowScale(t) * kp.headW(h)
+					row := b.headMap(o)
+					blk := b.c.Mats[id].Blocks[t]
+					for c := 0; c < D; c++ {
+						blk[row*D+c] *= f
+					}
+					bias[t*D+row] *= f
+				}
+			}
+		}
+		qkv[i] = b.op(Op{Kind: KindLinear, In: []int{in.id}, Mat: id, Group: grp, Label: name + ".qkv"})
+		biases[i] = bias
+	}
+	for i := 0; i < 3; i++ {
+		qkv[i] = b.op(Op{Kind: KindAddPlain, In: []int{qkv[i]}, Vec: b.vec(biases[i]), Label: name + ".qkv"})
+	}
+	q, kk, v := qkv[0], qkv[1], qkv[2]
+	// copies: Q in copy j; K and V of diagonal r = g·k + j in copy j
+	qc := make([]int, k)
+	qc[0] = q
+	gq := b.newGroup()
+	for j := 1; j < k; j++ {
+		qc[j] = b.op(Op{Kind: KindRotate, In: []int{q}, Rot: []int{-j * W}, Group: gq, Label: name + ".rotq"})
+	}
+	kr, vr := make([]int, T), make([]int, T)
+	gk, gv := b.newGroup(), b.newGroup()
+	for r := 0; r < T; r++ {
+		amt := r*R - (r%k)*W
+		if amt == 0 {
+			kr[r], vr[r] = kk, v
+			continue
+		}
+		kr[r] = b.op(Op{Kind: KindRotate, In: []int{kk}, Rot: []int{amt}, Group: gk, Label: name + ".rotk"})
+	}
+	for r := 1; r < T; r++ {
+		if amt := r*R - (r%k)*W; amt != 0 {
+			vr[r] = b.op(Op{Kind: KindRotate, In: []int{v}, Rot: []int{amt}, Group: gv, Label: name + ".rotv"})
+		}
+	}
+	var sumRots, bcastRots []int
+	for s := 1; s < b.dhp; s <<= 1 {
+		sumRots = append(sumRots, s)
+		bcastRots = append(bcastRots, -s)
+	}
+	G := T / k
+	pw, mpw := make([]int, G), make([]int, G)
+	for g := 0; g < G; g++ {
+		prods := make([]int, k)
+		for j := 0; j < k; j++ {
+			prods[j] = b.op(Op{Kind: KindMul, In: []int{qc[j], kr[g*k+j]}, Label: name + ".scores"})
+		}
+		sc := b.sumTree(name+".scores", prods)
+		if len(sumRots) > 0 {
+			sc = b.op(Op{Kind: KindRotSum, In: []int{sc}, Rot: sumRots, Label: name + ".scores"})
+		}
+		pw[g] = b.power(name+".power", sc, kp.p)
+		mask := b.pattern()
+		for t := 0; t < T; t++ {
+			for j := 0; j < k; j++ {
+				if b.causal && (t+g*k+j)%T > t {
+					continue
+				}
+				for h := 0; h < b.heads; h++ {
+					mask[t*D+j*W+h*b.dhp] = 1
+				}
+			}
+		}
+		// keeps the heads' first slots (and applies causal masks): needed before the broadcast
+		mpw[g] = b.op(Op{Kind: KindMulPlain, In: []int{pw[g]}, Vec: b.vec(mask), Label: name + ".power"})
+	}
+	weights := mpw
+	if kp.gold != nil {
+		src := pw // the normalizer transform reads only the heads' first slots
+		if b.causal {
+			src = mpw
+		}
+		nin := b.sumTree(name+".normalizer", src)
+		nm := b.mat(name+".normalizer", false, func(_ int, m []float64) {
+			for h := 0; h < b.heads; h++ {
+				for j := 0; j < k; j++ {
+					for j2 := 0; j2 < k; j2++ {
+						m[(j2*W+h*b.dhp)*D+j*W+h*b.dhp] = 1
+					}
+				}
+			}
+		})
+		nsum := b.op(Op{Kind: KindLinear, In: []int{nin}, Mat: nm, Label: name + ".normalizer"})
+		shift := b.pattern()
+		for t := 0; t < T; t++ {
+			for c := 0; c < D; c++ {
+				shift[t*D+c] = 1
+			}
+			for j := 0; j < k; j++ {
+				for h := 0; h < b.heads; h++ {
+					shift[t*D+j*W+h*b.dhp] = kp.epsC
+				}
+			}
+		}
+		xn := b.op(Op{Kind: KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
+		ga := b.op(Op{Kind: KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
+		gb := b.op(Op{Kind: KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
+		for i := 0; i < kp.gold.Iterations; i++ {
+			gb = b.op(Op{Kind: KindMul, In: []int{gb, gb}, Label: name + ".recip"})
+			ob := b.op(Op{Kind: KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
+			ga = b.op(Op{Kind: KindMul, In: []int{ga, ob}, Label: name + ".recip"})
+		}
+		weights = make([]int, G)
+		for g := 0; g < G; g++ {
+			weights[g] = b.op(Op{Kind: KindMul, In: []int{mpw[g], ga}, Label: name + ".weights"})
+		}
+	}
+	outs := make([]int, G)
+	for g := 0; g < G; g++ {
+		w := weights[g]
+		if len(bcastRots) > 0 {
+			w = b.op(Op{Kind: KindRotSum, In: []int{w}, Rot: bcastRots, Label: name + ".weights"})
+		}
+		vs := make([]int, k)
+		for j := 0; j < k; j++ {
+			vs[j] = vr[g*k+j]
+		}
+		vg := b.sumTree(name+".mix", vs)
+		outs[g] = b.op(Op{Kind: KindMul, In: []int{w, vg}, Label: name + ".mix"})
+	}
+	o := b.sumTree(name+".mix", outs)
+	var copyRots []int
+	for s := 1; s < k; s <<= 1 {
+		copyRots = append(copyRots, s*W)
+	}
+	o = b.op(Op{Kind: KindRotSum, In: []int{o}, Rot: copyRots, Label: name + ".mix"})
+	hf := feed{g: ones(b.d), beta: make([]float64, b.d)}
+	oid, obias := b.linearFromModel(name+".out", a.Out, 0, b.d, hf, b.headMap, ident,
+		func(t int) float64 { return kp.outRow(t) / sigma }, b.causal, nil)
+	for t := 0; t < T; t++ {
+		for j := 0; j < b.d; j++ {
+			obias[t*D+j] = a.Out.B.Value.Data[j] / sigma
+		}
+	}
+	y := b.op(Op{Kind: KindLinear, In: []int{o}, Mat: oid, Label: name + ".out"})
+	return b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(obias), Label: name + ".out"}), nil
 }

@@ -47,10 +47,12 @@ func TestSimulatorMatchesPolyMode(t *testing.T) {
 			m, b := tinyMNIST(t, mod, fit)
 			want := polyLogits(t, m, b)
 			for _, batch := range []int{1, 4} {
-				c, err := Compile(m, CompileOptions{Batch: batch})
-				require.NoError(t, err)
-				got := simLogits(t, c, b, m.Cfg)
-				require.Less(t, maxAbsDiff(want, got), 1e-9, "batch %d: want %v got %v", batch, want, got)
+				for _, unpacked := range []bool{false, true} {
+					c, err := Compile(m, CompileOptions{Batch: batch, OneDiagonalPerCiphertext: unpacked})
+					require.NoError(t, err)
+					got := simLogits(t, c, b, m.Cfg)
+					require.Less(t, maxAbsDiff(want, got), 1e-9, "batch %d unpacked %v: want %v got %v", batch, unpacked, want, got)
+				}
 			}
 		})
 	}
@@ -105,24 +107,26 @@ func TestSimulatorMatchesPolyModeLM(t *testing.T) {
 			lg, err := m.Logits(b)
 			require.NoError(t, err)
 			require.NoError(t, m.SetMode(nn.ModeExact))
-			c, err := Compile(m, CompileOptions{Batch: 2})
-			require.NoError(t, err)
-			vecs, err := c.EncodeBytes(b.Inputs, b.B, b.T)
-			require.NoError(t, err)
-			outs := make([][]float64, len(vecs))
-			for i, v := range vecs {
-				outs[i], _, err = c.Simulate(v, SimOptions{})
+			for _, unpacked := range []bool{false, true} {
+				c, err := Compile(m, CompileOptions{Batch: 2, OneDiagonalPerCiphertext: unpacked})
 				require.NoError(t, err)
-			}
-			got, err := c.DecodeLogits(outs, b.B)
-			require.NoError(t, err)
-			worst := 0.0
-			for i := range got {
-				for j, v := range got[i] {
-					worst = math.Max(worst, math.Abs(v-lg.Data[i*len(got[i])+j]))
+				vecs, err := c.EncodeBytes(b.Inputs, b.B, b.T)
+				require.NoError(t, err)
+				outs := make([][]float64, len(vecs))
+				for i, v := range vecs {
+					outs[i], _, err = c.Simulate(v, SimOptions{})
+					require.NoError(t, err)
 				}
+				got, err := c.DecodeLogits(outs, b.B)
+				require.NoError(t, err)
+				worst := 0.0
+				for i := range got {
+					for j, v := range got[i] {
+						worst = math.Max(worst, math.Abs(v-lg.Data[i*len(got[i])+j]))
+					}
+				}
+				require.Less(t, worst, 1e-9, "unpacked %v", unpacked)
 			}
-			require.Less(t, worst, 1e-9)
 		})
 	}
 }
