@@ -146,12 +146,14 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 	if !opt.AllowBootstrap || need <= maxL {
 		// leveled: try the lowest input level first
 		var lastErr error
-		for start := min(need, maxL); start <= maxL; start++ {
-			out, err := plan(c, p, start, false, false)
-			if err == nil {
-				return out, nil
+		for _, drop := range []bool{true, false} { // level drops can, rarely, force a scale fix that needs a level
+			for start := min(need, maxL); start <= maxL; start++ {
+				out, err := plan(c, p, start, false, false, drop)
+				if err == nil {
+					return out, nil
+				}
+				lastErr = err
 			}
-			lastErr = err
 		}
 		var le *LevelError
 		if errors.As(lastErr, &le) || need > maxL {
@@ -163,10 +165,10 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 		}
 		return nil, lastErr
 	}
-	return plan(c, p, maxL, true, opt.InsecureSecretKeyBootstrap)
+	return plan(c, p, maxL, true, opt.InsecureSecretKeyBootstrap, false)
 }
 
-func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot bool) (*Circuit, error) {
+func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool) (*Circuit, error) {
 	hp := p.HE()
 	q := hp.Q()
 	floor := 0
@@ -251,7 +253,7 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot bool) (*Circuit,
 			continue
 		}
 		need0 := levelsOf(op)
-		if !boot && (op.Kind == KindRotate || op.Kind == KindRotSum || op.Kind == KindLinear) {
+		if drop && (op.Kind == KindRotate || op.Kind == KindRotSum || op.Kind == KindLinear) {
 			// key switches cost in proportion to the level: drop what no consumer needs
 			orig := op.In[0]
 			if v := cur[orig]; st[v].level > need[orig] {
