@@ -91,7 +91,7 @@ func TestInsecurePresetRefused(t *testing.T) {
 }
 
 func TestDemoRuns(t *testing.T) {
-	out, err := runCLI(t, "demo", "--preset", "test-n12", "--insecure")
+	out, err := runCLI(t, "demo", "--approx", "--preset", "test-n12", "--insecure")
 	require.NoError(t, err, out)
 	for _, want := range []string{"invsqrt", "goldschmidt", "gelu", "x^4", "key switches"} {
 		require.True(t, strings.Contains(out, want), "demo output lacks %q:\n%s", want, out)
@@ -136,4 +136,19 @@ func TestNormsJSON(t *testing.T) {
 
 	_, err = runCLI(t, "norms", "--width", "0")
 	require.Error(t, err)
+}
+
+// TestPipelineDemo runs the whole demo (embedded checkpoint, compile, keygen,
+// encrypted inference, per-layer breakdown) on a fast insecure preset and
+// checks that every encrypted prediction equals the plaintext one.
+func TestPipelineDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encrypted pipeline")
+	}
+	out, err := runCLI(t, "demo", "--preset", "test-n13", "--insecure")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "encrypted = plaintext prediction on 4 of 4", out)
+	require.Contains(t, out, "blocks.0.attn.scores")
+	_, err = runCLI(t, "demo", "--preset", "test-n13")
+	require.ErrorContains(t, err, "--insecure")
 }

@@ -29,22 +29,35 @@ func newDemoCommand() *cobra.Command {
 	var (
 		preset   string
 		insecure bool
+		approx   bool
+		images   int
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Encrypt, evaluate HE approximations, decrypt, and compare (embedded default)",
-		Long: "Runs the CKKS pipeline end to end on an embedded default: generates keys, encrypts a\n" +
-			"vector of inputs, evaluates the non-linearities a transformer needs (1/sqrt for norms,\n" +
-			"1/x for the Power-Softmax reciprocal, GELU, x^4) as polynomials and iterative plans on\n" +
-			"the ciphertext, decrypts, and prints the error against the plaintext twin (CKKS noise)\n" +
-			"and against the true function (approximation error), then the traced operations.",
+		Short: "The whole pipeline on an embedded model: compile, keygen, encrypt, evaluate, decrypt, compare",
+		Long: "Runs private inference end to end on an embedded MNIST classifier trained by this\n" +
+			"toolkit (Power attention with a fixed normalizer, learnable quadratic activation: no\n" +
+			"approximation anywhere, so poly mode equals exact mode): compiles it to a CKKS circuit\n" +
+			"(dry-run report), generates the keys the circuit needs, encrypts test images on the\n" +
+			"client side, evaluates the circuit with evaluation keys only, decrypts, compares the\n" +
+			"encrypted predictions with the plaintext model's, and prints the per-layer breakdown.\n\n" +
+			"With --approx it instead evaluates the approximations a transformer needs (1/sqrt,\n" +
+			"1/x, GELU, x^4) on a ciphertext and prints their errors and the op trace.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDemo(cmd.OutOrStdout(), preset, insecure)
+			if approx {
+				if preset == "" {
+					preset = he.PresetN14
+				}
+				return runDemo(cmd.OutOrStdout(), preset, insecure)
+			}
+			return runPipelineDemo(cmd.OutOrStdout(), preset, insecure, images)
 		},
 	}
-	cmd.Flags().StringVar(&preset, "preset", he.PresetN14, "parameter preset (see polyformer params)")
+	cmd.Flags().StringVar(&preset, "preset", "", "parameter preset (default: the smallest secure one that fits; n14 with --approx)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow presets below 128-bit security (tests only)")
+	cmd.Flags().BoolVar(&approx, "approx", false, "evaluate HE approximations of non-linearities instead of the model")
+	cmd.Flags().IntVar(&images, "images", 0, "MNIST test images to classify (0: one ciphertext's worth)")
 	return cmd
 }
 
