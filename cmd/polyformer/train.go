@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/eval"
@@ -91,7 +92,6 @@ func newTrainCommand() *cobra.Command {
 }
 
 func (f *trainFlags) config(cmd *cobra.Command) (model.Config, error) {
-	changed := cmd.Flags().Changed
 	task := f.task
 	var cfg model.Config
 	var err error
@@ -116,57 +116,27 @@ func (f *trainFlags) config(cmd *cobra.Command) (model.Config, error) {
 			return cfg, err
 		}
 	}
-	setInt := func(name string, dst *int, v int) {
-		if changed(name) {
-			*dst = v
-		}
-	}
-	setInt("width", &cfg.Width, f.width)
-	setInt("depth", &cfg.Depth, f.depth)
-	setInt("heads", &cfg.Heads, f.heads)
-	setInt("hidden", &cfg.Hidden, f.hidden)
-	setInt("context", &cfg.Context, f.context)
-	setInt("p", &cfg.Attention.P, f.p)
-	setInt("max-bytes", &cfg.Data.MaxBytes, f.maxBytes)
-	if changed("attention") {
-		cfg.Attention.Kind = f.attention
-	}
-	if changed("scaled") {
-		cfg.Attention.Scaled = f.scaled
-	}
-	if changed("length-norm") {
-		cfg.Attention.LengthNorm = f.lengthNorm
-	}
-	if changed("temperature") {
-		cfg.Attention.Temperature = f.temperature
-	}
-	if changed("norm") {
-		cfg.Norm = f.norm
-	}
-	if changed("activation") {
-		cfg.Activation = f.activation
-	}
-	if changed("entropy") {
-		cfg.Entropy.Enabled = f.entropy
-	}
-	if changed("entropy-lambda") {
-		cfg.Entropy.Lambda = f.lambda
-	}
-	if changed("entropy-gamma") {
-		cfg.Entropy.Gamma = f.gamma
-	}
-	if changed("seed") {
-		cfg.Seed = f.seed
-	}
-	if changed("data") {
-		cfg.Data.Dir = f.dataDir
-	}
-	if changed("text") {
-		cfg.Data.TextFile = f.textFile
-	}
-	if changed("goroot") {
-		cfg.Data.GoRoot = f.goroot
-	}
+	fl := cmd.Flags()
+	overrideFlag(fl, "width", &cfg.Width, f.width)
+	overrideFlag(fl, "depth", &cfg.Depth, f.depth)
+	overrideFlag(fl, "heads", &cfg.Heads, f.heads)
+	overrideFlag(fl, "hidden", &cfg.Hidden, f.hidden)
+	overrideFlag(fl, "context", &cfg.Context, f.context)
+	overrideFlag(fl, "p", &cfg.Attention.P, f.p)
+	overrideFlag(fl, "max-bytes", &cfg.Data.MaxBytes, f.maxBytes)
+	overrideFlag(fl, "attention", &cfg.Attention.Kind, f.attention)
+	overrideFlag(fl, "scaled", &cfg.Attention.Scaled, f.scaled)
+	overrideFlag(fl, "length-norm", &cfg.Attention.LengthNorm, f.lengthNorm)
+	overrideFlag(fl, "temperature", &cfg.Attention.Temperature, f.temperature)
+	overrideFlag(fl, "norm", &cfg.Norm, f.norm)
+	overrideFlag(fl, "activation", &cfg.Activation, f.activation)
+	overrideFlag(fl, "entropy", &cfg.Entropy.Enabled, f.entropy)
+	overrideFlag(fl, "entropy-lambda", &cfg.Entropy.Lambda, f.lambda)
+	overrideFlag(fl, "entropy-gamma", &cfg.Entropy.Gamma, f.gamma)
+	overrideFlag(fl, "seed", &cfg.Seed, f.seed)
+	overrideFlag(fl, "data", &cfg.Data.Dir, f.dataDir)
+	overrideFlag(fl, "text", &cfg.Data.TextFile, f.textFile)
+	overrideFlag(fl, "goroot", &cfg.Data.GoRoot, f.goroot)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration: %w", err)
 	}
@@ -236,4 +206,12 @@ func newEvalCommand() *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 0, "evaluate at most N held-out examples (0: all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
+}
+
+// overrideFlag sets *dst to v when the user gave the flag, so that config
+// files and task defaults hold unless a flag says otherwise.
+func overrideFlag[T any](fl *pflag.FlagSet, name string, dst *T, v T) {
+	if fl.Changed(name) {
+		*dst = v
+	}
 }
