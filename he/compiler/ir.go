@@ -115,9 +115,10 @@ type Op struct {
 	// Group > 0 marks ops (KindLinear or KindRotate) on the same input that
 	// are evaluated together with one hoisted decomposition.
 	Group int `json:"group,omitempty"`
-	// Ref is the index of the op's value in the unplanned graph (ops inserted
-	// by Plan carry the id of the value they refresh); -1 for ops of the graph itself
-	// when unplanned.
+	// Ref links a planned op to the unplanned graph: the id of the op it
+	// came from, or, for ops inserted by Plan (bootstrap, match_scale,
+	// drop_level), the id of the value they transform. It is -1 in an
+	// unplanned graph.
 	Ref int `json:"ref"`
 }
 
