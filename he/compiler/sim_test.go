@@ -37,6 +37,10 @@ func TestSimulatorMatchesPolyMode(t *testing.T) {
 		"softmax-temp-gelu": func(c *model.Config) {
 			c.Attention = model.AttentionConfig{Kind: model.AttnSoftmax, Temperature: true}
 		},
+		"three-heads-packed-with-padding": func(c *model.Config) {
+			c.Width, c.Heads, c.Hidden = 12, 3, 32 // heads use 12 of W = 16 channels, D = 32: 2 copies
+			c.Attention.Temperature = true
+		},
 		"heads-not-pow2-none-act": func(c *model.Config) {
 			c.Width, c.Heads = 12, 2
 			c.Activation = nn.ActNone
