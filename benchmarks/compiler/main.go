@@ -68,6 +68,7 @@ func run() error {
 	dry := flag.Bool("dry-run", false, "print the dry-run report only")
 	out := flag.String("json", "", "write the result as JSON to this file")
 	workers := flag.Int("workers", 2, "worker goroutines")
+	chunk := flag.Int("chunk", 0, "ciphertexts evaluated together (0: workers); 1 bounds memory")
 	textFile := flag.String("text", "", "text corpus for a byte LM (default: Go source under GOROOT, 1 MB)")
 	insecureBoot := flag.Bool("insecure-sk-bootstrap", false, "INSECURE (tests only): bootstrap with the secret-key bootstrapper (for test-boot-n13)")
 	flag.Parse()
@@ -101,7 +102,7 @@ func run() error {
 		return err
 	}
 	if m.Cfg.Task == model.TaskText {
-		return runText(m, c, p, *images, *textFile, *dry, *out, *workers, *insecureBoot)
+		return runText(m, c, p, *images, *textFile, *dry, *out, *workers, *chunk, *insecureBoot)
 	}
 	rep, err := compiler.NewReport(c, p)
 	if err != nil {
@@ -145,7 +146,7 @@ func run() error {
 		return err
 	}
 	tr := he.NewTrace()
-	eo := compiler.ExecOptions{Workers: *workers, Trace: tr}
+	eo := compiler.ExecOptions{Workers: *workers, Trace: tr, Chunk: *chunk}
 	if skBoot {
 		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
 			return err
@@ -223,7 +224,7 @@ func writeResult(path string, res Result, rep *compiler.Report) error {
 }
 
 // runText benchmarks a byte LM on n validation windows.
-func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textFile string, dry bool, out string, workers int, insecureBoot bool) error {
+func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textFile string, dry bool, out string, workers, chunk int, insecureBoot bool) error {
 	rep, err := compiler.NewReport(c, p)
 	if err != nil {
 		return err
@@ -276,7 +277,7 @@ func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textF
 		return err
 	}
 	tr := he.NewTrace()
-	eo := compiler.ExecOptions{Workers: workers, Trace: tr}
+	eo := compiler.ExecOptions{Workers: workers, Trace: tr, Chunk: chunk}
 	if insecureBoot {
 		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
 			return err
