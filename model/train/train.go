@@ -5,7 +5,11 @@
 // calibrates every non-linearity on training batches, optionally fine-tunes
 // in poly mode (gradients of the very polynomials the circuit evaluates),
 // evaluates exact and poly mode side by side, and saves the calibrated
-// checkpoint. With a fixed GOMAXPROCS a run is bit-for-bit reproducible,
+// checkpoint. Range regularization (Options.Range) keeps the inputs of every
+// non-linearity inside target intervals fixed before training, so the
+// polynomial forms are fitted on known, modest intervals (see
+// AttachRangePenalties and Calibrate); Options.InitFrom fine-tunes an
+// existing checkpoint. With a fixed GOMAXPROCS a run is bit-for-bit reproducible,
 // including across a resume (parallel reductions are chunked by worker count).
 package train
 
