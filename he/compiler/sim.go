@@ -19,8 +19,10 @@ type SimOptions struct {
 	// every op that rescales or switches keys, a crude model of CKKS noise
 	// used to predict the output precision.
 	Noise float64
-	// BootstrapNoise, when > 0, adds uniform noise in
-	// [-BootstrapNoise·max(1, |x|), +...] after every bootstrap op.
+	// BootstrapNoise, when > 0, adds uniform noise in [-e, e] to every slot
+	// after every bootstrap op, with e = BootstrapNoise·max(1, m)² and m the
+	// largest magnitude in the ciphertext (bootstrapping works on the
+	// coefficients, which mix all slots; its error grows with the message).
 	BootstrapNoise float64
 	// Seed seeds the noise.
 	Seed uint64
@@ -65,8 +67,12 @@ func (c *Circuit) Simulate(input []float64, opt SimOptions) ([]float64, Values, 
 		}
 		if rng != nil && opt.BootstrapNoise > 0 && op.Kind == KindBootstrap {
 			v = append([]float64(nil), v...)
+			m := 1.0
+			for _, x := range v {
+				m = math.Max(m, math.Abs(x))
+			}
 			for i := range v {
-				v[i] += opt.BootstrapNoise * math.Max(1, math.Abs(v[i])) * (2*rng.Float64() - 1)
+				v[i] += opt.BootstrapNoise * m * m * (2*rng.Float64() - 1)
 			}
 		}
 		vals[id] = v
