@@ -157,6 +157,8 @@ func TestEncryptedByteLM(t *testing.T) {
 	require.NoError(t, err)
 	btp, err := he.NewSecretKeyBootstrapper(p, sk)
 	require.NoError(t, err)
+	_, err = NewExecutor(pc, p, evk, ExecOptions{})
+	require.ErrorContains(t, err, "secret-key test bootstrapper")
 	vecs, err := pc.EncodeBytes(b.Inputs, b.B, b.T)
 	require.NoError(t, err)
 	rep, dec, err := Bench(pc, p, evk, client, vecs, ExecOptions{Bootstrapper: btp})
