@@ -118,6 +118,12 @@ func Load(dir string) (*model.Model, error) {
 	if err := assign(m.Params(), ts, "", "weights"); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
+	// Weight-side reparametrizations (weight normalization, sigmaReparam,
+	// scaled weight standardization) train other parameters and derive the
+	// linear weights from them; the saved weights predate the last update.
+	// Derive them now, so every reader of a loaded model (the compiler
+	// included) sees the weights the model computes with.
+	m.Materialize()
 	return m, nil
 }
 

@@ -68,3 +68,37 @@ func TestOtherArchitecture(t *testing.T) {
 	_, err = Load(t.TempDir())
 	require.ErrorContains(t, err, "config")
 }
+
+// TestLoadMaterializesWeightSideReparams checks that a loaded model whose
+// linear weights are derived (weight normalization) holds the weights it
+// computes with, not the ones saved before the last optimizer update.
+func TestLoadMaterializesWeightSideReparams(t *testing.T) {
+	for _, kind := range []string{"weightnorm", "sigmareparam"} {
+		t.Run(kind, func(t *testing.T) {
+			c, err := model.DefaultConfig(model.TaskText)
+			require.NoError(t, err)
+			c.Width, c.Depth, c.Heads, c.Hidden, c.Context, c.Norm = 4, 1, 2, 8, 4, kind
+			m, err := model.New(c)
+			require.NoError(t, err)
+			require.NotEmpty(t, m.Reparams)
+			m.Materialize()
+			opt := optim.NewAdamW(m.Params(), 0.9, 0.95, 1e-8, 0)
+			for _, p := range m.Params() {
+				for i := range p.Grad.Data {
+					p.Grad.Data[i] = 0.1 * float64(i%3+1)
+				}
+			}
+			require.NoError(t, opt.Update(m.Params(), 1e-1)) // changes the reparam's parameters, not yet W
+			dir := t.TempDir()
+			require.NoError(t, Save(dir, m, opt, &TrainState{Step: 1}))
+			stale := append([]float64(nil), m.Reparams[0].Linear().W.Value.Data...)
+			m.Materialize()
+			fresh := m.Reparams[0].Linear().W.Value.Data
+			require.NotEqual(t, stale, fresh, "the update must change the derived weights")
+
+			m2, err := Load(dir)
+			require.NoError(t, err)
+			require.InDeltaSlice(t, fresh, m2.Reparams[0].Linear().W.Value.Data, 1e-12)
+		})
+	}
+}
