@@ -17,6 +17,8 @@ import (
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/data"
+	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/normfree/convert"
 )
 
 // Key directory layout written by `polyformer keygen`.
@@ -50,7 +52,7 @@ func newCompileCommand() *cobra.Command {
 					return fmt.Errorf("compile: %w", err)
 				}
 			}
-			m, err := checkpoint.Load(args[0])
+			m, err := loadForCompile(args[0])
 			if err != nil {
 				return fmt.Errorf("compile: %w", err)
 			}
@@ -92,6 +94,27 @@ func newCompileCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&overwrite, "force", false, "overwrite an existing circuit file")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow presets below 128-bit security (tests only)")
 	return cmd
+}
+
+// loadForCompile loads a checkpoint and folds its normalization into the
+// adjacent linear layers when that is exact (BatchNorm, RepBN, fixed scale,
+// weight-side reparametrizations...), so the circuit pays nothing for it.
+// Norms that do not fold (LayerNorm, RMSNorm) are left to the compiler,
+// which evaluates their inverse square root.
+func loadForCompile(dir string) (*model.Model, error) {
+	m, err := checkpoint.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	switch m.Cfg.Norm {
+	case normfree.KindNone, normfree.KindLayerNorm, normfree.KindRMSNorm:
+		return m, nil
+	}
+	folded, err := convert.Fold(m)
+	if err != nil {
+		return nil, fmt.Errorf("fold normalization %q into the weights: %w", m.Cfg.Norm, err)
+	}
+	return folded, nil
 }
 
 // sampleInput returns one encoded input of the right shape for precision
