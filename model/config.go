@@ -120,7 +120,10 @@ type Config struct {
 }
 
 // DefaultConfig returns the HE-friendly defaults of a task: Power-Softmax
-// (p = 4, unscaled, length-normalized, eps = 0.01), GELU, no norm.
+// (p = 4, unscaled, length-normalized, eps = 0.01), GELU, and weight
+// normalization: zero HE cost (it only reparametrizes the weights, which the
+// compiler reads as they are) and the best zero-cost method of the
+// normalization ablation (benchmarks/normfree, docs/normalization.md).
 //
 // The unscaled form with eps > 0 is chosen because it is exactly what an
 // encrypted circuit computes (no row maximum), and eps bounds the reciprocal's
@@ -130,7 +133,7 @@ type Config struct {
 func DefaultConfig(task string) (Config, error) {
 	c := Config{Version: ConfigVersion, Task: task, Width: 64, Depth: 2, Heads: 4, Hidden: 128,
 		Attention:  AttentionConfig{Kind: AttnPowerSoftmax, P: 4, Eps: 1e-2, LengthNorm: true, Delta: 1e-2},
-		Activation: nn.ActGELU, Norm: normfree.KindNone, Seed: 1,
+		Activation: nn.ActGELU, Norm: normfree.KindWeightNorm, Seed: 1,
 		Entropy: EntropyConfig{Gamma: 0.2, Lambda: 1e-5, Theta0: 0.5}}
 	switch task {
 	case TaskMNIST:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/eval"
 	"github.com/polyformer/polyformer/model/train"
+	"github.com/polyformer/polyformer/normfree"
 )
 
 // trainFlags holds the flags of `polyformer train` that override the config.
@@ -60,7 +62,7 @@ func newTrainCommand() *cobra.Command {
 	fl.BoolVar(&f.scaled, "scaled", false, "Power-Softmax: divide score rows by max|x|+delta")
 	fl.BoolVar(&f.lengthNorm, "length-norm", false, "Power-Softmax: normalize by mean instead of sum")
 	fl.BoolVar(&f.temperature, "temperature", false, "learnable per-head, per-position temperature")
-	fl.StringVar(&f.norm, "norm", "", "layernorm, rmsnorm or none")
+	fl.StringVar(&f.norm, "norm", "", "normalization: "+strings.Join(normfree.Kinds(), ", ")+" (default weightnorm: zero HE cost)")
 	fl.StringVar(&f.activation, "activation", "", "gelu, relu, quad, poly or none")
 	fl.BoolVar(&f.entropy, "entropy", false, "entropy regularization of attention")
 	fl.Float64Var(&f.lambda, "entropy-lambda", 0, "entropy regularization weight")
