@@ -57,41 +57,26 @@ func (c *Client) Decryptor() *rlwe.Decryptor { return c.decryptor }
 // given level and the default scale, and encrypts them. level < 0 means
 // MaxLevel.
 func (c *Client) EncryptReal(values []float64, level int) (*rlwe.Ciphertext, error) {
-	hp := c.params.HE()
-	if len(values) > hp.MaxSlots() {
-		return nil, fmt.Errorf("encrypt: %d values > %d slots", len(values), hp.MaxSlots())
-	}
-	if level < 0 {
-		level = hp.MaxLevel()
-	}
-	if level > hp.MaxLevel() {
-		return nil, fmt.Errorf("encrypt: level %d > MaxLevel %d", level, hp.MaxLevel())
-	}
-	pt := hefloat.NewPlaintext(hp, level)
-	if err := c.encoder.Encode(values, pt); err != nil {
-		return nil, fmt.Errorf("encrypt: encode: %w", err)
-	}
-	ct, err := c.encryptor.EncryptNew(pt)
-	if err != nil {
-		return nil, fmt.Errorf("encrypt: %w", err)
-	}
-	return ct, nil
+	return encryptSlots(c, values, level)
 }
 
 // DecryptReal decrypts and decodes ct and returns the real parts of all slots.
 func (c *Client) DecryptReal(ct *rlwe.Ciphertext) ([]float64, error) {
-	if err := CheckCiphertext(c.params, ct); err != nil {
-		return nil, fmt.Errorf("decrypt: %w", err)
-	}
-	out := make([]float64, c.params.Slots())
-	if err := c.encoder.Decode(c.decryptor.DecryptNew(ct), out); err != nil {
-		return nil, fmt.Errorf("decrypt: decode: %w", err)
-	}
-	return out, nil
+	return decryptSlots[float64](c, ct)
 }
 
 // EncryptComplex is EncryptReal for complex slot values (standard ring).
 func (c *Client) EncryptComplex(values []complex128, level int) (*rlwe.Ciphertext, error) {
+	return encryptSlots(c, values, level)
+}
+
+// DecryptComplex decrypts and decodes ct into complex slot values.
+func (c *Client) DecryptComplex(ct *rlwe.Ciphertext) ([]complex128, error) {
+	return decryptSlots[complex128](c, ct)
+}
+
+// encryptSlots checks the slot count and level, encodes and encrypts.
+func encryptSlots[T float64 | complex128](c *Client, values []T, level int) (*rlwe.Ciphertext, error) {
 	hp := c.params.HE()
 	if len(values) > hp.MaxSlots() {
 		return nil, fmt.Errorf("encrypt: %d values > %d slots", len(values), hp.MaxSlots())
@@ -113,12 +98,12 @@ func (c *Client) EncryptComplex(values []complex128, level int) (*rlwe.Ciphertex
 	return ct, nil
 }
 
-// DecryptComplex decrypts and decodes ct into complex slot values.
-func (c *Client) DecryptComplex(ct *rlwe.Ciphertext) ([]complex128, error) {
+// decryptSlots validates ct against the parameters, decrypts and decodes all slots.
+func decryptSlots[T float64 | complex128](c *Client, ct *rlwe.Ciphertext) ([]T, error) {
 	if err := CheckCiphertext(c.params, ct); err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}
-	out := make([]complex128, c.params.Slots())
+	out := make([]T, c.params.Slots())
 	if err := c.encoder.Decode(c.decryptor.DecryptNew(ct), out); err != nil {
 		return nil, fmt.Errorf("decrypt: decode: %w", err)
 	}
