@@ -438,14 +438,10 @@ func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
 		spec.Method, spec.Degree, spec.Coeffs = "chebyshev", o.Degree, p.Coeffs
 	case FnRecip:
 		spec.Method = "goldschmidt"
-		ok := false
-		e := math.Inf(1)
-		for k := 0; k <= maxPlanIterations && !ok; k++ {
-			g := polyapprox.GoldschmidtInv{Interval: iv, Iterations: k}
-			spec.Iterations = k
-			e = relErrOn(g.Evaluate, exact, iv)
-			ok = e <= o.RelTol
-		}
+		k, e, ok := fewestIterations(func(k int) func(float64) float64 {
+			return polyapprox.GoldschmidtInv{Interval: iv, Iterations: k}.Evaluate
+		}, exact, iv, o.RelTol)
+		spec.Iterations = k
 		if !ok {
 			return PolySpec{}, fmt.Errorf("site %s: 1/x on [%g, %g] (ratio %.3g): Goldschmidt relative error %.3g > %g after %d iterations; the calibrated range is too wide",
 				name, a, b, b/a, e, o.RelTol, maxPlanIterations)
@@ -456,14 +452,10 @@ func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
 			return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
 		}
 		spec.Method, spec.Degree, spec.Coeffs = "newton", o.InitDegree, init.Coeffs
-		ok := false
-		e := math.Inf(1)
-		for k := 0; k <= maxPlanIterations && !ok; k++ {
-			n := polyapprox.NewtonInvSqrt{Init: init, Iterations: k}
-			spec.Iterations = k
-			e = relErrOn(n.Evaluate, exact, iv)
-			ok = e <= o.RelTol
-		}
+		k, e, ok := fewestIterations(func(k int) func(float64) float64 {
+			return polyapprox.NewtonInvSqrt{Init: init, Iterations: k}.Evaluate
+		}, exact, iv, o.RelTol)
+		spec.Iterations = k
 		if !ok {
 			return PolySpec{}, fmt.Errorf("site %s: 1/sqrt(x) on [%g, %g] (ratio %.3g): Newton relative error %.3g > %g after %d iterations; the calibrated range is too wide",
 				name, a, b, b/a, e, o.RelTol, maxPlanIterations)
@@ -505,4 +497,17 @@ func CollectSites(mods ...any) []*Site {
 		}
 	}
 	return out
+}
+
+// fewestIterations returns the smallest iteration count k <= maxPlanIterations
+// whose plan plan(k) meets the relative tolerance on iv, its error, and
+// whether one did (else k = maxPlanIterations and its error).
+func fewestIterations(plan func(k int) func(float64) float64, exact func(float64) float64, iv polyapprox.Interval, tol float64) (int, float64, bool) {
+	e := math.Inf(1)
+	for k := 0; k <= maxPlanIterations; k++ {
+		if e = relErrOn(plan(k), exact, iv); e <= tol {
+			return k, e, true
+		}
+	}
+	return maxPlanIterations, e, false
 }

@@ -149,15 +149,7 @@ func (d *ImageDataset) EvalBatches(limit, batchSize int) ([]model.Batch, error) 
 
 // CalibBatches returns the first n training batches of epoch 0.
 func (d *ImageDataset) CalibBatches(n, batchSize int) ([]model.Batch, error) {
-	var out []model.Batch
-	for i := 0; i < n; i++ {
-		b, err := d.TrainBatch(i, batchSize)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
+	return firstTrainBatches(d, n, batchSize)
 }
 
 // TextDataset serves next-byte prediction windows.
@@ -230,6 +222,11 @@ func (d *TextDataset) EvalBatches(limit, batchSize int) ([]model.Batch, error) {
 
 // CalibBatches returns the training batches of steps 0..n-1.
 func (d *TextDataset) CalibBatches(n, batchSize int) ([]model.Batch, error) {
+	return firstTrainBatches(d, n, batchSize)
+}
+
+// firstTrainBatches returns the training batches of steps 0..n-1 of d.
+func firstTrainBatches(d Dataset, n, batchSize int) ([]model.Batch, error) {
 	var out []model.Batch
 	for i := 0; i < n; i++ {
 		b, err := d.TrainBatch(i, batchSize)
