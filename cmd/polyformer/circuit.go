@@ -284,47 +284,57 @@ func loadKeys(dir string, p *he.Parameters) (*he.SecretKey, *he.EvaluationKeys, 
 	return sk, evk, nil
 }
 
+// encryptedRun is the outcome of one encrypted evaluation: the circuit, the
+// measured report, the decrypted logits beside the plaintext ones (the
+// float64 simulation of the same circuit), and the MNIST labels (nil for text).
+type encryptedRun struct {
+	circuit   *compiler.Circuit
+	report    *compiler.Report
+	got, want [][]float64
+	labels    []int
+}
+
 // runEncrypted loads circuit and keys, encrypts the inputs, evaluates
 // (with the per-layer breakdown) and decrypts.
-func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int) (*compiler.Circuit, *compiler.Report, [][]float64, [][]float64, int, []int, error) {
+func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int) (*encryptedRun, error) {
 	c, p, err := compiler.LoadCircuitFile(circuitPath)
 	if err != nil {
-		return nil, nil, nil, nil, 0, nil, err
+		return nil, err
 	}
 	sk, evk, err := loadKeys(keyDir, p)
 	if err != nil {
-		return nil, nil, nil, nil, 0, nil, err
+		return nil, err
 	}
 	if err := evk.CheckCovers(c.Planned.Keys.KeySpec()); err != nil {
-		return nil, nil, nil, nil, 0, nil, fmt.Errorf("keys in %s do not cover circuit %s: %w", keyDir, circuitPath, err)
+		return nil, fmt.Errorf("keys in %s do not cover circuit %s: %w", keyDir, circuitPath, err)
 	}
 	vecs, n, labels, err := in.encode(c)
 	if err != nil {
-		return nil, nil, nil, nil, 0, nil, err
+		return nil, err
 	}
 	client, err := he.NewClient(p, sk)
 	if err != nil {
-		return nil, nil, nil, nil, 0, nil, err
+		return nil, err
 	}
 	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, compiler.ExecOptions{Workers: workers})
 	if err != nil {
-		return nil, nil, nil, nil, 0, nil, err
+		return nil, err
 	}
 	got, err := c.DecodeLogits(dec, n)
 	if err != nil {
-		return nil, nil, nil, nil, 0, nil, err
+		return nil, err
 	}
 	sims := make([][]float64, len(vecs))
 	for i, v := range vecs {
 		if sims[i], _, err = c.Simulate(v, compiler.SimOptions{}); err != nil {
-			return nil, nil, nil, nil, 0, nil, fmt.Errorf("simulate: %w", err)
+			return nil, fmt.Errorf("simulate: %w", err)
 		}
 	}
 	want, err := c.DecodeLogits(sims, n)
 	if err != nil {
-		return nil, nil, nil, nil, 0, nil, err
+		return nil, err
 	}
-	return c, rep, got, want, n, labels, nil
+	return &encryptedRun{circuit: c, report: rep, got: got, want: want, labels: labels}, nil
 }
 
 func newInferCommand() *cobra.Command {
@@ -341,18 +351,29 @@ func newInferCommand() *cobra.Command {
 			"the plaintext one (the float64 simulation of the same circuit, i.e. the poly-mode model).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, rep, got, want, n, labels, err := runEncrypted(args[0], keys, &in, workers)
+			run, err := runEncrypted(args[0], keys, &in, workers)
 			if err != nil {
 				return fmt.Errorf("infer: %w", err)
 			}
-			w := cmd.OutOrStdout()
-			return printPredictions(w, c, rep, got, want, n, labels)
+			return printPredictions(cmd.OutOrStdout(), run)
 		},
 	}
 	cmd.Flags().StringVar(&keys, "keys", "", "key directory made by polyformer keygen (required)")
 	cmd.Flags().IntVar(&workers, "workers", 2, "goroutines evaluating independent ciphertext work")
 	in.register(cmd)
 	return cmd
+}
+
+// perPosition splits each input's logits (positions × outputs) into one row
+// per position.
+func perPosition(rows [][]float64, outputs int) [][]float64 {
+	var out [][]float64
+	for _, r := range rows {
+		for i := 0; i+outputs <= len(r); i += outputs {
+			out = append(out, r[i:i+outputs])
+		}
+	}
+	return out
 }
 
 func argmax(v []float64) int {
@@ -365,7 +386,11 @@ func argmax(v []float64) int {
 	return best
 }
 
-func printPredictions(w io.Writer, c *compiler.Circuit, rep *compiler.Report, got, want [][]float64, n int, labels []int) error {
+func printPredictions(w io.Writer, run *encryptedRun) error {
+	c, rep, got, want, labels := run.circuit, run.report, run.got, run.want, run.labels
+	if c.Task != model.TaskMNIST { // one row of next-byte logits per position
+		got, want = perPosition(got, c.Layout.Outputs), perPosition(want, c.Layout.Outputs)
+	}
 	var agree, correct int
 	var maxErr float64
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -399,7 +424,7 @@ func printPredictions(w io.Writer, c *compiler.Circuit, rep *compiler.Report, go
 	fmt.Fprintf(w, "encrypted = plaintext prediction on %d of %d; max |logit error| %.3e (predicted log2 error %.1f)\n",
 		agree, len(got), maxErr, rep.PredictedLog2Err)
 	if c.Task == model.TaskMNIST && labels != nil {
-		fmt.Fprintf(w, "encrypted accuracy %d/%d\n", correct, n)
+		fmt.Fprintf(w, "encrypted accuracy %d/%d\n", correct, len(got))
 	}
 	fmt.Fprintf(w, "evaluation %.2f s wall, %.3f s per input amortized\n", float64(rep.WallNs)/1e9, float64(rep.PerInputNs)/1e9)
 	return nil
@@ -424,10 +449,11 @@ func newBenchLayersCommand() *cobra.Command {
 			if asJSON && asCSV {
 				return errors.New("bench layers: --json and --csv are exclusive")
 			}
-			_, rep, _, _, _, _, err := runEncrypted(args[0], keys, &in, workers)
+			run, err := runEncrypted(args[0], keys, &in, workers)
 			if err != nil {
 				return fmt.Errorf("bench layers: %w", err)
 			}
+			rep := run.report
 			if png != "" {
 				if err := plotLayers(rep, png); err != nil {
 					return fmt.Errorf("bench layers: %w", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -157,4 +158,17 @@ func TestCompileFoldsNorms(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPrintPredictionsPerPosition checks that byte-LM logits (positions ×
+// outputs per input) are compared position by position.
+func TestPrintPredictionsPerPosition(t *testing.T) {
+	c := &compiler.Circuit{Task: model.TaskText, Layout: compiler.Layout{Tokens: 2, Batch: 1, Block: 4, InputWidth: 4, Outputs: 3, OutputTokens: 2}}
+	run := &encryptedRun{circuit: c, report: &compiler.Report{},
+		got:  [][]float64{{0, 5, 1, 9, 0, 1}},
+		want: [][]float64{{0, 4, 1, 0, 0, 1}}}
+	var out strings.Builder
+	require.NoError(t, printPredictions(&out, run))
+	// position 0: argmax 1 = 1; position 1: 0 vs 2 disagree.
+	require.Contains(t, out.String(), "encrypted = plaintext prediction on 1 of 2")
 }

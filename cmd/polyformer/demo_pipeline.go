@@ -105,15 +105,15 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int) er
 	// Encrypt, evaluate (server: circuit file + evaluation keys), decrypt.
 	in := inferInputs{mnist: images}
 	fmt.Fprintf(out, "== encrypted inference on MNIST test images (%d per ciphertext)...\n", c.Layout.Batch)
-	c2, rep2, got, want, n, labels, err := runEncrypted(circuitPath, keyDir, &in, 2)
+	run, err := runEncrypted(circuitPath, keyDir, &in, 2)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	if err := printPredictions(out, c2, rep2, got, want, n, labels); err != nil {
+	if err := printPredictions(out, run); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "\n== per-layer breakdown (time summed over ciphertexts; error vs the float64 simulator)")
-	if err := rep2.WriteTable(out); err != nil {
+	if err := run.report.WriteTable(out); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\ndemo finished in %s\n", time.Since(start).Round(time.Millisecond))
