@@ -35,6 +35,7 @@ type MultiHeadAttention struct {
 	raw, s, a []float64
 	entropy   []float64
 	entGrad   []float64
+	wGrad     []float64
 	small     []*Param
 }
 
@@ -74,6 +75,22 @@ func (m *MultiHeadAttention) SetEntropyGrad(g []float64) {
 		return
 	}
 	m.entGrad = append(m.entGrad[:0], g...)
+}
+
+// SetWeightsGrad supplies dL/da for the attention weights of the last
+// Forward (laid out like Weights: [B, Heads, T, T]), added in the next
+// Backward to the gradient that flows back from the output (e.g. an
+// attention-map distillation loss); nil clears it.
+func (m *MultiHeadAttention) SetWeightsGrad(g []float64) error {
+	if g == nil {
+		m.wGrad = nil
+		return nil
+	}
+	if len(g) != len(m.a) {
+		return fmt.Errorf("attention %s: weights gradient has %d values, want %d", m.QKV.W.Name, len(g), len(m.a))
+	}
+	m.wGrad = append(m.wGrad[:0], g...)
+	return nil
 }
 
 // Forward computes self-attention.
@@ -158,6 +175,11 @@ func (m *MultiHeadAttention) Backward(dy *Tensor) *Tensor {
 		a, s := m.a[p*tt:(p+1)*tt], m.s[p*tt:(p+1)*tt]
 		daw, dsw := da[w], ds[w]
 		Gemm(false, true, t, t, dh, 1, dout, d, q[base+2*d+h*dh:], 3*d, 0, daw, t)
+		if m.wGrad != nil {
+			for i, g := range m.wGrad[p*tt : (p+1)*tt] {
+				daw[i] += g
+			}
+		}
 		if m.entGrad != nil && m.entGrad[h] != 0 {
 			attentionEntropyBackward(a, t, m.entGrad[h]/float64(b*t), daw)
 		}

@@ -504,3 +504,27 @@ func TestPolyModeGrad(t *testing.T) {
 		})
 	}
 }
+
+// TestAttentionWeightsGrad checks SetWeightsGrad: with the extra loss
+// sum(w * a) over the attention weights, the hook's dL/da = w must give
+// exact input and parameter gradients.
+func TestAttentionWeightsGrad(t *testing.T) {
+	ps, err := NewPowerSoftmax("a", 4, 1e-2, 0.1, false, false, true)
+	require.NoError(t, err)
+	m, err := NewMultiHeadAttention("attn", 6, 2, 5, true, ps, true, rng(1))
+	require.NoError(t, err)
+	m.Temp.Value.FillNormal(rng(6), 1)
+	x := randT(2, 1, 2, 5, 6)
+	w := randT(3, 1, 2*2*5*5).Data
+	extra := func() float64 {
+		var s float64
+		for i, a := range m.Weights() {
+			s += w[i] * a
+		}
+		return s
+	}
+	hook := func() { require.NoError(t, m.SetWeightsGrad(w)) }
+	requireGrads(t, CheckModule(m, x, false, extra, hook, 1e-6, 0, 11))
+	require.Error(t, m.SetWeightsGrad(make([]float64, 3)), "wrong length is an error")
+	require.NoError(t, m.SetWeightsGrad(nil))
+}
