@@ -1,0 +1,305 @@
+// Command frontier measures the quality / HE-cost frontier of trained
+// checkpoints: for each run directory written by `polyformer train` it
+// evaluates exact and poly mode on held-out data (bits per byte for the
+// byte LM, accuracy for MNIST) and compiles the model with he/compiler to a
+// planned CKKS circuit (no keys are made) to read its real HE cost: the
+// multiplicative depth of the whole circuit, and per block the ciphertext
+// multiplications (relinearizations), rotations, key switches and
+// bootstraps. Checkpoints trained without calibration (e.g. a softmax +
+// LayerNorm baseline) are calibrated here first, with the default fit
+// options, on training batches.
+//
+// Usage (from the repository root):
+//
+//	go run ./benchmarks/frontier -out benchmarks/frontier/text \
+//	    softmax-ln=RUNDIR power4=RUNDIR ...
+//
+// It writes <out>/frontier.json, <out>/frontier.md and two plots,
+// <out>/bpb-vs-depth.png and <out>/bpb-vs-keyswitches.png (accuracy for
+// MNIST runs).
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/eval"
+	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/model/train"
+	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/normfree/convert"
+)
+
+// Point is one run of the frontier.
+type Point struct {
+	Label     string `json:"label"`
+	Dir       string `json:"dir"`
+	Task      string `json:"task"`
+	Attention string `json:"attention"`
+	P         int    `json:"p,omitempty"`
+	Norm      string `json:"norm"`
+	// Steps and TrainSeconds come from the run's summary.json.
+	Steps        int     `json:"steps"`
+	TrainSeconds float64 `json:"train_seconds"`
+	// CalibratedHere says the checkpoint had no polynomials and this program calibrated it.
+	CalibratedHere bool `json:"calibrated_here"`
+	// Exact and Poly are bits per byte (text) or accuracy (mnist).
+	Exact     float64 `json:"exact"`
+	Poly      float64 `json:"poly"`
+	PolyError string  `json:"poly_error,omitempty"`
+	Outside   int64   `json:"outside"`
+	Examples  int     `json:"examples"`
+	// HE cost from the compiler's dry run (per ciphertext of Batch inputs).
+	Preset           string `json:"preset"`
+	Batch            int    `json:"batch"`
+	Depth            int    `json:"depth"`
+	BlockDepth       int    `json:"block_depth"`
+	BlockRelins      int    `json:"block_ct_mults"`
+	BlockRotations   int    `json:"block_rotations"`
+	BlockKeySwitches int    `json:"block_key_switches"`
+	Bootstraps       int    `json:"bootstraps"`
+	KeySwitches      int    `json:"key_switches"`
+	CompileError     string `json:"compile_error,omitempty"`
+}
+
+func main() {
+	out := flag.String("out", "", "output directory (required)")
+	limit := flag.Int("eval", 2048, "held-out examples (text windows or test images) to evaluate")
+	calib := flag.Int("calib", 16, "training batches to calibrate a checkpoint that has no polynomials")
+	preset := flag.String("preset", "n16-boot", "parameter preset of the cost dry run")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: frontier -out DIR [flags] LABEL=RUNDIR...\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if *out == "" || flag.NArg() == 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(*out, flag.Args(), *limit, *calib, *preset, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "frontier:", err)
+		os.Exit(1)
+	}
+}
+
+func run(outDir string, args []string, limit, calib int, preset string, log io.Writer) error {
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	datasets := map[string]train.Dataset{}
+	var pts []Point
+	for _, a := range args {
+		label, dir, ok := strings.Cut(a, "=")
+		if !ok {
+			label, dir = filepath.Base(a), a
+		}
+		pt, err := measure(label, dir, limit, calib, preset, datasets)
+		if err != nil {
+			return fmt.Errorf("run %s: %w", label, err)
+		}
+		fmt.Fprintf(log, "%-28s exact %.4f poly %.4f depth %d block: ct-mults %d rotations %d key switches %d; bootstraps %d\n",
+			pt.Label, pt.Exact, pt.Poly, pt.Depth, pt.BlockRelins, pt.BlockRotations, pt.BlockKeySwitches, pt.Bootstraps)
+		pts = append(pts, pt)
+	}
+	b, err := json.MarshalIndent(pts, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(outDir, "frontier.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := writeTable(filepath.Join(outDir, "frontier.md"), pts); err != nil {
+		return err
+	}
+	metric := metricName(pts)
+	if err := plotFrontier(filepath.Join(outDir, "bpb-vs-depth.png"), pts, metric, "circuit depth (levels, no bootstrapping)",
+		func(p Point) float64 { return float64(p.Depth) }); err != nil {
+		return err
+	}
+	return plotFrontier(filepath.Join(outDir, "bpb-vs-keyswitches.png"), pts, metric, "key switches per block (per ciphertext)",
+		func(p Point) float64 { return float64(p.BlockKeySwitches) })
+}
+
+func metricName(pts []Point) string {
+	if len(pts) > 0 && pts[0].Task == model.TaskMNIST {
+		return "test accuracy"
+	}
+	return "validation bits per byte"
+}
+
+type summary struct {
+	Steps        int     `json:"steps"`
+	TrainSeconds float64 `json:"train_seconds"`
+}
+
+func measure(label, dir string, limit, calib int, preset string, datasets map[string]train.Dataset) (Point, error) {
+	m, err := checkpoint.Load(dir)
+	if err != nil {
+		return Point{}, err
+	}
+	c := m.Cfg
+	pt := Point{Label: label, Dir: dir, Task: c.Task, Attention: c.Attention.Kind, Norm: c.Norm, Preset: preset}
+	if c.Attention.Kind != model.AttnSoftmax {
+		pt.P = c.Attention.P
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "summary.json")); err == nil {
+		var s summary
+		if err := json.Unmarshal(b, &s); err != nil {
+			return Point{}, fmt.Errorf("summary.json: %w", err)
+		}
+		pt.Steps, pt.TrainSeconds = s.Steps, s.TrainSeconds
+	}
+	key := fmt.Sprintf("%s/%+v/%d", c.Task, c.Data, c.Tokens())
+	ds, ok := datasets[key]
+	if !ok {
+		if ds, err = train.LoadDataset(c); err != nil {
+			return Point{}, err
+		}
+		datasets[key] = ds
+	}
+	if c.Poly == nil {
+		if err := train.CalibrateOn(m, ds, calib, 32, nn.DefaultFitOptions(), nil); err != nil {
+			return Point{}, err
+		}
+		pt.CalibratedHere = true
+	}
+	rep, err := eval.EvaluateWith(m, ds, limit)
+	if err != nil {
+		return Point{}, err
+	}
+	pt.Examples, pt.Outside, pt.PolyError = rep.Examples, rep.Outside, rep.PolyError
+	if c.Task == model.TaskText {
+		pt.Exact, pt.Poly = rep.BitsPerByte, rep.PolyBitsPerByte
+	} else {
+		pt.Exact, pt.Poly = rep.Accuracy, rep.PolyAccuracy
+	}
+	if pt.PolyError != "" {
+		pt.Poly = math.NaN()
+	}
+	if err := heCost(&pt, m, preset); err != nil {
+		pt.CompileError = err.Error()
+	}
+	return pt, nil
+}
+
+// heCost compiles the model (norms folded where they fold) and reads the
+// dry-run report.
+func heCost(pt *Point, m *model.Model, preset string) error {
+	switch m.Cfg.Norm {
+	case normfree.KindNone, normfree.KindLayerNorm, normfree.KindRMSNorm:
+	default:
+		folded, err := convert.Fold(m)
+		if err != nil {
+			return fmt.Errorf("fold %s: %w", m.Cfg.Norm, err)
+		}
+		m = folded
+	}
+	circ, params, err := compiler.CompileFor(m, preset, 0, true)
+	if err != nil {
+		return err
+	}
+	rep, err := compiler.NewReport(circ, params)
+	if err != nil {
+		return err
+	}
+	pt.Batch, pt.Bootstraps, pt.KeySwitches = rep.InputsPerCiphertext, rep.Bootstraps, rep.KeySwitches
+	pt.Depth = rep.Depth
+	lo, hi := math.MaxInt, math.MinInt
+	for _, l := range rep.Layers {
+		if !strings.HasPrefix(l.Layer, "blocks.0.") {
+			continue
+		}
+		pt.BlockRelins += l.Relinearizations
+		pt.BlockRotations += l.Rotations
+		pt.BlockKeySwitches += l.KeySwitches
+		lo, hi = min(lo, l.LevelOut), max(hi, l.LevelIn)
+	}
+	if hi >= lo && rep.Bootstraps == 0 {
+		pt.BlockDepth = hi - lo
+	}
+	return nil
+}
+
+func writeTable(path string, pts []Point) error {
+	var b strings.Builder
+	metric := metricName(pts)
+	fmt.Fprintf(&b, "%s (exact / poly mode) and HE cost per block from the compiler's dry run\n\n", metric)
+	b.WriteString("| run | attention | p | norm | steps | train s | exact | poly | depth | block ct-mults | block rotations | block key switches | bootstraps |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range pts {
+		poly := fmt.Sprintf("%.4f", p.Poly)
+		if p.PolyError != "" {
+			poly = "failed"
+		}
+		cost := fmt.Sprintf("%d | %d | %d | %d | %d", p.Depth, p.BlockRelins, p.BlockRotations, p.BlockKeySwitches, p.Bootstraps)
+		if p.CompileError != "" {
+			cost = "compile: " + p.CompileError + " | | | |"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %d | %.0f | %.4f | %s | %s |\n", p.Label, p.Attention, p.P, p.Norm, p.Steps, p.TrainSeconds, p.Exact, poly, cost)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// plotFrontier draws the metric (exact and poly) against an HE cost, one
+// labelled point per run.
+func plotFrontier(path string, pts []Point, metric, xLabel string, x func(Point) float64) error {
+	var exact, poly plotter.XYs
+	var labels []string
+	sorted := append([]Point(nil), pts...)
+	sort.SliceStable(sorted, func(i, j int) bool { return x(sorted[i]) < x(sorted[j]) })
+	for _, p := range sorted {
+		if p.CompileError != "" {
+			continue
+		}
+		exact = append(exact, plotter.XY{X: x(p), Y: p.Exact})
+		labels = append(labels, p.Label)
+		if !math.IsNaN(p.Poly) && p.PolyError == "" {
+			poly = append(poly, plotter.XY{X: x(p), Y: p.Poly})
+		}
+	}
+	if len(exact) == 0 {
+		return errors.New("plot: no run compiled")
+	}
+	pl := plot.New()
+	pl.Title.Text = metric + " vs HE cost"
+	pl.X.Label.Text = xLabel
+	pl.Y.Label.Text = metric
+	pl.Legend.Top = true
+	se, err := plotter.NewScatter(exact)
+	if err != nil {
+		return err
+	}
+	pl.Add(se)
+	pl.Legend.Add("exact", se)
+	if len(poly) > 0 {
+		sp, err := plotter.NewScatter(poly)
+		if err != nil {
+			return err
+		}
+		sp.GlyphStyle.Shape = draw.CrossGlyph{}
+		pl.Add(sp)
+		pl.Legend.Add("poly", sp)
+	}
+	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: exact, Labels: labels})
+	if err != nil {
+		return err
+	}
+	pl.Add(lb)
+	return pl.Save(9*vg.Inch, 6*vg.Inch, path)
+}
