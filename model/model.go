@@ -160,7 +160,7 @@ func New(cfg Config) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		attn, err := nn.NewMultiHeadAttention(name+".attn", cfg.Width, cfg.Heads, t, causal, k, cfg.Attention.Temperature, rng)
+		attn, err := newAttention(cfg, name+".attn", t, causal, k, rng)
 		if err != nil {
 			return nil, err
 		}
@@ -266,8 +266,16 @@ func (m *Model) checkBatch(b Batch) error {
 // Logits runs the forward pass and returns [B, Classes] (images) or
 // [B, T, 256] (text) logits.
 func (m *Model) Logits(b Batch) (*nn.Tensor, error) {
+	logits, _, err := m.forward(b, false)
+	return logits, err
+}
+
+// forward runs the forward pass; with hidden set it also returns the
+// residual stream after each block ([B, T, Width] each, the blocks' own
+// output tensors: read them before the next forward pass).
+func (m *Model) forward(b Batch, hidden bool) (*nn.Tensor, []*nn.Tensor, error) {
 	if err := m.checkBatch(b); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, r := range m.Reparams {
 		r.Prepare(m.training)
@@ -276,24 +284,28 @@ func (m *Model) Logits(b Batch) (*nn.Tensor, error) {
 	if m.Patch != nil {
 		img, err := nn.FromData(b.Pixels, b.B, m.Cfg.ImageRows, m.Cfg.ImageCols)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		x = m.Patch.Forward(img)
 	} else {
 		var err error
 		if x, err = m.Embed.ForwardIDs(b.Inputs, b.B, b.T); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	x = m.Pos.Forward(x)
+	var hs []*nn.Tensor
 	for _, blk := range m.Blocks {
 		x = blk.Forward(x)
+		if hidden {
+			hs = append(hs, x)
+		}
 	}
 	x = m.FinalNorm.Forward(x)
 	if m.Pool != nil {
 		x = m.Pool.Forward(x)
 	}
-	return m.Head.Forward(x), nil
+	return m.Head.Forward(x), hs, nil
 }
 
 func (m *Model) seqLen(b Batch) int {
@@ -314,6 +326,13 @@ func (m *Model) forwardLoss(b Batch) (StepResult, *nn.Tensor, error) {
 	if err != nil {
 		return StepResult{}, nil, err
 	}
+	return m.lossOf(b, logits)
+}
+
+// lossOf computes the cross-entropy (and its gradient with respect to the
+// logits), the accuracy, the attention entropies of the last forward pass
+// and the entropy penalty.
+func (m *Model) lossOf(b Batch, logits *nn.Tensor) (StepResult, *nn.Tensor, error) {
 	ce, grad, err := nn.CrossEntropy(logits, b.Targets)
 	if err != nil {
 		return StepResult{}, nil, err
@@ -351,6 +370,16 @@ func (m *Model) Step(b Batch) (StepResult, error) {
 	if err != nil {
 		return res, err
 	}
+	m.backward(res, b, grad, nil)
+	return res, nil
+}
+
+// backward back-propagates grad (dL/dlogits of the last forward pass) plus
+// the entropy penalty of res and, when hidGrad is not nil, hidGrad[l]
+// (dL/d output of block l; nil entries are skipped), then completes the
+// training step: weight-side reparameterizations receive their gradients
+// and StepEnders advance.
+func (m *Model) backward(res StepResult, b Batch, grad *nn.Tensor, hidGrad []*nn.Tensor) {
 	if m.Entropy != nil {
 		_, de := m.Entropy.Loss(res.Entropy, m.seqLen(b))
 		for l, blk := range m.Blocks {
@@ -363,6 +392,13 @@ func (m *Model) Step(b Batch) (StepResult, error) {
 	}
 	g = m.FinalNorm.Backward(g)
 	for l := len(m.Blocks) - 1; l >= 0; l-- {
+		if l < len(hidGrad) && hidGrad[l] != nil {
+			sum := g.Clone()
+			for i, v := range hidGrad[l].Data {
+				sum.Data[i] += v
+			}
+			g = sum
+		}
 		g = m.Blocks[l].Backward(g)
 	}
 	g = m.Pos.Backward(g)
@@ -379,7 +415,6 @@ func (m *Model) Step(b Batch) (StepResult, error) {
 			s.EndStep()
 		}
 	}
-	return res, nil
 }
 
 // Mode returns the current non-linearity mode.
