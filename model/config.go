@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 
 	"github.com/polyformer/polyformer/model/nn"
@@ -26,29 +27,85 @@ const (
 	AttnSoftmax      = "softmax"
 	AttnPowerSoftmax = "power-softmax"
 	AttnPowerFixed   = "power-fixed"
+	// AttnPowerShifted is sign-preserving shifted power attention (nn.ShiftedPower).
+	AttnPowerShifted = "power-shifted"
+)
+
+// Shift modes of power-shifted attention (AttentionConfig.ShiftMode).
+const (
+	ShiftLearned    = nn.ShiftLearned
+	ShiftCalibrated = nn.ShiftCalibrated
+)
+
+// Temperature scopes (AttentionConfig.TemperatureScope).
+const (
+	TempScopePosition = nn.TempPosition
+	TempScopeHead     = nn.TempHead
 )
 
 // ConfigVersion is the current config.json format version.
 const ConfigVersion = 1
 
 // AttentionConfig selects the attention kernel (see nn.Softmax,
-// nn.PowerSoftmax, nn.PowerFixed).
+// nn.PowerSoftmax, nn.PowerFixed, nn.ShiftedPower).
 type AttentionConfig struct {
 	Kind string `json:"kind"`
-	// P is the even power of Power-Softmax and power attention (default 4).
+	// P is the power of Power-Softmax and power attention (default 4): even
+	// in [2, 16], except power-shifted, where any p in [1, 16] is allowed.
 	P int `json:"p,omitempty"`
-	// Eps is added to the Power-Softmax row normalizer.
+	// Eps is added to the Power-Softmax (and power-shifted) row normalizer.
 	Eps float64 `json:"eps"`
 	// Scaled selects the training-stable form s / (max|s| + Delta).
 	Scaled      bool    `json:"scaled"`
 	Delta       float64 `json:"delta"`
 	StopGradMax bool    `json:"stop_grad_max,omitempty"`
-	// LengthNorm normalizes by mean_k x^p instead of sum_k x^p.
+	// LengthNorm normalizes by mean_k x^p instead of sum_k x^p (power-softmax
+	// and power-shifted).
 	LengthNorm bool `json:"length_norm,omitempty"`
+	// ShiftInit is the power-shifted shift's start value (learned) or lower
+	// bound (calibrated); nil means p, which makes the kernel approximate
+	// softmax at init ((x+p)^p ~ exp(x) p^p).
+	ShiftInit *float64 `json:"shift_init,omitempty"`
+	// ShiftMode is "learned" (default) or "calibrated": set on the first
+	// batch to max(init, (1+ShiftMargin) max(0, -min score)) per head, then frozen.
+	ShiftMode string `json:"shift_mode,omitempty"`
+	// ShiftMargin is the calibrated shift's relative margin (>= 0, default 0).
+	ShiftMargin float64 `json:"shift_margin,omitempty"`
 	// Learned makes the power-fixed normalizer trainable (else calibrated on the first batch and frozen).
 	Learned bool `json:"learned,omitempty"`
-	// Temperature adds a learnable per-head, per-position inverse temperature.
+	// Temperature adds a learnable inverse temperature.
 	Temperature bool `json:"temperature,omitempty"`
+	// TemperatureScope is "position" (default: per head and position,
+	// [heads, tokens]) or "head" (per head, [heads, 1]); only with Temperature.
+	TemperatureScope string `json:"temperature_scope,omitempty"`
+}
+
+// Shift returns the power-shifted shift init (ShiftInit, or p when unset).
+func (a AttentionConfig) Shift() float64 {
+	if a.ShiftInit != nil {
+		return *a.ShiftInit
+	}
+	return float64(a.P)
+}
+
+// ShiftModeOrDefault returns ShiftMode, or "learned" when unset.
+func (a AttentionConfig) ShiftModeOrDefault() string {
+	if a.ShiftMode == "" {
+		return ShiftLearned
+	}
+	return a.ShiftMode
+}
+
+// TempScope returns the nn temperature scope: nn.TempNone without
+// Temperature, else TemperatureScope ("position" when unset).
+func (a AttentionConfig) TempScope() string {
+	if !a.Temperature {
+		return nn.TempNone
+	}
+	if a.TemperatureScope == "" {
+		return nn.TempPosition
+	}
+	return a.TemperatureScope
 }
 
 // EntropyConfig configures entropy regularization (nn.EntropyRegularizer).
@@ -208,8 +265,33 @@ func (c Config) Validate() error {
 		if c.Attention.Kind == AttnPowerSoftmax && c.Attention.Scaled && c.Attention.Eps == 0 && c.Attention.Delta == 0 {
 			bad("scaled power-softmax with eps = 0 needs delta > 0")
 		}
+	case AttnPowerShifted:
+		a := c.Attention
+		if a.P < 1 || a.P > 16 {
+			bad("power-shifted attention p = %d must be in [1, 16]", a.P)
+		}
+		if a.Eps < 0 {
+			bad("attention eps %g must be >= 0", a.Eps)
+		}
+		if m := a.ShiftModeOrDefault(); m != ShiftLearned && m != ShiftCalibrated {
+			bad("attention shift mode %q (want %s or %s)", a.ShiftMode, ShiftLearned, ShiftCalibrated)
+		}
+		if s := a.Shift(); math.IsNaN(s) || math.IsInf(s, 0) {
+			bad("attention shift init %g must be finite", s)
+		}
+		if !(a.ShiftMargin >= 0) || math.IsInf(a.ShiftMargin, 0) {
+			bad("attention shift margin %g must be finite and >= 0", a.ShiftMargin)
+		}
 	default:
-		bad("unknown attention %q (want softmax, power-softmax or power-fixed)", c.Attention.Kind)
+		bad("unknown attention %q (want softmax, power-softmax, power-fixed or power-shifted)", c.Attention.Kind)
+	}
+	if c.Attention.Kind != AttnPowerShifted && (c.Attention.ShiftInit != nil || c.Attention.ShiftMode != "" || c.Attention.ShiftMargin != 0) {
+		bad("attention shift_init, shift_mode and shift_margin apply only to power-shifted, not %q", c.Attention.Kind)
+	}
+	switch c.Attention.TemperatureScope {
+	case "", TempScopePosition, TempScopeHead:
+	default:
+		bad("unknown temperature scope %q (want position or head)", c.Attention.TemperatureScope)
 	}
 	switch c.Activation {
 	case nn.ActGELU, nn.ActReLU, nn.ActQuad, nn.ActPoly, nn.ActNone:

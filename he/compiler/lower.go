@@ -596,12 +596,7 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 		sumRots = append(sumRots, k)
 		bcastRots = append(bcastRots, -k)
 	}
-	temp := func(h, t int) float64 {
-		if a.Temp == nil {
-			return 1
-		}
-		return a.Temp.Value.Data[h*a.MaxLen+t]
-	}
+	temp := a.Temperature
 	pw := make([]int, T)
 	for r := 0; r < T; r++ {
 		prod := b.op(Op{Kind: KindMul, In: []int{q, kr[r]}, Label: name + ".scores"})
@@ -757,12 +752,7 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		}
 	}
 	qs := 1 / math.Sqrt(float64(b.dh))
-	temp := func(h, t int) float64 {
-		if a.Temp == nil {
-			return 1
-		}
-		return a.Temp.Value.Data[h*a.MaxLen+t]
-	}
+	temp := a.Temperature
 	grp := b.newGroup()
 	var qkv [3]int
 	var biases [3][]float64

@@ -13,8 +13,10 @@ const EntropyEps = 1e-9
 // MultiHeadAttention is multi-head self-attention on [B, T, Dim] inputs:
 // Q, K, V = x Wqkv (one fused [Dim, 3 Dim] linear), per head
 // S = Q_h K_h^T / sqrt(Dim/Heads), optionally multiplied row-wise by a
-// learnable per-head, per-position inverse temperature Temp[h, i] (the
-// entropy-guided attention temperature; initialized to 1), A = Kernel(S),
+// learnable inverse temperature (the entropy-guided attention temperature;
+// initialized to 1): per head and position, Temp[h, i] ([Heads, MaxLen],
+// scope TempPosition), or per head, Temp[h, 0] ([Heads, 1], scope TempHead);
+// read it with Temperature(h, i). A = Kernel(S),
 // O_h = A V_h, output = concat(O_h) Wo.
 //
 // Every forward records the per-head attention entropy
@@ -39,16 +41,47 @@ type MultiHeadAttention struct {
 	small     []*Param
 }
 
+// Temperature scopes of MultiHeadAttention.
+const (
+	// TempNone: no learnable temperature.
+	TempNone = ""
+	// TempPosition: a [Heads, MaxLen] inverse temperature, per head and query position.
+	TempPosition = "position"
+	// TempHead: a [Heads, 1] inverse temperature, per head, shared by all positions.
+	TempHead = "head"
+)
+
 // NewMultiHeadAttention returns an attention layer; temperature adds the
-// learnable [Heads, MaxLen] inverse temperature.
+// learnable [Heads, MaxLen] inverse temperature (scope TempPosition).
 func NewMultiHeadAttention(name string, dim, heads, maxLen int, causal bool, kernel AttentionKernel, temperature bool, rng *rand.Rand) (*MultiHeadAttention, error) {
+	scope := TempNone
+	if temperature {
+		scope = TempPosition
+	}
+	return NewMultiHeadAttentionScoped(name, dim, heads, maxLen, causal, kernel, scope, rng)
+}
+
+// NewMultiHeadAttentionScoped returns an attention layer with the learnable
+// inverse temperature of the given scope: TempNone, TempPosition
+// ([Heads, MaxLen]) or TempHead ([Heads, 1], broadcast over positions).
+func NewMultiHeadAttentionScoped(name string, dim, heads, maxLen int, causal bool, kernel AttentionKernel, scope string, rng *rand.Rand) (*MultiHeadAttention, error) {
 	if heads <= 0 || dim%heads != 0 {
 		return nil, fmt.Errorf("attention %s: width %d is not divisible by %d heads", name, dim, heads)
 	}
+	cols := 0
+	switch scope {
+	case TempNone:
+	case TempPosition:
+		cols = maxLen
+	case TempHead:
+		cols = 1
+	default:
+		return nil, fmt.Errorf("attention %s: temperature scope %q (want %q, %q or none)", name, scope, TempPosition, TempHead)
+	}
 	m := &MultiHeadAttention{Dim: dim, Heads: heads, MaxLen: maxLen, Causal: causal, Kernel: kernel,
 		QKV: NewLinear(name+".qkv", dim, 3*dim, rng), Out: NewLinear(name+".out", dim, dim, rng)}
-	if temperature {
-		m.Temp = NewParam(name+".temperature", heads, maxLen)
+	if cols > 0 {
+		m.Temp = NewParam(name+".temperature", heads, cols)
 		for i := range m.Temp.Value.Data {
 			m.Temp.Value.Data[i] = 1
 		}
@@ -59,6 +92,36 @@ func NewMultiHeadAttention(name string, dim, heads, maxLen int, causal bool, ker
 		m.small = append(m.small, m.Temp)
 	}
 	return m, nil
+}
+
+// TemperatureScope returns TempNone, TempPosition or TempHead.
+func (m *MultiHeadAttention) TemperatureScope() string {
+	switch {
+	case m.Temp == nil:
+		return TempNone
+	case m.tempCols() == 1 && m.MaxLen != 1:
+		return TempHead
+	}
+	return TempPosition
+}
+
+func (m *MultiHeadAttention) tempCols() int { return m.Temp.Value.Len() / m.Heads }
+
+// tempIndex is the index of head h, query position t in Temp.
+func (m *MultiHeadAttention) tempIndex(h, t int) int {
+	if c := m.tempCols(); c != m.MaxLen {
+		return h * c // per head: one column
+	}
+	return h*m.MaxLen + t
+}
+
+// Temperature returns the inverse temperature multiplying the scores of
+// head h at query position t (1 without a temperature), whatever the scope.
+func (m *MultiHeadAttention) Temperature(h, t int) float64 {
+	if m.Temp == nil {
+		return 1
+	}
+	return m.Temp.Value.Data[m.tempIndex(h, t)]
 }
 
 // Entropy returns the per-head entropy of the last Forward (a fresh slice).
@@ -117,7 +180,7 @@ func (m *MultiHeadAttention) Forward(x *Tensor) *Tensor {
 		copy(s, raw)
 		if m.Temp != nil {
 			for i := 0; i < t; i++ {
-				tau := m.Temp.Value.Data[h*m.MaxLen+i]
+				tau := m.Temp.Value.Data[m.tempIndex(h, i)]
 				for j := 0; j < t; j++ {
 					s[i*t+j] *= tau
 				}
@@ -189,13 +252,14 @@ func (m *MultiHeadAttention) Backward(dy *Tensor) *Tensor {
 			raw := m.raw[p*tt : (p+1)*tt]
 			gt := pg[w][nk]
 			for i := 0; i < t; i++ {
-				tau := m.Temp.Value.Data[h*m.MaxLen+i]
+				ti := m.tempIndex(h, i)
+				tau := m.Temp.Value.Data[ti]
 				var g float64
 				for j := 0; j < t; j++ {
 					g += dsw[i*t+j] * raw[i*t+j]
 					dsw[i*t+j] *= tau
 				}
-				gt[h*m.MaxLen+i] += g
+				gt[ti] += g
 			}
 		}
 		Gemm(false, false, t, dh, t, scale, dsw, t, q[base+d+h*dh:], 3*d, 0, dqkv.Data[base+h*dh:], 3*d)

@@ -250,3 +250,112 @@ func (k *PenalizedPowerSoftmax) Backward(h, t int, causal bool, s, a, da, ds []f
 		}
 	}
 }
+
+// PenalizedShiftedPower wraps a ShiftedPower kernel with up to two range
+// penalties: Penalty (may be nil) on its row normalizers z_i = Eps + N_i
+// (the input of the reciprocal site), like PenalizedPowerSoftmax, and
+// Shifted (may be nil) on its unmasked shifted scores u = x + c_h. For an odd
+// P, Shifted should have Lo = 0 (a lower target 0 keeps the weights
+// non-negative: (x + c)^P < 0 when x + c < 0); its Hi bounds the shifted
+// scores from above (and so the size of u^P). The Shifted penalty's gradient
+// flows into the scores and, when the shift is learned, into c_h. Its
+// parameters, sites and attention weights are those of the wrapped kernel.
+type PenalizedShiftedPower struct {
+	*ShiftedPower
+	Penalty *RangePenalty
+	Shifted *RangePenalty
+}
+
+// PenalizeShiftedKernel wraps k with a normalizer penalty norm and a
+// shifted-score penalty shifted; either may be nil, not both.
+func PenalizeShiftedKernel(k AttentionKernel, norm, shifted *RangePenalty) (*PenalizedShiftedPower, error) {
+	if norm == nil && shifted == nil {
+		return nil, fmt.Errorf("range penalty: no penalty given for the shifted power kernel")
+	}
+	sp, ok := k.(*ShiftedPower)
+	if !ok {
+		var name string
+		if norm != nil {
+			name = norm.Site
+		} else {
+			name = shifted.Site
+		}
+		return nil, fmt.Errorf("range penalty %s: attention kernel %s is not power-shifted", name, k.Name())
+	}
+	return &PenalizedShiftedPower{ShiftedPower: sp, Penalty: norm, Shifted: shifted}, nil
+}
+
+// prepare prepares the wrapped kernel and starts the penalties of a forward
+// pass of b*heads*t rows.
+func (k *PenalizedShiftedPower) prepare(scores []float64, b, heads, t int, causal bool) {
+	k.ShiftedPower.prepare(scores, b, heads, t, causal)
+	if k.Penalty != nil {
+		k.Penalty.begin(b * heads * t)
+	}
+	if k.Shifted != nil {
+		per := t * t
+		if causal {
+			per = t * (t + 1) / 2
+		}
+		k.Shifted.begin(b * heads * per)
+	}
+}
+
+// Forward computes the weights and records the penalties.
+func (k *PenalizedShiftedPower) Forward(h, t int, causal bool, s, a []float64) {
+	k.ShiftedPower.Forward(h, t, causal, s, a)
+	c := k.Shift.Value.Data[h]
+	zs := make([]float64, t)
+	y := make([]float64, t)
+	var us []float64
+	for i := 0; i < t; i++ {
+		row := s[i*t : i*t+rowLen(i, t, causal)]
+		zs[i], _, _ = k.row(row, c, y[:len(row)])
+		if k.Shifted != nil {
+			for _, v := range row {
+				us = append(us, v+c)
+			}
+		}
+	}
+	if k.Penalty != nil {
+		k.Penalty.observe(zs)
+	}
+	if k.Shifted != nil {
+		k.Shifted.observe(us)
+	}
+}
+
+// Backward adds the penalties' gradients to the wrapped kernel's ds (and to
+// dL/dc_h).
+func (k *PenalizedShiftedPower) Backward(h, t int, causal bool, s, a, da, ds []float64, pgrad [][]float64) {
+	k.ShiftedPower.Backward(h, t, causal, s, a, da, ds, pgrad)
+	c := k.Shift.Value.Data[h]
+	y := make([]float64, t)
+	var dc float64
+	for i := 0; i < t; i++ {
+		row := s[i*t : i*t+rowLen(i, t, causal)]
+		if k.Penalty != nil {
+			sLo, sHi := k.Penalty.scales()
+			z, norm, _ := k.row(row, c, y[:len(row)])
+			if z < k.Penalty.Lo || z > k.Penalty.Hi {
+				gz := k.Penalty.grad(z, sLo, sHi) * norm * float64(k.P)
+				for j, v := range row {
+					g := gz * ipow(v+c, k.P-1)
+					ds[i*t+j] += g
+					dc += g
+				}
+			}
+		}
+		if k.Shifted != nil {
+			sLo, sHi := k.Shifted.scales()
+			for j, v := range row {
+				if u := v + c; u < k.Shifted.Lo || u > k.Shifted.Hi {
+					g := k.Shifted.grad(u, sLo, sHi)
+					ds[i*t+j] += g
+					dc += g
+				}
+			}
+		}
+	}
+	pgrad[0][h] += dc
+}
