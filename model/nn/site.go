@@ -66,6 +66,12 @@ type PolySpec struct {
 	Coeffs     []float64  `json:"coeffs,omitempty"`
 	// Observed is the calibrated input range before widening.
 	Observed [2]float64 `json:"observed"`
+	// MaxErr is the error the fit measured for this form on Interval when
+	// it was chosen against a target (FitOptions.Tol > 0), in the metric of
+	// that target: the absolute error for exp and GELU, the absolute error
+	// divided by max(|A|, |B|) for ReLU, the relative error for 1/x and
+	// 1/sqrt(x). It is 0 (and omitted) for fits without a target.
+	MaxErr float64 `json:"max_err,omitempty"`
 }
 
 // Evaluator returns the float64 twin of the spec and its multiplicative depth.
@@ -100,9 +106,13 @@ type FitOptions struct {
 	// (for 1/x and 1/sqrt(x), the lower end is instead divided by 1+Margin
 	// so it stays positive).
 	Margin float64 `json:"margin"`
-	// Degree of Chebyshev approximations (exp, GELU, ReLU); 2^k-1 is depth-optimal.
+	// Degree of Chebyshev approximations (exp, GELU, ReLU); 2^k-1 is
+	// depth-optimal. With a target (Tol > 0) it is instead the largest
+	// degree the search may use, for these sites and for the initial guess
+	// of 1/sqrt(x).
 	Degree int `json:"degree"`
-	// InitDegree of the Chebyshev initial guess of Newton inverse square root.
+	// InitDegree of the Chebyshev initial guess of Newton inverse square
+	// root. Unused with a target (Tol > 0): the degree is then searched.
 	InitDegree int `json:"init_degree"`
 	// UpperFactor multiplies the upper end of the 1/x and 1/sqrt(x) intervals
 	// (after the margin; values < 1 mean 1). The Goldschmidt plan diverges
@@ -113,6 +123,31 @@ type FitOptions struct {
 	// their interval; the iteration count is the smallest reaching it (at most
 	// 40, else fitting fails: the range is too wide for an encrypted plan).
 	RelTol float64 `json:"rel_tol"`
+	// Tol > 0 turns on least-depth fitting against error targets; 0 (the
+	// default) keeps the fixed Degree and InitDegree. With a target:
+	//   - exp and GELU get the Chebyshev interpolant of the smallest depth
+	//     whose maximum absolute error on the interval, measured on the
+	//     dense grid of polyapprox.MeasureChebyshev, is at most Tol. The
+	//     degrees tried are the depth-optimal 2^k-1 below Degree, then
+	//     Degree itself; fitting fails if none meets the target.
+	//   - ReLU is the same with the error divided by max(|A|, |B|) of the
+	//     interval, compared with ReLUTol (or Tol when ReLUTol is 0): max(x, 0)
+	//     is positively homogeneous, so a polynomial's absolute error grows
+	//     linearly with the interval (the kink at 0 makes degree-d error
+	//     about 0.28*max(|A|, |B|)/d), and only this scaled error is a
+	//     target that a fixed degree can meet on every interval.
+	//   - 1/sqrt(x) gets the Newton plan (initial-guess degree at most
+	//     Degree, iteration count) of least total depth whose relative error
+	//     on the interval (dense grid plus a geometric grid) is at most
+	//     RelTol; ties go to fewer ciphertext products, then the lower
+	//     degree.
+	//   - 1/x keeps the fewest Goldschmidt iterations meeting RelTol (that
+	//     is already least depth).
+	// Every spec then records its measured error in PolySpec.MaxErr.
+	Tol float64 `json:"tol,omitempty"`
+	// ReLUTol is the target of ReLU sites in their scaled metric (see Tol);
+	// 0 means Tol. It needs Tol > 0.
+	ReLUTol float64 `json:"relu_tol,omitempty"`
 }
 
 // DefaultFitOptions are the defaults used by calibration. Degree 63 (depth 6,
@@ -412,8 +447,9 @@ func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) 
 
 // RefitSpec fits the polynomial form of spec.Kind on spec.Interval as
 // given (no margin, no upper factor): Chebyshev coefficients of degree
-// o.Degree, or the smallest iteration count reaching o.RelTol. Site and
-// Observed are kept.
+// o.Degree, or the smallest iteration count reaching o.RelTol; with a
+// target (o.Tol > 0) the least-depth form meeting it (see FitOptions.Tol).
+// Site and Observed are kept.
 func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
 	name, kind := spec.Site, spec.Kind
 	a, b := spec.Interval[0], spec.Interval[1]
@@ -427,10 +463,22 @@ func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
 	if (kind == FnRecip || kind == FnInvSqrt) && a <= 0 {
 		return PolySpec{}, fmt.Errorf("site %s: interval [%g, %g] of %s is not positive", name, a, b, kind)
 	}
+	if err := o.validateTargets(); err != nil {
+		return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
+	}
 	iv := polyapprox.Interval{A: a, B: b}
-	spec.Method, spec.Degree, spec.Iterations, spec.Coeffs = "", 0, 0, nil
+	spec.Method, spec.Degree, spec.Iterations, spec.Coeffs, spec.MaxErr = "", 0, 0, nil, 0
+	target := o.Tol > 0
 	switch kind {
 	case FnExp, FnGELU, FnReLU:
+		if target {
+			p, e, err := leastDepthChebyshev(name, kind, exact, iv, o)
+			if err != nil {
+				return PolySpec{}, err
+			}
+			spec.Method, spec.Degree, spec.Coeffs, spec.MaxErr = "chebyshev", p.Degree(), p.Coeffs, e
+			break
+		}
 		p, err := polyapprox.Interpolate(exact, iv, o.Degree)
 		if err != nil {
 			return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
@@ -442,11 +490,22 @@ func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
 			return polyapprox.GoldschmidtInv{Interval: iv, Iterations: k}.Evaluate
 		}, exact, iv, o.RelTol)
 		spec.Iterations = k
+		if target {
+			spec.MaxErr = e
+		}
 		if !ok {
 			return PolySpec{}, fmt.Errorf("site %s: 1/x on [%g, %g] (ratio %.3g): Goldschmidt relative error %.3g > %g after %d iterations; the calibrated range is too wide",
 				name, a, b, b/a, e, o.RelTol, maxPlanIterations)
 		}
 	case FnInvSqrt:
+		if target {
+			n, e, err := leastDepthNewton(name, exact, iv, o)
+			if err != nil {
+				return PolySpec{}, err
+			}
+			spec.Method, spec.Degree, spec.Coeffs, spec.Iterations, spec.MaxErr = "newton", n.Init.Degree(), n.Init.Coeffs, n.Iterations, e
+			break
+		}
 		init, err := polyapprox.Interpolate(exact, iv, o.InitDegree)
 		if err != nil {
 			return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
@@ -510,4 +569,194 @@ func fewestIterations(plan func(k int) func(float64) float64, exact func(float64
 		}
 	}
 	return maxPlanIterations, e, false
+}
+
+// validateTargets checks the error targets of o (all zero is valid: no target).
+func (o FitOptions) validateTargets() error {
+	for _, t := range []struct {
+		name string
+		v    float64
+	}{{"tol", o.Tol}, {"relu_tol", o.ReLUTol}} {
+		if !(t.v >= 0) || math.IsInf(t.v, 0) {
+			return fmt.Errorf("fit option %s = %g: must be finite and >= 0", t.name, t.v)
+		}
+	}
+	if o.ReLUTol > 0 && o.Tol == 0 {
+		return fmt.Errorf("fit option relu_tol = %g needs tol > 0 (targets are off without it)", o.ReLUTol)
+	}
+	if o.Tol > 0 && o.Degree < 1 {
+		return fmt.Errorf("fit option degree = %d: the degree cap of target fitting must be >= 1", o.Degree)
+	}
+	return nil
+}
+
+// chebyshevTarget returns the target of a Chebyshev site kind under o.
+func chebyshevTarget(kind string, o FitOptions) float64 {
+	if kind == FnReLU && o.ReLUTol > 0 {
+		return o.ReLUTol
+	}
+	return o.Tol
+}
+
+// ChebyshevFitError is the error of p against the exact function of a
+// Chebyshev site kind in the metric of FitOptions.Tol: the maximum absolute
+// error on p.Interval measured by polyapprox.MeasureChebyshev, divided by
+// max(|A|, |B|) for ReLU.
+func ChebyshevFitError(kind string, p polyapprox.Chebyshev) (float64, error) {
+	exact, err := Exact(kind)
+	if err != nil {
+		return 0, err
+	}
+	st, err := polyapprox.MeasureChebyshev(exact, p)
+	if err != nil {
+		return 0, err
+	}
+	e := st.MaxAbs
+	if kind == FnReLU {
+		e /= math.Max(math.Abs(p.Interval.A), math.Abs(p.Interval.B))
+	}
+	return e, nil
+}
+
+// TargetDegrees returns the Chebyshev degrees target fitting tries, in
+// increasing depth, under the cap: 1, 3, 7, ..., the depth-optimal degrees
+// 2^k-1 below the cap, then the cap itself.
+func TargetDegrees(limit int) []int {
+	var out []int
+	for d := 1; d < limit; d = 2*d + 1 {
+		out = append(out, d)
+	}
+	if limit >= 1 {
+		out = append(out, limit)
+	}
+	return out
+}
+
+// leastDepthChebyshev returns the interpolant of the smallest depth meeting
+// the target of kind on iv (see FitOptions.Tol) and its error.
+func leastDepthChebyshev(name, kind string, exact func(float64) float64, iv polyapprox.Interval, o FitOptions) (polyapprox.Chebyshev, float64, error) {
+	tol := chebyshevTarget(kind, o)
+	best := math.Inf(1)
+	for _, d := range TargetDegrees(o.Degree) {
+		p, err := polyapprox.Interpolate(exact, iv, d)
+		if err != nil {
+			return polyapprox.Chebyshev{}, 0, fmt.Errorf("site %s: %w", name, err)
+		}
+		e, err := ChebyshevFitError(kind, p)
+		if err != nil {
+			return polyapprox.Chebyshev{}, 0, fmt.Errorf("site %s: degree %d: %w", name, d, err)
+		}
+		if e <= tol {
+			return p, e, nil
+		}
+		best = math.Min(best, e)
+	}
+	metric := "absolute error"
+	if kind == FnReLU {
+		metric = "absolute error / max(|a|, |b|)"
+	}
+	return polyapprox.Chebyshev{}, 0, fmt.Errorf("site %s: %s on [%g, %g]: no Chebyshev interpolant of degree <= %d meets the target %s %g (best %.3g); raise the degree cap, loosen the target or narrow the range",
+		name, kind, iv.A, iv.B, o.Degree, metric, tol, best)
+}
+
+// newtonGrid is the grid of the Newton relative error: polyapprox.DenseGrid
+// plus newtonGeometricPoints geometric points, which resolve the left end
+// of wide positive intervals.
+func newtonGrid(iv polyapprox.Interval) []float64 {
+	const newtonGeometricPoints = 2001
+	xs := polyapprox.DenseGrid(iv)
+	for i := 0; i < newtonGeometricPoints; i++ {
+		t := float64(i) / (newtonGeometricPoints - 1)
+		xs = append(xs, math.Min(math.Max(iv.A*math.Pow(iv.B/iv.A, t), iv.A), iv.B))
+	}
+	return xs
+}
+
+// NewtonFitError is the largest relative error of the Newton plan n against
+// 1/sqrt(x) on its interval, measured on the grid target fitting uses
+// (polyapprox.DenseGrid plus 2001 geometric points); +Inf if the plan
+// returns NaN or ±Inf anywhere.
+func NewtonFitError(n polyapprox.NewtonInvSqrt) float64 {
+	worst := 0.0
+	for _, x := range newtonGrid(n.Init.Interval) {
+		e := math.Abs(n.Evaluate(x)*math.Sqrt(x) - 1)
+		if math.IsNaN(e) || math.IsInf(e, 0) {
+			return math.Inf(1)
+		}
+		worst = math.Max(worst, e)
+	}
+	return worst
+}
+
+// leastDepthNewton returns the Newton plan for 1/sqrt(x) on iv of least
+// total depth (ties: fewer ciphertext products, then the lower degree)
+// whose NewtonFitError is at most o.RelTol, with the initial-guess degree
+// in [1, o.Degree] and at most maxPlanIterations iterations, and its error.
+// Each degree's initial guess is evaluated once and iterated in place with
+// the plan's arithmetic; the chosen plan is measured again with
+// NewtonFitError.
+func leastDepthNewton(name string, exact func(float64) float64, iv polyapprox.Interval, o FitOptions) (polyapprox.NewtonInvSqrt, float64, error) {
+	tol := o.RelTol
+	if !(tol > 0) || math.IsInf(tol, 0) {
+		return polyapprox.NewtonInvSqrt{}, 0, fmt.Errorf("site %s: rel_tol %g must be positive and finite", name, tol)
+	}
+	xs := newtonGrid(iv)
+	sq := make([]float64, len(xs))
+	for i, x := range xs {
+		sq[i] = math.Sqrt(x)
+	}
+	ys := make([]float64, len(xs))
+	var best polyapprox.NewtonInvSqrt
+	found, bestErr := false, math.Inf(1)
+	for d := 1; d <= o.Degree; d++ {
+		init, err := polyapprox.Interpolate(exact, iv, d)
+		if err != nil {
+			return polyapprox.NewtonInvSqrt{}, 0, fmt.Errorf("site %s: %w", name, err)
+		}
+		if found && (polyapprox.NewtonInvSqrt{Init: init}).Depth() > best.Depth() {
+			break // the depth only grows with the degree
+		}
+		for i, x := range xs {
+			ys[i] = init.Evaluate(x)
+		}
+		for k := 0; k <= maxPlanIterations; k++ {
+			n := polyapprox.NewtonInvSqrt{Init: init, Iterations: k}
+			if found && (n.Depth() > best.Depth() || n.Depth() == best.Depth() && n.CtMults() >= best.CtMults()) {
+				break
+			}
+			e := 0.0
+			for i := range ys {
+				r := math.Abs(ys[i]*sq[i] - 1)
+				if math.IsNaN(r) || math.IsInf(r, 0) {
+					e = math.Inf(1)
+					break
+				}
+				e = math.Max(e, r)
+			}
+			if e <= tol {
+				best, found = n, true
+				break
+			}
+			bestErr = math.Min(bestErr, e)
+			if math.IsInf(e, 1) {
+				break // diverged
+			}
+			for i, x := range xs { // one iteration, as NewtonInvSqrt.Evaluate
+				h, y := 0.5*x, ys[i]
+				a := y * y
+				b := h * y
+				c := a * b
+				ys[i] = 1.5*y - c
+			}
+		}
+	}
+	if !found {
+		return polyapprox.NewtonInvSqrt{}, 0, fmt.Errorf("site %s: 1/sqrt(x) on [%g, %g] (ratio %.3g): no Newton plan with initial degree <= %d and <= %d iterations meets relative error %g (best %.3g); the calibrated range is too wide",
+			name, iv.A, iv.B, iv.B/iv.A, o.Degree, maxPlanIterations, tol, bestErr)
+	}
+	e := NewtonFitError(best)
+	if e > tol {
+		return polyapprox.NewtonInvSqrt{}, 0, fmt.Errorf("site %s: 1/sqrt(x) on [%g, %g]: Newton plan (degree %d, %d iterations) re-measured at relative error %.3g > %g", name, iv.A, iv.B, best.Init.Degree(), best.Iterations, e, tol)
+	}
+	return best, e, nil
 }
