@@ -96,13 +96,44 @@ type Options struct {
 	// polynomial forms dropped); the optimizer state and schedule are new.
 	// Used to fine-tune a trained model, e.g. with range regularization.
 	InitFrom string `json:"init_from,omitempty"`
+	// Distill trains the model as the student of a teacher checkpoint
+	// (knowledge distillation; off unless Distill.Teacher is set).
+	Distill DistillOptions `json:"distill"`
+}
+
+// DistillOptions configure knowledge distillation: the teacher checkpoint
+// (loaded with checkpoint.Load, run in exact mode on every training batch)
+// and the weights of the loss terms (model.DistillOptions: Alpha, Temp,
+// Attn, Hidden). A resumed run keeps the distillation options it was
+// started with. Poly fine-tuning is not distilled.
+type DistillOptions struct {
+	// Teacher is the teacher checkpoint directory ("" disables distillation).
+	Teacher string `json:"teacher,omitempty"`
+	model.DistillOptions
+	// InitFromTeacher starts the student from the teacher's weights: every
+	// parameter with the same name and shape is copied (model.InitFromTeacher).
+	InitFromTeacher bool `json:"init_from_teacher,omitempty"`
+}
+
+// Enabled says whether a teacher is set.
+func (d DistillOptions) Enabled() bool { return d.Teacher != "" }
+
+func (d DistillOptions) validate() error {
+	if !d.Enabled() {
+		if d.InitFromTeacher {
+			return errors.New("distillation: initializing from the teacher needs a teacher checkpoint")
+		}
+		return nil
+	}
+	return d.DistillOptions.Validate()
 }
 
 // DefaultOptions are reasonable defaults for small models.
 func DefaultOptions() Options {
 	return Options{Steps: 1000, BatchSize: 64, LR: 3e-3, MinLR: 1e-4, Warmup: 100, WeightDecay: 0.01,
 		Beta1: 0.9, Beta2: 0.98, ClipNorm: 1, EvalEvery: 500, EvalLimit: 1000, CheckpointEvery: 1000,
-		CalibBatches: 8, Fit: nn.DefaultFitOptions()}
+		CalibBatches: 8, Fit: nn.DefaultFitOptions(),
+		Distill: DistillOptions{DistillOptions: model.DistillOptions{Alpha: 0.5, Temp: 2}}}
 }
 
 func (o Options) validate() error {
@@ -118,6 +149,12 @@ func (o Options) validate() error {
 	}
 	if err := o.Range.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := o.Distill.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Distill.InitFromTeacher && o.InitFrom != "" {
+		errs = append(errs, errors.New("initialize from a checkpoint or from the teacher, not both"))
 	}
 	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
 		errs = append(errs, fmt.Errorf("adam betas %g, %g must be in [0, 1)", o.Beta1, o.Beta2))
@@ -188,6 +225,9 @@ type Result struct {
 	RangeStats []nn.RangeStats `json:"range_stats,omitempty"`
 	Entropy    [][]float64     `json:"final_entropy,omitempty"`
 	Params     int             `json:"params"`
+	// TeacherInit lists the parameters copied from the teacher
+	// (Options.Distill.InitFromTeacher, not on a resume).
+	TeacherInit *model.TeacherInit `json:"teacher_init,omitempty"`
 }
 
 type metric struct {
@@ -209,6 +249,49 @@ type metric struct {
 	RangeOutside int     `json:"range_outside,omitempty"`
 	// Skipped marks a poly fine-tuning step whose update was skipped.
 	Skipped string `json:"skipped,omitempty"`
+	// KD, AttnLoss and HiddenLoss are the unweighted distillation terms
+	// (model.DistillResult); Loss is then the weighted total and CE the
+	// plain cross-entropy.
+	KD         float64 `json:"kd,omitempty"`
+	AttnLoss   float64 `json:"attn_loss,omitempty"`
+	HiddenLoss float64 `json:"hidden_loss,omitempty"`
+}
+
+// distillKey is the trainer.json Extra entry holding the distillation options.
+const distillKey = "distill"
+
+// savedDistill decodes the distillation options saved with a checkpoint
+// (disabled when there are none).
+func savedDistill(extra map[string]any) (DistillOptions, error) {
+	v, ok := extra[distillKey]
+	if !ok {
+		return DistillOptions{}, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return DistillOptions{}, fmt.Errorf("saved distillation options: %w", err)
+	}
+	var d DistillOptions
+	if err := json.Unmarshal(b, &d); err != nil {
+		return DistillOptions{}, fmt.Errorf("saved distillation options: %w", err)
+	}
+	return d, nil
+}
+
+// loadTeacher loads the teacher checkpoint in exact mode and checks that it
+// can guide student.
+func loadTeacher(student model.Config, d DistillOptions) (*model.Model, error) {
+	t, err := checkpoint.Load(d.Teacher)
+	if err != nil {
+		return nil, fmt.Errorf("teacher: %w", err)
+	}
+	if err := t.SetMode(nn.ModeExact); err != nil {
+		return nil, fmt.Errorf("teacher: %w", err)
+	}
+	if err := model.CheckTeacher(student, t.Cfg, d.DistillOptions); err != nil {
+		return nil, fmt.Errorf("teacher %s: %w", d.Teacher, err)
+	}
+	return t, nil
 }
 
 // Run trains the model of cfg (or resumes the checkpoint in opts.OutDir when
@@ -223,6 +306,11 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
+	}
+	if opts.Distill.Enabled() {
+		if abs, err := filepath.Abs(opts.Distill.Teacher); err == nil {
+			opts.Distill.Teacher = abs
+		}
 	}
 	var (
 		m     *model.Model
@@ -242,6 +330,14 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			if v, ok := st.Extra["train_seconds"].(float64); ok {
 				prior = v
 			}
+			saved, err := savedDistill(st.Extra)
+			if err != nil {
+				return nil, fmt.Errorf("train: resume: %w", err)
+			}
+			if opts.Distill.Enabled() && saved != opts.Distill {
+				fmt.Fprintf(out, "note: a resumed run keeps its distillation options (%s); the new ones are ignored\n", describeDistill(saved))
+			}
+			opts.Distill = saved
 			resumed = true
 			fmt.Fprintf(out, "resuming %s at step %d (using its config.json)\n", opts.OutDir, start)
 		}
@@ -260,6 +356,26 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 		opt = optim.NewAdamW(m.Params(), opts.Beta1, opts.Beta2, 1e-8, opts.WeightDecay)
 	}
 	cfg = m.Cfg
+	var teacher *model.Model
+	var teacherInit *model.TeacherInit
+	if opts.Distill.Enabled() {
+		if teacher, err = loadTeacher(cfg, opts.Distill); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		fmt.Fprintf(out, "distilling from %s (%s)\n", opts.Distill.Teacher, describeDistill(opts.Distill))
+		if opts.Distill.InitFromTeacher && !resumed {
+			ti, err := model.InitFromTeacher(m, teacher)
+			if err != nil {
+				return nil, fmt.Errorf("train: %w", err)
+			}
+			teacherInit = &ti
+			fmt.Fprintf(out, "initialized from the teacher: copied %d parameters %v\n", len(ti.Copied), ti.Copied)
+			if len(ti.Derived) > 0 {
+				fmt.Fprintf(out, "  re-derived from copied weights: %v\n", ti.Derived)
+			}
+			fmt.Fprintf(out, "  left at initialization: %v\n", ti.Kept)
+		}
+	}
 	pens, err := AttachRangePenalties(m, opts.Range)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -309,6 +425,9 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 	step := start
 	save := func(s int) error {
 		st := &checkpoint.TrainState{Step: s, Extra: map[string]any{"train_seconds": prior + time.Since(t0).Seconds()}}
+		if opts.Distill.Enabled() {
+			st.Extra[distillKey] = opts.Distill
+		}
 		return checkpoint.Save(opts.OutDir, m, opt, st)
 	}
 	for ; step < opts.Steps; step++ {
@@ -328,10 +447,20 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			return nil, fmt.Errorf("train step %d: %w", step, err)
 		}
 		m.Reg.ZeroGrad()
-		res, err := m.Step(b)
-		if err != nil {
+		var dres model.DistillResult
+		if teacher != nil {
+			to, err := teacher.TeacherForward(b)
+			if err != nil {
+				return nil, fmt.Errorf("train step %d: %w", step, err)
+			}
+			dres, err = m.DistillStep(b, to, opts.Distill.DistillOptions)
+			if err != nil {
+				return nil, fmt.Errorf("train step %d: %w", step, err)
+			}
+		} else if dres.StepResult, err = m.Step(b); err != nil {
 			return nil, fmt.Errorf("train step %d: %w", step, err)
 		}
+		res := dres.StepResult
 		rangeLoss := pens.Value()
 		res.Loss += rangeLoss
 		last = res
@@ -344,7 +473,7 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 		el := time.Since(t0).Seconds()
 		tps := float64(tokens) / el
 		rec := metric{Step: step + 1, Kind: "train", LR: lr, Loss: res.Loss, CE: res.CE, EntLoss: res.EntLoss, GradNorm: gn, TokPerSec: tps, Elapsed: prior + el,
-			RangeLoss: rangeLoss, RangeOutside: pens.Outside()}
+			RangeLoss: rangeLoss, RangeOutside: pens.Outside(), KD: dres.KD, AttnLoss: dres.AttnLoss, HiddenLoss: dres.HiddenLoss}
 		if (step+1)%50 == 0 || step == start {
 			rec.Entropy = res.Entropy
 		}
@@ -378,7 +507,7 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 		fmt.Fprintln(opts.Progress)
 	}
 	elapsed := time.Since(t0).Seconds()
-	res := &Result{Config: cfg, Options: opts, Steps: step, Elapsed: prior + elapsed, Params: m.Reg.Count(), Entropy: last.Entropy, RangeStats: pens.Stats()}
+	res := &Result{Config: cfg, Options: opts, Steps: step, Elapsed: prior + elapsed, Params: m.Reg.Count(), Entropy: last.Entropy, RangeStats: pens.Stats(), TeacherInit: teacherInit}
 	if elapsed > 0 {
 		res.TokensPerSec = float64(tokens) / elapsed
 	}
@@ -446,6 +575,14 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			res.Poly.Loss, res.Poly.Accuracy, res.Poly.BitsPerByte, outside)
 	}
 	return res, nil
+}
+
+// describeDistill formats the distillation options for progress lines.
+func describeDistill(d DistillOptions) string {
+	if !d.Enabled() {
+		return "no distillation"
+	}
+	return fmt.Sprintf("teacher %s, alpha %g, temperature %g, attention weight %g, hidden weight %g", d.Teacher, d.Alpha, d.Temp, d.Attn, d.Hidden)
 }
 
 func fmtEntropy(e [][]float64) string {
