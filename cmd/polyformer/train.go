@@ -42,7 +42,16 @@ func newTrainCommand() *cobra.Command {
 			"(--task text: Go standard library source, or --text FILE) with HE-friendly parts, then\n" +
 			"calibrates the polynomial forms of every non-linearity and evaluates exact and poly mode.\n" +
 			"The checkpoint (config.json + model.safetensors), metrics.jsonl, loss.png and\n" +
-			"summary.json go to --out. Flags override the task defaults and --config.",
+			"summary.json go to --out. Flags override the task defaults and --config.\n\n" +
+			"Knowledge distillation (--teacher CKPT): a trained checkpoint (e.g. softmax + LayerNorm)\n" +
+			"guides the model being trained (e.g. power attention, norm-free). The loss is\n" +
+			"(1-alpha) CE + alpha T^2 KL(softmax(z_teacher/T) || softmax(z_student/T))\n" +
+			"+ attn * mean squared difference of the row-normalized attention maps\n" +
+			"+ hidden * mean squared difference of the residual stream after each block.\n" +
+			"The teacher must have the same task and classes, and a context at least the student's;\n" +
+			"attention matching also needs the same layers, heads and tokens, hidden matching the\n" +
+			"same depth, width and tokens. --init-from-teacher copies every parameter whose name\n" +
+			"and shape match. A resumed run keeps the distillation options it started with.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTrain(cmd, &f)
@@ -94,6 +103,12 @@ func newTrainCommand() *cobra.Command {
 	fl.Float64Var(&f.opts.Range.RecipHi, "range-recip-hi", 0, "range target: Power-Softmax normalizer (reciprocal input) at most this (0: not penalized)")
 	fl.Float64Var(&f.opts.Range.RecipLo, "range-recip-lo", 0, "range target: Power-Softmax normalizer at least this (0: the attention eps)")
 	fl.StringVar(&f.opts.InitFrom, "init-from", "", "start a new run from this checkpoint's weights (fine-tuning; not a resume)")
+	fl.StringVar(&f.opts.Distill.Teacher, "teacher", "", "knowledge distillation: teacher checkpoint directory, run in exact mode on every training batch")
+	fl.Float64Var(&f.opts.Distill.Alpha, "distill-alpha", f.opts.Distill.Alpha, "distillation: weight alpha of the soft-target term, (1-alpha) of the cross-entropy, in [0, 1]")
+	fl.Float64Var(&f.opts.Distill.Temp, "distill-temp", f.opts.Distill.Temp, "distillation: softmax temperature T of the soft targets (the term is scaled by T^2)")
+	fl.Float64Var(&f.opts.Distill.Attn, "distill-attn", 0, "distillation: weight of attention-map matching (needs equal layers, heads, tokens; 0: off)")
+	fl.Float64Var(&f.opts.Distill.Hidden, "distill-hidden", 0, "distillation: weight of hidden-state matching after each block (needs equal depth, width, tokens; 0: off)")
+	fl.BoolVar(&f.opts.Distill.InitFromTeacher, "init-from-teacher", false, "distillation: start from the teacher's weights (every parameter with the same name and shape)")
 	fl.DurationVar(&f.timeLimit, "time-limit", 0, "stop training after this wall time (e.g. 20m); still evaluates and saves")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar")
 	return cmd
@@ -158,6 +173,13 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	cfg, err := f.config(cmd)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
+	}
+	if f.opts.Distill.Teacher == "" {
+		for _, name := range []string{"distill-alpha", "distill-temp", "distill-attn", "distill-hidden", "init-from-teacher"} {
+			if cmd.Flags().Changed(name) {
+				return fmt.Errorf("train: --%s needs --teacher CKPT (the teacher checkpoint to distill from)", name)
+			}
+		}
 	}
 	opts := f.opts
 	opts.OutDir = f.out
