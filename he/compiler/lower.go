@@ -495,6 +495,7 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 		gold     *nn.PolySpec
 		expSpec  *nn.PolySpec
 		headW    func(h int) float64
+		shift    func(h int) float64 // power-shifted: c_h, added to the scores (nil otherwise)
 		epsC     float64
 		expPoly  polyapprox.Chebyshev
 		// softmax: u = expScalar*s + expConst, e = exp(u) times expNorm (Goldschmidt's c) and the causal mask
@@ -508,30 +509,51 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	}
 	headW = func(int) float64 { return 1 }
 	kernel := a.Kernel
-	if pk, ok := kernel.(*nn.PenalizedPowerSoftmax); ok { // training-time range penalty: same function
+	switch pk := kernel.(type) { // training-time range penalties: same function
+	case *nn.PenalizedPowerSoftmax:
 		kernel = pk.PowerSoftmax
+	case *nn.PenalizedShiftedPower:
+		kernel = pk.ShiftedPower
 	}
-	switch k := kernel.(type) {
-	case *nn.PowerSoftmax:
-		p = k.P
-		gold = k.Sites()[0].Spec()
+	// powerNormalized sets up x^p / (eps + N) (N the sum or, lengthNorm, the
+	// mean of x^p): the Goldschmidt normalizer c and the length norm 1/n are
+	// folded into the scores as (c/n)^(1/p), the -n of the negated
+	// Goldschmidt output into Wo.
+	powerNormalized := func(kind string, power int, site *nn.Site, eps float64, lengthNorm bool) error {
+		p = power
+		gold = site.Spec()
 		if gold == nil || gold.Method != "goldschmidt" {
-			return 0, fmt.Errorf("compile: %s: power-softmax reciprocal must be a Goldschmidt plan", name)
+			return fmt.Errorf("compile: %s: %s reciprocal must be a Goldschmidt plan", name, kind)
 		}
 		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: gold.Interval[0], B: gold.Interval[1]}, Iterations: gold.Iterations}
 		if err := g.Validate(); err != nil {
-			return 0, fmt.Errorf("compile: %s: %w", name, err)
+			return fmt.Errorf("compile: %s: %w", name, err)
 		}
 		c := g.Normalizer()
-		epsC = c * k.Eps
+		epsC = c * eps
 		n := func(t int) float64 {
-			if k.LengthNorm {
+			if lengthNorm {
 				return rowLen(t)
 			}
 			return 1
 		}
 		rowScale = func(t int) float64 { return math.Pow(c/n(t), 1/float64(p)) }
 		outRow = func(t int) float64 { return -n(t) }
+		return nil
+	}
+	switch k := kernel.(type) {
+	case *nn.PowerSoftmax:
+		if err := powerNormalized("power-softmax", k.P, k.Sites()[0], k.Eps, k.LengthNorm); err != nil {
+			return 0, err
+		}
+	case *nn.ShiftedPower:
+		if err := powerNormalized("power-shifted", k.P, k.Sites()[0], k.Eps, k.LengthNorm); err != nil {
+			return 0, err
+		}
+		if len(k.Shift.Value.Data) < b.heads {
+			return 0, fmt.Errorf("compile: %s: %d shifts for %d heads", name, len(k.Shift.Value.Data), b.heads)
+		}
+		shift = func(h int) float64 { return k.Shift.Value.Data[h] }
 	case *nn.PowerFixed:
 		p = k.P
 		rowScale = func(int) float64 { return 1 }
@@ -560,7 +582,7 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	}
 	if w := nextPow2(b.heads * b.dhp); expSpec == nil && !b.noPack && D/w >= 2 {
 		return b.attentionPacked(name, a, in, sigma, packedKernel{p: p, gold: gold, epsC: epsC,
-			rowScale: rowScale, outRow: outRow, headW: headW})
+			rowScale: rowScale, outRow: outRow, headW: headW, shift: shift})
 	}
 	// Q, K, V from one hoisted decomposition; 1/sqrt(dh) folded into Q.
 	qs := 1 / math.Sqrt(float64(b.dh))
@@ -614,6 +636,20 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 			}
 		}
 		xs := b.op(Op{Kind: KindMulPlain, In: []int{s}, Vec: b.vec(mask), Label: name + ".scores"})
+		if shift != nil {
+			// s_t (x + c_h) = s_t x + s_t c_h on the unmasked heads' first
+			// slots only: masked slots stay 0, so their power is 0
+			sv := b.pattern()
+			for t := 0; t < T; t++ {
+				if b.causal && (t+r)%T > t {
+					continue
+				}
+				for h := 0; h < b.heads; h++ {
+					sv[t*D+h*b.dhp] = shift(h) * rowScale(t) * headW(h)
+				}
+			}
+			xs = b.op(Op{Kind: KindAddPlain, In: []int{xs}, Vec: b.vec(sv), Label: name + ".scores"})
+		}
 		if expSpec == nil {
 			pw[r] = b.power(name+".power", xs, p)
 			continue
@@ -729,6 +765,7 @@ type packedKernel struct {
 	rowScale func(t int) float64
 	outRow   func(t int) float64
 	headW    func(h int) float64
+	shift    func(h int) float64 // power-shifted: c_h (nil otherwise)
 }
 
 // attentionPacked lowers power attention when the heads use only W = D/k
@@ -738,8 +775,10 @@ type packedKernel struct {
 // instead of T. The copies are made by hoisted rotations of Q, K and V;
 // the per-row and per-head scales (1/sqrt(dh), temperature, length norm,
 // Goldschmidt normalizer, power-fixed weights) are folded into Q's
-// per-token blocks; the row normalizer sums the copies with one small
-// linear transform that also drops the by-products of the other slots.
+// per-token blocks (power-shifted's c_h, times the row scale, is added to
+// the scores by a plaintext addition); the row normalizer sums the copies
+// with one small linear transform that also drops the by-products of the
+// other slots.
 func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed, sigma float64, kp packedKernel) (int, error) {
 	L, D, T := b.L, b.L.Block, b.L.Tokens
 	R := L.RowStride()
@@ -818,6 +857,22 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		sc := b.sumTree(name+".scores", prods)
 		if len(sumRots) > 0 {
 			sc = b.op(Op{Kind: KindRotSum, In: []int{sc}, Rot: sumRots, Label: name + ".scores"})
+		}
+		if kp.shift != nil {
+			// s_t (x + c_h): the row scale s_t is already in Q; masked slots
+			// get no shift and are zeroed after the power like the others
+			sv := b.pattern()
+			for t := 0; t < T; t++ {
+				for j := 0; j < k; j++ {
+					if b.causal && (t+g*k+j)%T > t {
+						continue
+					}
+					for h := 0; h < b.heads; h++ {
+						sv[t*D+j*W+h*b.dhp] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
+					}
+				}
+			}
+			sc = b.op(Op{Kind: KindAddPlain, In: []int{sc}, Vec: b.vec(sv), Label: name + ".scores"})
 		}
 		pw[g] = b.power(name+".power", sc, kp.p)
 		mask := b.pattern()
