@@ -257,7 +257,7 @@ func (c Config) Validate() error {
 	case AttnSoftmax:
 	case AttnPowerSoftmax, AttnPowerFixed:
 		if c.Attention.P < 2 || c.Attention.P%2 != 0 || c.Attention.P > 16 {
-			bad("attention power p = %d must be even in [2, 16]", c.Attention.P)
+			bad("attention power p = %d must be even in [2, 16] for %s (power-shifted allows any p in [1, 16])", c.Attention.P, c.Attention.Kind)
 		}
 		if c.Attention.Eps < 0 || c.Attention.Delta < 0 {
 			bad("attention eps %g and delta %g must be >= 0", c.Attention.Eps, c.Attention.Delta)
@@ -290,6 +290,9 @@ func (c Config) Validate() error {
 	}
 	switch c.Attention.TemperatureScope {
 	case "", TempScopePosition, TempScopeHead:
+		if c.Attention.TemperatureScope != "" && !c.Attention.Temperature {
+			bad("attention temperature_scope %q needs temperature = true", c.Attention.TemperatureScope)
+		}
 	default:
 		bad("unknown temperature scope %q (want position or head)", c.Attention.TemperatureScope)
 	}

@@ -101,6 +101,10 @@ func TestPowerShiftedConfig(t *testing.T) {
 		bad(&cc.Attention)
 		require.Error(t, cc.Validate())
 	}
+	c.Attention.TemperatureScope = TempScopeHead
+	require.ErrorContains(t, c.Validate(), "needs temperature")
+	c.Attention.Temperature = true
+	require.NoError(t, c.Validate())
 	// odd p is still rejected for the other power kinds, and shift fields too
 	c = tinyConfig(t, TaskText)
 	c.Attention.P = 3

@@ -232,3 +232,24 @@ func TestEncryptedShifted(t *testing.T) {
 		})
 	}
 }
+
+// A range-penalized power-shifted kernel compiles to the same circuit.
+func TestCompileUnwrapsShiftedPenalty(t *testing.T) {
+	fit := nn.DefaultFitOptions()
+	fit.Degree = 15
+	m, b := shiftedModel(t, model.TaskMNIST, shiftedCase{p: 3, mode: nn.ShiftLearned}, fit)
+	want := polyLogits(t, m, b)
+	plain, err := Compile(m, CompileOptions{Batch: 2})
+	require.NoError(t, err)
+	norm, err := nn.NewRangePenalty("n", 0.1, 10, 1)
+	require.NoError(t, err)
+	shifted, err := nn.NewRangePenalty("s", 0, 10, 1)
+	require.NoError(t, err)
+	blk := m.Blocks[0]
+	blk.Attn.Kernel, err = nn.PenalizeShiftedKernel(blk.Attn.Kernel, norm, shifted)
+	require.NoError(t, err)
+	c, err := Compile(m, CompileOptions{Batch: 2})
+	require.NoError(t, err)
+	require.Equal(t, plain, c)
+	require.Less(t, maxAbsDiff(want, simLogits(t, c, b, m.Cfg)), 1e-8)
+}
