@@ -490,6 +490,9 @@ type SiteStats struct {
 	Outside  int64      `json:"outside"`
 	Total    int64      `json:"total"`
 	Worst    float64    `json:"worst_distance"`
+	// MaxErr is the fit's measured error on its interval when it was fitted
+	// against a precision target (nn.PolySpec.MaxErr; 0 otherwise).
+	MaxErr float64 `json:"max_err,omitempty"`
 }
 
 // PolyStats reports, per site, how many poly-mode inputs fell outside the
@@ -500,7 +503,7 @@ func (m *Model) PolyStats() []SiteStats {
 		o, t, w := s.Outside()
 		st := SiteStats{Site: s.Name, Kind: s.Kind, Outside: o, Total: t, Worst: w}
 		if sp := s.Spec(); sp != nil {
-			st.Method, st.Interval = sp.Method, sp.Interval
+			st.Method, st.Interval, st.MaxErr = sp.Method, sp.Interval, sp.MaxErr
 			if _, d, err := sp.Evaluator(); err == nil {
 				st.Depth = d
 			}

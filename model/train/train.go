@@ -493,8 +493,8 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			if err := enc.Encode(metric{Step: step + 1, Kind: "eval", Loss: er.Loss, Accuracy: &acc, BPB: er.BitsPerByte, Elapsed: prior + time.Since(t0).Seconds()}); err != nil {
 				return nil, fmt.Errorf("train: metrics: %w", err)
 			}
-			fmt.Fprintf(out, "step %d: train loss %.4f, eval loss %.4f, accuracy %.4f, bits/byte %.4f, attention entropy per layer/head %s\n",
-				step+1, res.Loss, er.Loss, er.Accuracy, er.BitsPerByte, fmtEntropy(res.Entropy))
+			fmt.Fprintf(out, "step %d: train loss %.4f, eval loss %.4f, accuracy %.4f%s, attention entropy per layer/head %s\n",
+				step+1, res.Loss, er.Loss, er.Accuracy, bpbText(er), fmtEntropy(res.Entropy))
 		}
 		if opts.CheckpointEvery > 0 && (step+1)%opts.CheckpointEvery == 0 && step+1 < opts.Steps {
 			if err := save(step + 1); err != nil {
@@ -564,17 +564,25 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 	if err := PlotMetrics(filepath.Join(opts.OutDir, MetricsFile), filepath.Join(opts.OutDir, CurveFile)); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	fmt.Fprintf(out, "trained %d steps in %.1fs (%.0f tokens/s): exact loss %.4f accuracy %.4f bits/byte %.4f\n",
-		step, res.Elapsed, res.TokensPerSec, res.Exact.Loss, res.Exact.Accuracy, res.Exact.BitsPerByte)
+	fmt.Fprintf(out, "trained %d steps in %.1fs (%.0f tokens/s): exact loss %.4f accuracy %.4f%s\n",
+		step, res.Elapsed, res.TokensPerSec, res.Exact.Loss, res.Exact.Accuracy, bpbText(res.Exact))
 	if res.Poly != nil {
 		var outside int64
 		for _, s := range res.PolyStats {
 			outside += s.Outside
 		}
-		fmt.Fprintf(out, "poly mode: loss %.4f accuracy %.4f bits/byte %.4f, %d inputs outside their interval\n",
-			res.Poly.Loss, res.Poly.Accuracy, res.Poly.BitsPerByte, outside)
+		fmt.Fprintf(out, "poly mode: loss %.4f accuracy %.4f%s, %d inputs outside their interval\n",
+			res.Poly.Loss, res.Poly.Accuracy, bpbText(*res.Poly), outside)
 	}
 	return res, nil
+}
+
+// bpbText is ", bits/byte X" for text evaluations and "" for images.
+func bpbText(e EvalResult) string {
+	if e.BitsPerByte == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", bits/byte %.4f", e.BitsPerByte)
 }
 
 // describeDistill formats the distillation options for progress lines.
