@@ -249,3 +249,15 @@ func (k *ShiftedPower) Params() []*Param { return []*Param{k.Shift, k.Ready} }
 
 // Sites returns the row-normalizer reciprocal site.
 func (k *ShiftedPower) Sites() []*Site { return []*Site{k.recip} }
+
+// AsShiftedPower returns the ShiftedPower behind k (k itself, or the kernel
+// a PenalizedShiftedPower wraps), e.g. to read its ShiftStats in training.
+func AsShiftedPower(k AttentionKernel) (*ShiftedPower, bool) {
+	switch v := k.(type) {
+	case *ShiftedPower:
+		return v, true
+	case *PenalizedShiftedPower:
+		return v.ShiftedPower, true
+	}
+	return nil, false
+}
