@@ -22,6 +22,8 @@ type trainFlags struct {
 	task, configFile, out                    string
 	width, depth, heads, hidden, context     int
 	attention, norm, activation              string
+	shiftMode, tempScope                     string
+	shiftInit, eps                           float64
 	p                                        int
 	scaled, lengthNorm, temperature, entropy bool
 	lambda, gamma                            float64
@@ -66,11 +68,15 @@ func newTrainCommand() *cobra.Command {
 	fl.IntVar(&f.heads, "heads", 0, "attention heads")
 	fl.IntVar(&f.hidden, "hidden", 0, "FFN hidden width")
 	fl.IntVar(&f.context, "context", 0, "context length (text)")
-	fl.StringVar(&f.attention, "attention", "", "softmax, power-softmax or power-fixed")
-	fl.IntVar(&f.p, "p", 0, "power of Power-Softmax (even)")
+	fl.StringVar(&f.attention, "attention", "", "softmax, power-softmax, power-fixed or power-shifted")
+	fl.IntVar(&f.p, "p", 0, "power of the power attention (even; power-shifted: any in [1, 16])")
+	fl.Float64Var(&f.eps, "eps", 0, "power-softmax / power-shifted: constant added to the row normalizer")
+	fl.Float64Var(&f.shiftInit, "shift-init", 0, "power-shifted: start value of the learned per-head shift c, or the calibrated shift's lower bound (default p: (x+p)^p is close to softmax)")
+	fl.StringVar(&f.shiftMode, "shift-mode", "", "power-shifted: learned (default) or calibrated (set on the first batch so that x + c >= 0, then frozen)")
 	fl.BoolVar(&f.scaled, "scaled", false, "Power-Softmax: divide score rows by max|x|+delta")
 	fl.BoolVar(&f.lengthNorm, "length-norm", false, "Power-Softmax: normalize by mean instead of sum")
-	fl.BoolVar(&f.temperature, "temperature", false, "learnable per-head, per-position temperature")
+	fl.BoolVar(&f.temperature, "temperature", false, "learnable inverse temperature of the attention scores")
+	fl.StringVar(&f.tempScope, "temperature-scope", "", "with --temperature: position (per head and query position, default) or head (per head)")
 	fl.StringVar(&f.norm, "norm", "", "normalization: "+strings.Join(normfree.Kinds(), ", ")+" (default weightnorm: zero HE cost)")
 	fl.StringVar(&f.activation, "activation", "", "gelu, relu, quad, poly or none")
 	fl.BoolVar(&f.entropy, "entropy", false, "entropy regularization of attention")
@@ -105,6 +111,7 @@ func newTrainCommand() *cobra.Command {
 	fl.Float64Var(&f.opts.Range.ActBound, "range-act", 0, "range target: FFN activation inputs in [-B, B] (0: not penalized)")
 	fl.Float64Var(&f.opts.Range.RecipHi, "range-recip-hi", 0, "range target: Power-Softmax normalizer (reciprocal input) at most this (0: not penalized)")
 	fl.Float64Var(&f.opts.Range.RecipLo, "range-recip-lo", 0, "range target: Power-Softmax normalizer at least this (0: the attention eps)")
+	fl.Float64Var(&f.opts.Range.ShiftHi, "range-shift-hi", 0, "range target: power-shifted scores x + c in [0, this] (odd p needs x + c >= 0; 0: not penalized)")
 	fl.StringVar(&f.opts.InitFrom, "init-from", "", "start a new run from this checkpoint's weights (fine-tuning; not a resume)")
 	fl.StringVar(&f.opts.Distill.Teacher, "teacher", "", "knowledge distillation: teacher checkpoint directory, run in exact mode on every training batch")
 	fl.Float64Var(&f.opts.Distill.Alpha, "distill-alpha", f.opts.Distill.Alpha, "distillation: weight alpha of the soft-target term, (1-alpha) of the cross-entropy, in [0, 1]")
@@ -154,6 +161,13 @@ func (f *trainFlags) config(cmd *cobra.Command) (model.Config, error) {
 	overrideFlag(fl, "scaled", &cfg.Attention.Scaled, f.scaled)
 	overrideFlag(fl, "length-norm", &cfg.Attention.LengthNorm, f.lengthNorm)
 	overrideFlag(fl, "temperature", &cfg.Attention.Temperature, f.temperature)
+	overrideFlag(fl, "temperature-scope", &cfg.Attention.TemperatureScope, f.tempScope)
+	overrideFlag(fl, "eps", &cfg.Attention.Eps, f.eps)
+	overrideFlag(fl, "shift-mode", &cfg.Attention.ShiftMode, f.shiftMode)
+	if fl.Changed("shift-init") {
+		v := f.shiftInit
+		cfg.Attention.ShiftInit = &v
+	}
 	overrideFlag(fl, "norm", &cfg.Norm, f.norm)
 	overrideFlag(fl, "activation", &cfg.Activation, f.activation)
 	overrideFlag(fl, "entropy", &cfg.Entropy.Enabled, f.entropy)

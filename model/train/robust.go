@@ -30,15 +30,22 @@ type RangeOptions struct {
 	// RecipLo is the lower end of that target (0: the attention eps, which
 	// z never goes below).
 	RecipLo float64 `json:"recip_lo,omitempty"`
+	// ShiftHi > 0 keeps the shifted scores x + c of power-shifted attention
+	// inside [0, ShiftHi]: non-negative, which odd powers need (a negative
+	// x + c gives a negative attention weight and can make a row's normalizer
+	// non-positive), and bounded, which keeps (x + c)^p modest.
+	ShiftHi float64 `json:"shift_hi,omitempty"`
 }
 
 // Enabled says whether any penalty is configured.
-func (r RangeOptions) Enabled() bool { return r.Weight > 0 && (r.ActBound > 0 || r.RecipHi > 0) }
+func (r RangeOptions) Enabled() bool {
+	return r.Weight > 0 && (r.ActBound > 0 || r.RecipHi > 0 || r.ShiftHi > 0)
+}
 
 func (r RangeOptions) validate() error {
-	if r.Weight < 0 || r.ActBound < 0 || r.RecipHi < 0 || r.RecipLo < 0 ||
-		math.IsNaN(r.Weight+r.ActBound+r.RecipHi+r.RecipLo) {
-		return fmt.Errorf("range options: weight %g, act_bound %g, recip_lo %g, recip_hi %g must be >= 0", r.Weight, r.ActBound, r.RecipLo, r.RecipHi)
+	if r.Weight < 0 || r.ActBound < 0 || r.RecipHi < 0 || r.RecipLo < 0 || r.ShiftHi < 0 ||
+		math.IsNaN(r.Weight+r.ActBound+r.RecipHi+r.RecipLo+r.ShiftHi) || math.IsInf(r.ShiftHi, 0) {
+		return fmt.Errorf("range options: weight %g, act_bound %g, recip_lo %g, recip_hi %g, shift_hi %g must be finite and >= 0", r.Weight, r.ActBound, r.RecipLo, r.RecipHi, r.ShiftHi)
 	}
 	if r.RecipHi > 0 && r.RecipLo >= r.RecipHi {
 		return fmt.Errorf("range options: recip_lo %g must be below recip_hi %g", r.RecipLo, r.RecipHi)
@@ -122,6 +129,44 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 		return p, nil
 	}
 	for _, blk := range m.Blocks {
+		if sp, ok := blk.Attn.Kernel.(*nn.ShiftedPower); ok && (r.RecipHi > 0 || r.ShiftHi > 0) {
+			var norm, shifted *nn.RangePenalty
+			site := sp.Sites()[0].Name
+			lo := r.RecipLo
+			if lo == 0 {
+				lo = sp.Eps
+			}
+			if r.RecipHi > 0 {
+				pen, err := nn.NewRangePenalty(site, lo, r.RecipHi, r.Weight)
+				if err != nil {
+					return nil, err
+				}
+				norm = pen
+			}
+			if r.ShiftHi > 0 {
+				pen, err := nn.NewRangePenalty(blk.Attn.QKV.W.Name+".shifted-scores", 0, r.ShiftHi, r.Weight)
+				if err != nil {
+					return nil, err
+				}
+				shifted = pen
+			}
+			k, err := nn.PenalizeShiftedKernel(sp, norm, shifted)
+			if err != nil {
+				return nil, err
+			}
+			attn := blk.Attn
+			attn.Kernel = k
+			p.detach = append(p.detach, func() { attn.Kernel = sp })
+			if norm != nil {
+				p.List = append(p.List, norm)
+				// with x + c >= 0 (even p, or odd p kept there by the shift
+				// penalty) z >= eps, but only the penalty enforces it for odd p
+				p.Targets[site] = Target{Lo: lo, Hi: r.RecipHi, Floor: r.RecipLo == 0 && sp.Eps > 0 && sp.P%2 == 0}
+			}
+			if shifted != nil {
+				p.List = append(p.List, shifted)
+			}
+		}
 		if r.RecipHi > 0 {
 			if ps, ok := blk.Attn.Kernel.(*nn.PowerSoftmax); ok {
 				site := ps.Sites()[0].Name
@@ -168,7 +213,7 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 		}
 	}
 	if len(p.List) == 0 {
-		return nil, errors.New("range penalties: the model has no power-softmax normalizer or activation site to penalize")
+		return nil, errors.New("range penalties: the model has no power-softmax or power-shifted normalizer, shifted score or activation site to penalize")
 	}
 	return p, nil
 }

@@ -260,7 +260,7 @@ func TestRangeRegularization(t *testing.T) {
 	m, err := model.New(soft)
 	require.NoError(t, err)
 	_, err = AttachRangePenalties(m, RangeOptions{Weight: 1, ActBound: 3, RecipHi: 1})
-	require.ErrorContains(t, err, "no power-softmax normalizer or activation site")
+	require.ErrorContains(t, err, "no power-softmax or power-shifted normalizer")
 }
 
 func TestRangePenaltyNarrowsRanges(t *testing.T) {
@@ -395,4 +395,52 @@ func TestCalibrateTargets(t *testing.T) {
 			require.Greater(t, s.Iterations, free[s.Site].Iterations, "a wider interval needs more iterations")
 		}
 	}
+}
+
+// TestShiftedRangePenalty checks the wiring of the power-shifted penalties:
+// with a learned shift started at -1 (most shifted scores of p = 3
+// negative) the shifted-score penalty is positive and counts the negative
+// inputs, one normalizer and one shifted-score penalty are attached per
+// block, a normalizer below eps is penalized, the normalizer target (no hard floor for odd p) is recorded for
+// calibration, and Detach restores the kernels.
+func TestShiftedRangePenalty(t *testing.T) {
+	cfg := tinyCfg(t, model.TaskMNIST)
+	cfg.Attention = model.AttentionConfig{Kind: model.AttnPowerShifted, P: 3, Eps: 0.05, LengthNorm: true}
+	shift := -1.0
+	cfg.Attention.ShiftInit = &shift
+	ds, err := NewImageDataset(synthImages(64, 1), synthImages(16, 2), cfg)
+	require.NoError(t, err)
+	b, err := ds.TrainBatch(0, 16)
+	require.NoError(t, err)
+	m, err := model.New(cfg)
+	require.NoError(t, err)
+
+	p, err := AttachRangePenalties(m, RangeOptions{Weight: 1, RecipHi: 1e6})
+	require.NoError(t, err)
+	require.Len(t, p.List, cfg.Depth, "normalizer penalties only")
+	_, err = m.Logits(b)
+	require.NoError(t, err)
+	require.Positive(t, p.Value(), "odd p with negative shifted scores puts normalizers below eps")
+	p.Detach()
+
+	p, err = AttachRangePenalties(m, RangeOptions{Weight: 1, RecipHi: 1e6, ShiftHi: 20})
+	require.NoError(t, err)
+	require.Len(t, p.List, 2*cfg.Depth)
+	tg, ok := p.Targets["blocks.0.attn.shifted.recip"]
+	require.True(t, ok)
+	require.False(t, tg.Floor, "odd p: the normalizer has no hard floor")
+	_, err = m.Logits(b)
+	require.NoError(t, err)
+	require.Positive(t, p.Value(), "negative shifted scores are penalized")
+	var outside int
+	for _, st := range p.Stats() {
+		outside += st.Outside
+	}
+	sp, ok := nn.AsShiftedPower(m.Blocks[0].Attn.Kernel)
+	require.True(t, ok)
+	require.Positive(t, sp.ShiftStats().LastNegative)
+	require.Positive(t, outside)
+	p.Detach()
+	_, isPlain := m.Blocks[0].Attn.Kernel.(*nn.ShiftedPower)
+	require.True(t, isPlain, "Detach restores the kernel")
 }
