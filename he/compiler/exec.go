@@ -3,10 +3,13 @@ package compiler
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"sync"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	lhe "github.com/tuneinsight/lattigo/v5/he"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
 
 	"github.com/polyformer/polyformer/he"
 )
@@ -80,6 +83,13 @@ func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt Exec
 		return nil, fmt.Errorf("executor: %d of %d rotation keys are missing (e.g. rotation %d); generate keys from the circuit's key spec",
 			len(missing), len(k.Rotations), missing[0])
 	}
+	for i, op := range c.Ops {
+		if op.Kind == KindBootstrap {
+			if _, err := bootstrapPreScale(op.Const); err != nil {
+				return nil, fmt.Errorf("executor: op %d: %w", i, err)
+			}
+		}
+	}
 	lts, err := c.transforms(p)
 	if err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
@@ -103,7 +113,7 @@ func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt Exec
 			}
 			btp = b
 		}
-		ev = ev.WithBootstrapper(btp)
+		ev = ev.WithBootstrapper(levelZeroInput{btp})
 		opt.Bootstrapper = nil
 		return &Executor{c: c, params: p, lts: lts, ev: ev, opt: opt, btp: btp}, nil
 	}
@@ -369,10 +379,10 @@ func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext,
 			out, err = lev.DropLevel(a, a.Level()-c.Planned.Levels[i])
 		case KindBootstrap:
 			if _, ok := x.btp.(*he.Bootstrapper); ok {
-				out, err = lev.Bootstrap(in(0)) // each worker has its own copy
+				out, err = bootstrapScaled(lev, x.params, in(0), op.Const) // each worker has its own copy
 			} else {
 				x.btpMu.Lock() // e.g. the secret-key test bootstrapper: shared buffers
-				out, err = lev.Bootstrap(in(0))
+				out, err = bootstrapScaled(lev, x.params, in(0), op.Const)
 				x.btpMu.Unlock()
 			}
 		case KindOutput:
@@ -393,7 +403,7 @@ func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext,
 	for w := 0; w < x.opt.Workers; w++ {
 		ev := x.ev.ShallowCopy()
 		if b, ok := x.btp.(*he.Bootstrapper); ok && w > 0 {
-			ev = ev.WithBootstrapper(b.ShallowCopy()) // concurrent bootstraps on separate buffers
+			ev = ev.WithBootstrapper(levelZeroInput{b.ShallowCopy()}) // concurrent bootstraps on separate buffers
 		}
 		wg.Add(1)
 		go func() {
@@ -489,5 +499,110 @@ func DecryptOutputs(client *he.Client, c *Circuit, cts []*rlwe.Ciphertext) ([][]
 		}
 		out[i] = v[:c.Layout.Slots()]
 	}
+	return out, nil
+}
+
+// bootstrapPreScale checks the pre-scale s of a bootstrap op (Op.Const):
+// 0 or 1 (none) or 2^-k for 1 <= k <= 30, and returns k.
+func bootstrapPreScale(s float64) (int, error) {
+	if s == 0 || s == 1 {
+		return 0, nil
+	}
+	fr, exp := math.Frexp(s) // s = fr·2^exp, fr in [0.5, 1)
+	if fr != 0.5 || exp > 0 || exp < -29 {
+		return 0, fmt.Errorf("bootstrap pre-scale %g is not 2^-k with 1 <= k <= 30", s)
+	}
+	return 1 - exp, nil
+}
+
+// levelZeroInput lets he.Evaluator.Bootstrap pass level-0 ciphertexts to
+// a Lattigo bootstrapper, which accepts them (its ScaleDown then has nothing
+// to drop); bootstrapScaled makes such inputs at the exact scale the
+// bootstrapper expects.
+type levelZeroInput struct {
+	lhe.Bootstrapper[rlwe.Ciphertext]
+}
+
+// MinimumInputLevel implements lhe.Bootstrapper.
+func (levelZeroInput) MinimumInputLevel() int { return 0 }
+
+// bootstrapScaled bootstraps ct with its message multiplied by s = 2^-k
+// (Op.Const of the bootstrap op; 0: 1) and multiplies the result by the
+// integer 2^k (free: Lattigo multiplies by integers without a rescale).
+// The bootstrapper attached to ev must accept level-0 inputs
+// (levelZeroInput).
+//
+// Exact input scale: Lattigo's ScaleDown first drops the input to level 0
+// and then multiplies it by the integer round(q0/(scale·2^R)), about 2^12
+// at n16-boot, and ignores the rounding: the output is the message times
+// scale·round(...)·2^R/q0, a relative error of the order of the input
+// scale's distance to a power of two (measured: up to 2^-19 per bootstrap
+// in a Goldschmidt chain, adding up over successive bootstraps). Instead,
+// on an input at level >= 1, this function multiplies by the integer
+// K = round(s·(q0/2^R)·q1/scale) and rescales by q1 (the level Lattigo
+// would have dropped), which leaves m·s at scale q0/2^R to within 1/K
+// (about 2^-48): ScaleDown then multiplies by exactly 1.
+func bootstrapScaled(ev *he.Evaluator, p *he.Parameters, ct *rlwe.Ciphertext, s float64) (*rlwe.Ciphertext, error) {
+	k, err := bootstrapPreScale(s)
+	if err != nil {
+		return nil, err
+	}
+	pow := math.Exp2(float64(k))
+	var in *rlwe.Ciphertext
+	hp := p.HE()
+	if p.HasBootstrapping() && ct.Level() >= 1 && hp.LevelsConsumedPerRescaling() == 1 {
+		if in, err = exactBootstrapInput(ev, p, ct, 1/pow); err != nil {
+			return nil, err
+		}
+	} else {
+		in = ct.CopyNew()
+		in.Scale = in.Scale.Mul(rlwe.NewScale(pow))
+	}
+	out, err := ev.Bootstrap(in)
+	if err != nil {
+		return nil, err
+	}
+	if k > 0 {
+		if err := ev.Lattigo().Mul(out, new(big.Int).Lsh(big.NewInt(1), uint(k)), out); err != nil {
+			return nil, fmt.Errorf("bootstrap: rescaling by 2^%d: %w", k, err)
+		}
+	}
+	return out, nil
+}
+
+// exactBootstrapInput returns ct (level >= 1) times s at level 0, labeled
+// with the bootstrapper's input scale q0/2^R, to within a relative 2^-40.
+func exactBootstrapInput(ev *he.Evaluator, p *he.Parameters, ct *rlwe.Ciphertext, s float64) (*rlwe.Ciphertext, error) {
+	hp := p.HE()
+	q := hp.Q()
+	in := ct
+	var err error
+	if in.Level() > 1 {
+		if in, err = ev.DropLevel(in, in.Level()-1); err != nil {
+			return nil, fmt.Errorf("bootstrap input: %w", err)
+		}
+	}
+	R := p.BootstrappingParameters().Mod1ParametersLiteral.LogMessageRatio
+	target := new(big.Float).SetPrec(256).SetUint64(q[0])
+	target.Quo(target, new(big.Float).SetPrec(256).SetMantExp(big.NewFloat(1), R))
+	// K = round(s·target·q1/scale)
+	kf := new(big.Float).SetPrec(256).Mul(target, new(big.Float).SetPrec(256).SetFloat64(s))
+	kf.Mul(kf, new(big.Float).SetPrec(256).SetUint64(q[1]))
+	kf.Quo(kf, &in.Scale.Value)
+	kf.Add(kf, big.NewFloat(0.5))
+	K, _ := kf.Int(nil)
+	if K.Sign() <= 0 || K.BitLen() < 40 {
+		return nil, fmt.Errorf("bootstrap input: scale 2^%.2f too large for the bootstrapper's 2^%.2f", math.Log2(in.Scale.Float64()), math.Log2(rlwe.NewScale(target).Float64()))
+	}
+	m := hefloat.NewCiphertext(hp, in.Degree(), in.Level())
+	if err := ev.Lattigo().Mul(in, K, m); err != nil {
+		return nil, fmt.Errorf("bootstrap input: %w", err)
+	}
+	m.Scale = in.Scale.Mul(rlwe.NewScale(K)) // the integer product's true scale
+	out, err := ev.Rescale(m)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap input: %w", err)
+	}
+	out.Scale = rlwe.NewScale(target)
 	return out, nil
 }

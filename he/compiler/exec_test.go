@@ -261,4 +261,5 @@ func TestEncryptedRealBootstrapping(t *testing.T) {
 	t.Logf("real bootstrapping: %d bootstraps, max |encrypted - poly mode| %.3g (predicted 2^%.1f)", pc.Planned.Bootstraps, e, rep.PredictedLog2Err)
 	require.Greater(t, pc.Planned.Bootstraps, 0)
 	require.Less(t, math.Log2(e), rep.PredictedLog2Err, "the dry run's precision prediction holds")
+	require.Less(t, rep.PredictedLog2Err-math.Log2(e), 4.0, "the prediction is not more than 4 bits pessimistic")
 }

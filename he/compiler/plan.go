@@ -80,6 +80,15 @@ type PlanOptions struct {
 	// (tests only: it decrypts), which accepts level-0 inputs; a real
 	// bootstrapper needs its minimum input level kept free.
 	InsecureSecretKeyBootstrap bool
+	// BootstrapPreScale is the factor s = 2^-k every bootstrapped value is
+	// multiplied by before the bootstrap and divided by after it (stored in
+	// the bootstrap op's Const; free: a scale relabeling and an integer
+	// multiplication). Lattigo's modular reduction has a cubic error in the
+	// plaintext coefficients (see BootstrapModel): a smaller message loses
+	// less to it but more to the random floor. 0 picks the parameters'
+	// BootstrapModel.UnitPreScale for real bootstrapping (none for the
+	// secret-key test bootstrapper); 1 disables pre-scaling.
+	BootstrapPreScale float64
 }
 
 // LevelError says a circuit needs more levels than a parameter set has.
@@ -148,7 +157,7 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 		var lastErr error
 		for _, drop := range []bool{true, false} { // level drops can, rarely, force a scale fix that needs a level
 			for start := min(need, maxL); start <= maxL; start++ {
-				out, err := plan(c, p, start, false, false, drop)
+				out, err := plan(c, p, start, false, false, drop, 0)
 				if err == nil {
 					return out, nil
 				}
@@ -165,10 +174,28 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 		}
 		return nil, lastErr
 	}
-	return plan(c, p, maxL, true, opt.InsecureSecretKeyBootstrap, false)
+	pre := opt.BootstrapPreScale
+	if pre != 0 {
+		if _, err := bootstrapPreScale(pre); err != nil {
+			return nil, fmt.Errorf("plan: %w", err)
+		}
+	} else if !opt.InsecureSecretKeyBootstrap {
+		m, err := NewBootstrapModel(p)
+		if err != nil {
+			return nil, fmt.Errorf("plan: %w", err)
+		}
+		pre = m.UnitPreScale()
+	}
+	if pre == 1 {
+		pre = 0
+	}
+	return plan(c, p, maxL, true, opt.InsecureSecretKeyBootstrap, false, pre)
 }
 
-func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool) (*Circuit, error) {
+// plan places levels for input level start; boot enables bootstraps (skBoot:
+// for the secret-key bootstrapper), drop inserts level drops before key
+// switches, pre is the bootstraps' pre-scale (Op.Const, 0: none).
+func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre float64) (*Circuit, error) {
 	hp := p.HE()
 	q := hp.Q()
 	floor := 0
@@ -240,7 +267,7 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool) (*Ci
 		if !boot || btpOut-floor < need {
 			return 0, fail(id, op, need, st[v].level-floor)
 		}
-		nb := emit(Op{Kind: KindBootstrap, In: []int{v}, Label: c.Ops[orig].Label, Ref: orig},
+		nb := emit(Op{Kind: KindBootstrap, In: []int{v}, Label: c.Ops[orig].Label, Ref: orig, Const: pre},
 			valState{level: btpOut, scale: hp.DefaultScale()})
 		bootstraps++
 		cur[orig] = nb
@@ -316,7 +343,7 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool) (*Ci
 		op.Ref = id
 		cur[id] = emit(op, s)
 		if boot && narrow(id) && op.Kind != KindOutput && s.level-floor < dist[id] && btpOut-floor >= dist[id] {
-			cur[id] = emit(Op{Kind: KindBootstrap, In: []int{cur[id]}, Label: op.Label, Ref: id},
+			cur[id] = emit(Op{Kind: KindBootstrap, In: []int{cur[id]}, Label: op.Label, Ref: id, Const: pre},
 				valState{level: btpOut, scale: hp.DefaultScale()})
 			bootstraps++
 		}
