@@ -339,10 +339,16 @@ func (c *Circuit) DecodeLogits(outs [][]float64, n int) ([][]float64, error) {
 //     for U[-1,1] and U[-8,8]). The simulator adds ±Floor per slot with
 //     one random sign pattern shared by all bootstraps of a run: the
 //     worst case where successive bootstraps add their errors coherently
-//     (independent errors would add as √n). Floor = 2^(R + logN/2 - 40): the
-//     largest measured random error was 2^-22.7 at test-boot-n13 (R = 11,
-//     logN = 13) and 2^-24.x at n16-boot (R = 8, logN = 16), see
+//     (independent errors would add as √n). Floor = 2^(R + logN/2 - 39.8)
+//     (the usual √N growth of rounding noise, times the message ratio
+//     through which EvalMod's errors reach the message): the largest
+//     measured random errors were 2^-22.5 at test-boot-n13 (R = 11,
+//     logN = 13; Floor 2^-22.3) and 2^-24.6 at n16-boot (R = 8,
+//     logN = 16; Floor 2^-23.8), see
 //     benchmarks/compiler/bootstrap-precision.md.
+//
+// The model assumes inputs at the bootstrapper's exact input scale, as
+// Execute makes them (see bootstrapScaled).
 //
 // A bootstrap op with Const = s in (0, 1) (set by Plan) scales the message
 // by s before the bootstrap and by 1/s after it: the systematic error
@@ -357,9 +363,9 @@ type BootstrapModel struct {
 	buf      []complex128
 }
 
-// bootstrapFloorLog2Base is the measured constant of the random bootstrap
+// bootstrapFloorLog2Base is the fitted constant of the random bootstrap
 // error: Floor = 2^(R + logN/2 - bootstrapFloorLog2Base).
-const bootstrapFloorLog2Base = 40.0
+const bootstrapFloorLog2Base = 39.8
 
 // NewBootstrapModel returns the error model of p's bootstrapping circuit.
 func NewBootstrapModel(p *he.Parameters) (*BootstrapModel, error) {
