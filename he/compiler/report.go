@@ -226,11 +226,13 @@ func (c *Circuit) peakLive() int {
 // PredictPrecision estimates log2 of the largest output error of the
 // encrypted circuit on one input (a virtual slot vector) by simulating it
 // with uniform noise of 128·sqrt(N)/2^logScale after every rescale and key
-// switch and, after every real bootstrap, the error of p's BootstrapModel
-// (the exact systematic error of Lattigo's sine-based modular reduction for
-// that value and the op's pre-scale, plus uniform noise of the measured
-// random floor), over a few seeds. Plans made for the secret-key test
-// bootstrapper get no bootstrap error.
+// switch and, after every real bootstrap, the error of p's BootstrapModel:
+// the exact systematic error of Lattigo's sine-based modular reduction for
+// that value and the op's pre-scale (simulated alone, deterministic) plus
+// ±Floor of the measured random floor with a sign pattern shared by all
+// bootstraps (with the CKKS noise, the largest over 3 seeds); the two parts
+// are added. Plans made for the secret-key test bootstrapper get no
+// bootstrap error.
 //
 // The factors are empirical: on the circuits of this package's tests and
 // benchmarks the measured error stayed below the prediction
