@@ -289,20 +289,20 @@ func (m *MultiHeadAttention) Sites() []*Site { return m.Kernel.Sites() }
 // normalization matters for kernels whose rows do not sum to 1
 // (length-normalized Power-Softmax sums to about T, eps > 0 or a fixed
 // normalizer to anything), where the raw formula is not an entropy (it can
-// be negative). Rows summing to 0 (fully masked) contribute 0.
+// be negative). Only positive weights count (p = max(a, 0) / sum of the
+// positive entries): shifted power attention with an odd power gives
+// negative weights when x + c < 0, where the entropy is otherwise undefined.
+// Rows without a positive entry (fully masked) contribute 0.
 func attentionEntropy(a []float64, t int) float64 {
 	var e float64
 	for i := 0; i < t; i++ {
 		row := a[i*t : (i+1)*t]
-		var sum float64
-		for _, v := range row {
-			sum += v
-		}
+		sum := positiveSum(row)
 		if sum == 0 {
 			continue
 		}
 		for _, v := range row {
-			if v != 0 {
+			if v > 0 {
 				p := v / sum
 				e -= p * math.Log(p+EntropyEps)
 			}
@@ -311,28 +311,41 @@ func attentionEntropy(a []float64, t int) float64 {
 	return e
 }
 
+// positiveSum is the sum of the positive entries of row.
+func positiveSum(row []float64) float64 {
+	var sum float64
+	for _, v := range row {
+		if v > 0 {
+			sum += v
+		}
+	}
+	return sum
+}
+
 // attentionEntropyBackward adds scale * dE/da to da for E = attentionEntropy(a, t):
-// with g_j = dE/dp_j = -(log(p_j + eps) + p_j/(p_j + eps)) and S the row sum,
-// dE/da_j = (g_j - sum_k p_k g_k) / S.
+// with g_j = dE/dp_j = -(log(p_j + eps) + p_j/(p_j + eps)) and S the row's
+// positive sum, dE/da_j = (g_j - sum_k p_k g_k) / S for a_j > 0 (the sum
+// over k runs over the positive entries) and 0 for a_j <= 0.
 func attentionEntropyBackward(a []float64, t int, scale float64, da []float64) {
 	g := make([]float64, t)
 	for i := 0; i < t; i++ {
 		row := a[i*t : (i+1)*t]
-		var sum float64
-		for _, v := range row {
-			sum += v
-		}
+		sum := positiveSum(row)
 		if sum == 0 {
 			continue
 		}
 		var mean float64
 		for j, v := range row {
-			p := v / sum
-			g[j] = -(math.Log(p+EntropyEps) + p/(p+EntropyEps))
-			mean += p * g[j]
+			if v > 0 {
+				p := v / sum
+				g[j] = -(math.Log(p+EntropyEps) + p/(p+EntropyEps))
+				mean += p * g[j]
+			}
 		}
-		for j := range row {
-			da[i*t+j] += scale * (g[j] - mean) / sum
+		for j, v := range row {
+			if v > 0 {
+				da[i*t+j] += scale * (g[j] - mean) / sum
+			}
 		}
 	}
 }

@@ -291,3 +291,39 @@ func TestPenalizedShiftedPowerGrad(t *testing.T) {
 	_, err = PenalizeShiftedKernel(NewSoftmax("a"), nil, shifted)
 	require.ErrorContains(t, err, "not power-shifted")
 }
+
+// TestEntropyWithNegativeWeights: an odd power with a shift below the
+// scores' minimum gives negative attention weights; the attention entropy
+// stays finite, in [0, log T] per row (positive part), and the entropy
+// regularizer's gradient is exact.
+func TestEntropyWithNegativeWeights(t *testing.T) {
+	k, err := NewShiftedPower("a", 3, 2, 1e-2, false, ShiftLearned, 0.2, 0)
+	require.NoError(t, err)
+	m, err := NewMultiHeadAttention("attn", 6, 2, 5, true, k, false, rng(1))
+	require.NoError(t, err)
+	x := randT(2, 1, 2, 5, 6)
+	m.Forward(x)
+	var neg int
+	for _, a := range m.Weights() {
+		if a < 0 {
+			neg++
+		}
+	}
+	require.Positive(t, neg, "some weights must be negative for this test")
+	for h, e := range m.Entropy() {
+		require.False(t, math.IsNaN(e) || math.IsInf(e, 0), "head %d", h)
+		require.GreaterOrEqual(t, e, 0.0, "head %d", h)
+		require.LessOrEqual(t, e, math.Log(5)+1e-12, "head %d", h)
+	}
+	reg := NewEntropyRegularizer("ent", 1, 2, 0.05, 1, 0.5)
+	copy(reg.Theta.Value.Data, []float64{0.1, 0.9})
+	extra := func() float64 {
+		l, _ := reg.Loss([][]float64{m.Entropy()}, 5)
+		return l
+	}
+	hook := func() {
+		_, de := reg.Loss([][]float64{m.Entropy()}, 5)
+		m.SetEntropyGrad(de[0])
+	}
+	requireGrads(t, CheckModule(m, x, false, extra, hook, 1e-6, 0, 13))
+}

@@ -242,7 +242,7 @@ type metric struct {
 	Elapsed   float64     `json:"elapsed"`
 	Accuracy  *float64    `json:"accuracy,omitempty"`
 	BPB       float64     `json:"bits_per_byte,omitempty"`
-	Entropy   [][]float64 `json:"entropy,omitempty"`
+	Entropy   entropyRecord `json:"entropy,omitempty"`
 	// RangeLoss is the range penalty; RangeOutside counts the site inputs
 	// outside their targets in the step's batch.
 	RangeLoss    float64 `json:"range_loss,omitempty"`
@@ -255,6 +255,26 @@ type metric struct {
 	KD         float64 `json:"kd,omitempty"`
 	AttnLoss   float64 `json:"attn_loss,omitempty"`
 	HiddenLoss float64 `json:"hidden_loss,omitempty"`
+}
+
+// entropyRecord is the per-layer, per-head attention entropy of a metrics
+// record. A non-finite value (a diagnostic, not the loss) is written as
+// null instead of failing the whole record, and so the run.
+type entropyRecord [][]float64
+
+// MarshalJSON writes the entropies with null for non-finite values.
+func (e entropyRecord) MarshalJSON() ([]byte, error) {
+	out := make([][]*float64, len(e))
+	for l, row := range e {
+		out[l] = make([]*float64, len(row))
+		for h, v := range row {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				v := v
+				out[l][h] = &v
+			}
+		}
+	}
+	return json.Marshal(out)
 }
 
 // distillKey is the trainer.json Extra entry holding the distillation options.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -443,4 +444,15 @@ func TestShiftedRangePenalty(t *testing.T) {
 	p.Detach()
 	_, isPlain := m.Blocks[0].Attn.Kernel.(*nn.ShiftedPower)
 	require.True(t, isPlain, "Detach restores the kernel")
+}
+
+// TestEntropyRecordNonFinite: a non-finite attention entropy is written as
+// null (the record, and so the run, does not fail), finite values as they are.
+func TestEntropyRecordNonFinite(t *testing.T) {
+	b, err := json.Marshal(metric{Step: 1, Kind: "train", Entropy: entropyRecord{{0.5, math.NaN()}, {math.Inf(1), 1}}})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"entropy":[[0.5,null],[null,1]]`)
+	var back metric
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, 0.5, back.Entropy[0][0])
 }
