@@ -253,7 +253,7 @@ func TestRangeRegularization(t *testing.T) {
 		require.GreaterOrEqual(t, s.Interval[1], s.Observed[1])
 	}
 	_, err = AttachRangePenalties(nil, RangeOptions{Weight: -1})
-	require.ErrorContains(t, err, "must be >= 0")
+	require.ErrorContains(t, err, "must be finite and >= 0")
 	_, err = AttachRangePenalties(nil, RangeOptions{Weight: 1, RecipLo: 2, RecipHi: 1})
 	require.ErrorContains(t, err, "below")
 	soft := cfg
