@@ -108,7 +108,7 @@ type Op struct {
 	Label string  `json:"label"`
 	Mat   int     `json:"mat,omitempty"`   // KindLinear: index into Circuit.Mats
 	Vec   int     `json:"vec,omitempty"`   // KindAddPlain, KindMulPlain: index into Circuit.Vecs
-	Const float64 `json:"const,omitempty"` // KindAddConst, KindMulConst
+	Const float64 `json:"const,omitempty"` // KindAddConst, KindMulConst; KindBootstrap: the pre-scale 2^-k applied before the bootstrap and undone after it (0: none)
 	Rot   []int   `json:"rot,omitempty"`   // KindRotate (one amount), KindRotSum (steps)
 	// Poly is the polynomial of KindPoly, in the Chebyshev basis on its interval.
 	Poly *polyapprox.Chebyshev `json:"poly,omitempty"`
