@@ -112,6 +112,7 @@ func TestConfigErrors(t *testing.T) {
 	c.Heads = 3
 	require.ErrorContains(t, c.Validate(), "divisible")
 	c = tinyConfig(t, TaskText)
+	c.Attention.Kind = AttnPowerSoftmax
 	c.Attention.P = 3
 	c.Norm = "foo"
 	err = c.Validate()

@@ -107,9 +107,11 @@ func TestPowerShiftedConfig(t *testing.T) {
 	require.NoError(t, c.Validate())
 	// odd p is still rejected for the other power kinds, and shift fields too
 	c = tinyConfig(t, TaskText)
+	c.Attention.Kind = AttnPowerSoftmax
 	c.Attention.P = 3
 	require.ErrorContains(t, c.Validate(), "even")
 	c = tinyConfig(t, TaskText)
+	c.Attention.Kind = AttnPowerSoftmax
 	c.Attention.ShiftMode = ShiftCalibrated
 	require.ErrorContains(t, c.Validate(), "only to power-shifted")
 	c.Attention.ShiftMode = ""

@@ -194,7 +194,10 @@ func TestLiveSlots(t *testing.T) {
 func TestCompileUnwrapsRangePenalties(t *testing.T) {
 	fit := nn.DefaultFitOptions()
 	fit.Degree = 15
-	m, b := tinyMNIST(t, nil, fit)
+	// Power-Softmax (TestCompileUnwrapsShiftedPenalty covers power-shifted)
+	m, b := tinyMNIST(t, func(c *model.Config) {
+		c.Attention = model.AttentionConfig{Kind: model.AttnPowerSoftmax, P: 4, Eps: 1e-2, LengthNorm: true, Delta: 1e-2}
+	}, fit)
 	want := polyLogits(t, m, b)
 	plain, err := Compile(m, CompileOptions{Batch: 4})
 	require.NoError(t, err)

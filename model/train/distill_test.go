@@ -72,7 +72,8 @@ func TestDistillRun(t *testing.T) {
 	require.Equal(t, true, sum.Options.Distill["init_from_teacher"])
 	m, err := checkpoint.Load(o.OutDir)
 	require.NoError(t, err)
-	require.Equal(t, model.AttnPowerSoftmax, m.Cfg.Attention.Kind)
+	require.Equal(t, student.Attention.Kind, m.Cfg.Attention.Kind)
+	require.NotEqual(t, model.AttnSoftmax, m.Cfg.Attention.Kind, "the student is HE-friendly")
 }
 
 // TestDistillResumeKeepsOptions: a distilled run interrupted and resumed
