@@ -231,17 +231,17 @@ type Result struct {
 }
 
 type metric struct {
-	Step      int         `json:"step"`
-	Kind      string      `json:"kind"`
-	LR        float64     `json:"lr,omitempty"`
-	Loss      float64     `json:"loss"`
-	CE        float64     `json:"ce,omitempty"`
-	EntLoss   float64     `json:"ent_loss,omitempty"`
-	GradNorm  float64     `json:"grad_norm,omitempty"`
-	TokPerSec float64     `json:"tokens_per_sec,omitempty"`
-	Elapsed   float64     `json:"elapsed"`
-	Accuracy  *float64    `json:"accuracy,omitempty"`
-	BPB       float64     `json:"bits_per_byte,omitempty"`
+	Step      int           `json:"step"`
+	Kind      string        `json:"kind"`
+	LR        float64       `json:"lr,omitempty"`
+	Loss      float64       `json:"loss"`
+	CE        float64       `json:"ce,omitempty"`
+	EntLoss   float64       `json:"ent_loss,omitempty"`
+	GradNorm  float64       `json:"grad_norm,omitempty"`
+	TokPerSec float64       `json:"tokens_per_sec,omitempty"`
+	Elapsed   float64       `json:"elapsed"`
+	Accuracy  *float64      `json:"accuracy,omitempty"`
+	BPB       float64       `json:"bits_per_byte,omitempty"`
 	Entropy   entropyRecord `json:"entropy,omitempty"`
 	// RangeLoss is the range penalty; RangeOutside counts the site inputs
 	// outside their targets in the step's batch.
