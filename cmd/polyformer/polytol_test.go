@@ -63,3 +63,36 @@ func TestTrainPolyTol(t *testing.T) {
 	require.Positive(t, kinds[nn.FnExp])
 	require.Positive(t, kinds[nn.FnInvSqrt])
 }
+
+// TestTrainAttentionFlags checks that the power-shifted and temperature
+// flags reach the saved config, and that invalid combinations are errors
+// that name the problem.
+func TestTrainAttentionFlags(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "corpus.txt")
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("if err != nil { return err }\n", 60)), 0o644))
+	out := filepath.Join(dir, "run")
+	res, err := runCLI(t, append(tinyTextArgs(text, out, "2"), "--attention", "power-shifted", "--p", "3",
+		"--shift-mode", "calibrated", "--shift-margin", "0.5", "--shift-init", "2", "--eps", "0.05",
+		"--temperature", "--temperature-scope", "head")...)
+	require.NoError(t, err, res)
+	m, err := checkpoint.Load(out)
+	require.NoError(t, err)
+	a := m.Cfg.Attention
+	require.Equal(t, "power-shifted", a.Kind)
+	require.Equal(t, 3, a.P)
+	require.Equal(t, "calibrated", a.ShiftMode)
+	require.Equal(t, 0.5, a.ShiftMargin)
+	require.NotNil(t, a.ShiftInit)
+	require.Equal(t, 2.0, *a.ShiftInit)
+	require.Equal(t, 0.05, a.Eps)
+	require.Equal(t, "head", a.TemperatureScope)
+	require.Equal(t, []int{m.Cfg.Heads, 1}, m.Blocks[0].Attn.Temp.Value.Shape)
+
+	_, err = runCLI(t, append(tinyTextArgs(text, filepath.Join(dir, "bad1"), "1"), "--attention", "power-softmax", "--p", "3")...)
+	require.ErrorContains(t, err, "even")
+	_, err = runCLI(t, append(tinyTextArgs(text, filepath.Join(dir, "bad2"), "1"), "--attention", "power-softmax", "--shift-mode", "calibrated")...)
+	require.ErrorContains(t, err, "power-shifted")
+	_, err = runCLI(t, append(tinyTextArgs(text, filepath.Join(dir, "bad3"), "1"), "--temperature-scope", "head")...)
+	require.ErrorContains(t, err, "temperature")
+}

@@ -23,7 +23,7 @@ type trainFlags struct {
 	width, depth, heads, hidden, context     int
 	attention, norm, activation              string
 	shiftMode, tempScope                     string
-	shiftInit, eps                           float64
+	shiftInit, shiftMargin, eps              float64
 	p                                        int
 	scaled, lengthNorm, temperature, entropy bool
 	lambda, gamma                            float64
@@ -72,6 +72,7 @@ func newTrainCommand() *cobra.Command {
 	fl.IntVar(&f.p, "p", 0, "power of the power attention (even; power-shifted: any in [1, 16])")
 	fl.Float64Var(&f.eps, "eps", 0, "power-softmax / power-shifted: constant added to the row normalizer")
 	fl.Float64Var(&f.shiftInit, "shift-init", 0, "power-shifted: start value of the learned per-head shift c, or the calibrated shift's lower bound (default p: (x+p)^p is close to softmax)")
+	fl.Float64Var(&f.shiftMargin, "shift-margin", 0, "power-shifted, calibrated shift: relative margin above max(0, -min score)")
 	fl.StringVar(&f.shiftMode, "shift-mode", "", "power-shifted: learned (default) or calibrated (set on the first batch so that x + c >= 0, then frozen)")
 	fl.BoolVar(&f.scaled, "scaled", false, "Power-Softmax: divide score rows by max|x|+delta")
 	fl.BoolVar(&f.lengthNorm, "length-norm", false, "Power-Softmax: normalize by mean instead of sum")
@@ -164,6 +165,7 @@ func (f *trainFlags) config(cmd *cobra.Command) (model.Config, error) {
 	overrideFlag(fl, "temperature-scope", &cfg.Attention.TemperatureScope, f.tempScope)
 	overrideFlag(fl, "eps", &cfg.Attention.Eps, f.eps)
 	overrideFlag(fl, "shift-mode", &cfg.Attention.ShiftMode, f.shiftMode)
+	overrideFlag(fl, "shift-margin", &cfg.Attention.ShiftMargin, f.shiftMargin)
 	if fl.Changed("shift-init") {
 		v := f.shiftInit
 		cfg.Attention.ShiftInit = &v
