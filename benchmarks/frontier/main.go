@@ -61,7 +61,9 @@ type Point struct {
 	CalibratedHere bool `json:"calibrated_here"`
 	// Exact and Poly are bits per byte (text) or accuracy (mnist).
 	Exact     float64 `json:"exact"`
+	// Poly is NaN (0 in JSON, with PolyOK false) when poly mode failed.
 	Poly      float64 `json:"poly"`
+	PolyOK    bool    `json:"poly_ok"`
 	PolyError string  `json:"poly_error,omitempty"`
 	Outside   int64   `json:"outside"`
 	Examples  int     `json:"examples"`
@@ -75,6 +77,9 @@ type Point struct {
 	BlockKeySwitches int    `json:"block_key_switches"`
 	Bootstraps       int    `json:"bootstraps"`
 	KeySwitches      int    `json:"key_switches"`
+	// RecipIterations are the Goldschmidt iterations of each attention
+	// reciprocal, in block order (the depth driver of power attention).
+	RecipIterations []int `json:"recip_iterations,omitempty"`
 	CompileError     string `json:"compile_error,omitempty"`
 }
 
@@ -117,7 +122,15 @@ func run(outDir string, args []string, limit, calib int, preset string, log io.W
 			pt.Label, pt.Exact, pt.Poly, pt.Depth, pt.BlockRelins, pt.BlockRotations, pt.BlockKeySwitches, pt.Bootstraps)
 		pts = append(pts, pt)
 	}
-	b, err := json.MarshalIndent(pts, "", "  ")
+	out := make([]Point, len(pts))
+	for i, p := range pts {
+		out[i] = p
+		out[i].PolyOK = !math.IsNaN(p.Poly)
+		if !out[i].PolyOK {
+			out[i].Poly = 0
+		}
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -143,9 +156,26 @@ func metricName(pts []Point) string {
 	return "validation bits per byte"
 }
 
+// summary is what the frontier reads of a run's summary.json.
 type summary struct {
-	Steps        int     `json:"steps"`
-	TrainSeconds float64 `json:"train_seconds"`
+	Steps        int          `json:"steps"`
+	TrainSeconds float64      `json:"train_seconds"`
+	Exact        *summaryEval `json:"exact"`
+	Poly         *summaryEval `json:"poly"`
+	PolyError    string       `json:"poly_error"`
+}
+
+type summaryEval struct {
+	Examples    int     `json:"examples"`
+	Accuracy    float64 `json:"accuracy"`
+	BitsPerByte float64 `json:"bits_per_byte"`
+}
+
+func (e summaryEval) metric(task string) float64 {
+	if task == model.TaskText {
+		return e.BitsPerByte
+	}
+	return e.Accuracy
 }
 
 func measure(label, dir string, limit, calib int, preset string, datasets map[string]train.Dataset) (Point, error) {
@@ -158,44 +188,74 @@ func measure(label, dir string, limit, calib int, preset string, datasets map[st
 	if c.Attention.Kind != model.AttnSoftmax {
 		pt.P = c.Attention.P
 	}
+	var sum summary
 	if b, err := os.ReadFile(filepath.Join(dir, "summary.json")); err == nil {
-		var s summary
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := json.Unmarshal(b, &sum); err != nil {
 			return Point{}, fmt.Errorf("summary.json: %w", err)
 		}
-		pt.Steps, pt.TrainSeconds = s.Steps, s.TrainSeconds
+		pt.Steps, pt.TrainSeconds = sum.Steps, sum.TrainSeconds
 	}
-	key := fmt.Sprintf("%s/%+v/%d", c.Task, c.Data, c.Tokens())
-	ds, ok := datasets[key]
-	if !ok {
-		if ds, err = train.LoadDataset(c); err != nil {
+	switch {
+	case sum.Exact != nil && sum.Exact.Examples >= limit && (sum.Poly != nil || sum.PolyError != ""):
+		// the run's own final evaluation (at least limit examples, exact and poly)
+		pt.Examples, pt.Exact = sum.Exact.Examples, sum.Exact.metric(c.Task)
+		pt.Poly, pt.PolyError = math.NaN(), sum.PolyError
+		if sum.Poly != nil {
+			pt.Poly = sum.Poly.metric(c.Task)
+		}
+	default:
+		if err := evaluate(&pt, m, limit, calib, datasets); err != nil {
 			return Point{}, err
 		}
-		datasets[key] = ds
 	}
-	if c.Poly == nil {
-		if err := train.CalibrateOn(m, ds, calib, 32, nn.DefaultFitOptions(), nil); err != nil {
-			return Point{}, err
-		}
-		pt.CalibratedHere = true
-	}
-	rep, err := eval.EvaluateWith(m, ds, limit)
-	if err != nil {
-		return Point{}, err
-	}
-	pt.Examples, pt.Outside, pt.PolyError = rep.Examples, rep.Outside, rep.PolyError
-	if c.Task == model.TaskText {
-		pt.Exact, pt.Poly = rep.BitsPerByte, rep.PolyBitsPerByte
-	} else {
-		pt.Exact, pt.Poly = rep.Accuracy, rep.PolyAccuracy
-	}
-	if pt.PolyError != "" {
-		pt.Poly = math.NaN()
+	if pt.PolyError != "" || c.Poly == nil && !pt.CalibratedHere {
+		pt.CompileError = "no polynomial forms (poly mode failed), not compiled"
+		return pt, nil
 	}
 	if err := heCost(&pt, m, preset); err != nil {
 		pt.CompileError = err.Error()
 	}
 	return pt, nil
+}
+
+// evaluate measures exact and poly mode on held-out data, calibrating the
+// model first when it has no polynomial forms (a failed calibration is
+// recorded as the poly error).
+func evaluate(pt *Point, m *model.Model, limit, calib int, datasets map[string]train.Dataset) error {
+	c := m.Cfg
+	key := fmt.Sprintf("%s/%+v/%d", c.Task, c.Data, c.Tokens())
+	ds, ok := datasets[key]
+	if !ok {
+		var err error
+		if ds, err = train.LoadDataset(c); err != nil {
+			return err
+		}
+		datasets[key] = ds
+	}
+	if c.Poly == nil {
+		if err := train.CalibrateOn(m, ds, calib, 32, nn.DefaultFitOptions(), nil); err != nil {
+			pt.PolyError = err.Error()
+		} else {
+			pt.CalibratedHere = true
+		}
+	}
+	rep, err := eval.EvaluateWith(m, ds, limit)
+	if err != nil {
+		return err
+	}
+	pt.Examples, pt.Outside = rep.Examples, rep.Outside
+	if pt.PolyError == "" {
+		pt.PolyError = rep.PolyError
+	}
+	if c.Task == model.TaskText {
+		pt.Exact, pt.Poly = rep.BitsPerByte, rep.PolyBitsPerByte
+	} else {
+		pt.Exact, pt.Poly = rep.Accuracy, rep.PolyAccuracy
+	}
+	if pt.PolyError != "" || !rep.HasPoly {
+		pt.Poly = math.NaN()
+	}
+	return nil
 }
 
 // heCost compiles the model (norms folded where they fold) and reads the
@@ -209,6 +269,11 @@ func heCost(pt *Point, m *model.Model, preset string) error {
 			return fmt.Errorf("fold %s: %w", m.Cfg.Norm, err)
 		}
 		m = folded
+	}
+	for _, site := range m.Sites() {
+		if sp := site.Spec(); sp != nil && sp.Kind == nn.FnRecip && sp.Method == "goldschmidt" {
+			pt.RecipIterations = append(pt.RecipIterations, sp.Iterations)
+		}
 	}
 	circ, params, err := compiler.CompileFor(m, preset, 0, true)
 	if err != nil {
@@ -240,18 +305,19 @@ func writeTable(path string, pts []Point) error {
 	var b strings.Builder
 	metric := metricName(pts)
 	fmt.Fprintf(&b, "%s (exact / poly mode) and HE cost per block from the compiler's dry run\n\n", metric)
-	b.WriteString("| run | attention | p | norm | steps | train s | exact | poly | depth | block ct-mults | block rotations | block key switches | bootstraps |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| run | attention | p | norm | steps | train s | exact | poly | reciprocal iterations | depth | block ct-mults | block rotations | block key switches | bootstraps |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range pts {
 		poly := fmt.Sprintf("%.4f", p.Poly)
-		if p.PolyError != "" {
+		if math.IsNaN(p.Poly) {
 			poly = "failed"
 		}
 		cost := fmt.Sprintf("%d | %d | %d | %d | %d", p.Depth, p.BlockRelins, p.BlockRotations, p.BlockKeySwitches, p.Bootstraps)
 		if p.CompileError != "" {
 			cost = "compile: " + p.CompileError + " | | | |"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %d | %.0f | %.4f | %s | %s |\n", p.Label, p.Attention, p.P, p.Norm, p.Steps, p.TrainSeconds, p.Exact, poly, cost)
+		iters := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.RecipIterations)), ", "), "[]")
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %d | %.0f | %.4f | %s | %s | %s |\n", p.Label, p.Attention, p.P, p.Norm, p.Steps, p.TrainSeconds, p.Exact, poly, iters, cost)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
