@@ -57,8 +57,12 @@ type Point struct {
 	// Steps and TrainSeconds come from the run's summary.json.
 	Steps        int     `json:"steps"`
 	TrainSeconds float64 `json:"train_seconds"`
-	// CalibratedHere says the checkpoint had no polynomials and this program calibrated it.
-	CalibratedHere bool `json:"calibrated_here"`
+	// CalibratedHere says the checkpoint had no polynomials and this program
+	// calibrated it; Recalibrated that its poly mode failed and this program
+	// calibrated it again on more batches (RecalibError: that failed too).
+	CalibratedHere bool   `json:"calibrated_here"`
+	Recalibrated   bool   `json:"recalibrated,omitempty"`
+	RecalibError   string `json:"recalibrate_error,omitempty"`
 	// Exact and Poly are bits per byte (text) or accuracy (mnist).
 	Exact     float64 `json:"exact"`
 	// Poly is NaN (0 in JSON, with PolyOK false) when poly mode failed.
@@ -87,6 +91,7 @@ func main() {
 	out := flag.String("out", "", "output directory (required)")
 	limit := flag.Int("eval", 2048, "held-out examples (text windows or test images) to evaluate")
 	calib := flag.Int("calib", 16, "training batches to calibrate a checkpoint that has no polynomials")
+	recalib := flag.Int("recalibrate", 0, "if > 0: recalibrate on this many training batches a run whose poly mode failed (out-of-range inputs), and evaluate again")
 	preset := flag.String("preset", "n16-boot", "parameter preset of the cost dry run")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: frontier -out DIR [flags] LABEL=RUNDIR...\n")
@@ -97,13 +102,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, flag.Args(), *limit, *calib, *preset, os.Stdout); err != nil {
+	if err := run(*out, flag.Args(), *limit, *calib, *recalib, *preset, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "frontier:", err)
 		os.Exit(1)
 	}
 }
 
-func run(outDir string, args []string, limit, calib int, preset string, log io.Writer) error {
+func run(outDir string, args []string, limit, calib, recalib int, preset string, log io.Writer) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
@@ -114,7 +119,7 @@ func run(outDir string, args []string, limit, calib int, preset string, log io.W
 		if !ok {
 			label, dir = filepath.Base(a), a
 		}
-		pt, err := measure(label, dir, limit, calib, preset, datasets)
+		pt, err := measure(label, dir, limit, calib, recalib, preset, datasets)
 		if err != nil {
 			return fmt.Errorf("run %s: %w", label, err)
 		}
@@ -141,6 +146,16 @@ func run(outDir string, args []string, limit, calib int, preset string, log io.W
 		return err
 	}
 	metric := metricName(pts)
+	compiled := 0
+	for _, p := range pts {
+		if p.CompileError == "" {
+			compiled++
+		}
+	}
+	if compiled == 0 {
+		fmt.Fprintln(log, "no run compiled: no plots")
+		return nil
+	}
 	if err := plotFrontier(filepath.Join(outDir, "bpb-vs-depth.png"), pts, metric, "circuit depth (levels, no bootstrapping)",
 		func(p Point) float64 { return float64(p.Depth) }); err != nil {
 		return err
@@ -178,7 +193,7 @@ func (e summaryEval) metric(task string) float64 {
 	return e.Accuracy
 }
 
-func measure(label, dir string, limit, calib int, preset string, datasets map[string]train.Dataset) (Point, error) {
+func measure(label, dir string, limit, calib, recalib int, preset string, datasets map[string]train.Dataset) (Point, error) {
 	m, err := checkpoint.Load(dir)
 	if err != nil {
 		return Point{}, err
@@ -208,6 +223,12 @@ func measure(label, dir string, limit, calib int, preset string, datasets map[st
 			return Point{}, err
 		}
 	}
+	if pt.PolyError != "" && recalib > 0 && c.Poly != nil {
+		// calibrated on too few batches: inputs outside the fitted intervals
+		if err := recalibrate(&pt, m, limit, recalib, datasets); err != nil {
+			return Point{}, err
+		}
+	}
 	if pt.PolyError != "" || c.Poly == nil && !pt.CalibratedHere {
 		pt.CompileError = "no polynomial forms (poly mode failed), not compiled"
 		return pt, nil
@@ -222,6 +243,10 @@ func measure(label, dir string, limit, calib int, preset string, datasets map[st
 // model first when it has no polynomial forms (a failed calibration is
 // recorded as the poly error).
 func evaluate(pt *Point, m *model.Model, limit, calib int, datasets map[string]train.Dataset) error {
+	return evaluateWith(pt, m, limit, calib, nn.DefaultFitOptions(), nil, datasets)
+}
+
+func evaluateWith(pt *Point, m *model.Model, limit, calib int, fit nn.FitOptions, targets map[string]train.Target, datasets map[string]train.Dataset) error {
 	c := m.Cfg
 	key := fmt.Sprintf("%s/%+v/%d", c.Task, c.Data, c.Tokens())
 	ds, ok := datasets[key]
@@ -233,7 +258,7 @@ func evaluate(pt *Point, m *model.Model, limit, calib int, datasets map[string]t
 		datasets[key] = ds
 	}
 	if c.Poly == nil {
-		if err := train.CalibrateOn(m, ds, calib, 32, nn.DefaultFitOptions(), nil); err != nil {
+		if err := train.CalibrateOn(m, ds, calib, 32, fit, targets); err != nil {
 			pt.PolyError = err.Error()
 		} else {
 			pt.CalibratedHere = true
@@ -256,6 +281,52 @@ func evaluate(pt *Point, m *model.Model, limit, calib int, datasets map[string]t
 		pt.Poly = math.NaN()
 	}
 	return nil
+}
+
+// recalibrate fits the model's sites again on n training batches, with its
+// own fit options widened to the robust recipe of benchmarks/train (margin
+// at least 0.5, reciprocal headroom factor at least 4) and every attention
+// reciprocal fitted down to its hard floor eps (an even power's normalizer
+// eps + sum x^p never goes below it; held-out rows can get there), and
+// evaluates exact and poly mode again.
+func recalibrate(pt *Point, m *model.Model, limit, n int, datasets map[string]train.Dataset) error {
+	fit := m.Cfg.Poly.Fit
+	fit.Margin, fit.UpperFactor = math.Max(fit.Margin, 0.5), math.Max(fit.UpperFactor, 4)
+	first := pt.PolyError
+	m.Cfg.Poly = nil
+	saved := *pt
+	if err := evaluateWith(pt, m, limit, n, fit, floorTargets(m), datasets); err != nil {
+		return err
+	}
+	if pt.PolyError != "" {
+		// keep the run's own result, note the second failure
+		saved.RecalibError = pt.PolyError
+		saved.PolyError = first
+		*pt = saved
+		return nil
+	}
+	pt.Recalibrated, pt.CalibratedHere = true, false
+	return nil
+}
+
+// floorTargets returns, for every attention reciprocal whose input has the
+// hard floor eps (Power-Softmax, and power-shifted with an even power), a
+// calibration target starting at eps.
+func floorTargets(m *model.Model) map[string]train.Target {
+	t := map[string]train.Target{}
+	for _, blk := range m.Blocks {
+		var eps float64
+		var site *nn.Site
+		if sp, ok := nn.AsShiftedPower(blk.Attn.Kernel); ok && sp.P%2 == 0 {
+			eps, site = sp.Eps, sp.Sites()[0]
+		} else if ps, ok := blk.Attn.Kernel.(*nn.PowerSoftmax); ok && !ps.Scaled {
+			eps, site = ps.Eps, ps.Sites()[0]
+		}
+		if site != nil && eps > 0 {
+			t[site.Name] = train.Target{Lo: eps, Hi: eps, Floor: true}
+		}
+	}
+	return t
 }
 
 // heCost compiles the model (norms folded where they fold) and reads the
