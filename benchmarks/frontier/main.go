@@ -33,6 +33,7 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
@@ -417,7 +418,9 @@ func plotFrontier(path string, pts []Point, metric, xLabel string, x func(Point)
 	pl.Title.Text = metric + " vs HE cost"
 	pl.X.Label.Text = xLabel
 	pl.Y.Label.Text = metric
-	pl.Legend.Top = true
+	// away from the points: top right for bits per byte (lower is better),
+	// bottom right for accuracy
+	pl.Legend.Top = !strings.Contains(metric, "accuracy")
 	se, err := plotter.NewScatter(exact)
 	if err != nil {
 		return err
@@ -432,6 +435,22 @@ func plotFrontier(path string, pts []Point, metric, xLabel string, x func(Point)
 		sp.GlyphStyle.Shape = draw.CrossGlyph{}
 		pl.Add(sp)
 		pl.Legend.Add("poly", sp)
+	}
+	// softmax baselines without a circuit (poly mode failed): their exact
+	// metric as a dashed horizontal reference line
+	for i, p := range pts {
+		if p.CompileError == "" || p.Attention != model.AttnSoftmax {
+			continue
+		}
+		ref := plotter.XYs{{X: exact[0].X, Y: p.Exact}, {X: exact[len(exact)-1].X, Y: p.Exact}}
+		l, err := plotter.NewLine(ref)
+		if err != nil {
+			return err
+		}
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		l.Color = plotutil.Color(i + 2)
+		pl.Add(l)
+		pl.Legend.Add(p.Label+" (exact; no circuit)", l)
 	}
 	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: exact, Labels: labels})
 	if err != nil {
