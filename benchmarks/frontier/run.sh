@@ -29,6 +29,7 @@ $PF train $LM --steps 400 $SHIFT --p 4 --norm weightnorm --calib-batches 16 --ra
 $PF train $LM --steps 400 $SHIFT --p 4 --norm weightnorm --calib-batches 16 --temperature --temperature-scope head --out $RUNS/s400-shift4-wn-temphead
 $PF train $LM --steps 400 $SHIFT --p 4 --norm weightnorm --calib-batches 16 --teacher $RUNS/lm-softmax-ln-1300 --distill-alpha 0.5 --distill-temp 2 --out $RUNS/s400-shift4-wn-kd
 $PF train $LM --steps 400 $SHIFT --p 4 --norm weightnorm --calib-batches 16 --teacher $RUNS/lm-softmax-ln-1300 --distill-alpha 0.5 --distill-temp 2 --init-from-teacher --out $RUNS/s400-shift4-wn-kdinit
+$PF train $LM --steps 400 $SHIFT --p 4 --norm weightnorm --calib-batches 16 --range-weight 10 --range-recip-lo 1 --range-recip-hi 1000 --teacher $RUNS/lm-softmax-ln-1300 --distill-alpha 0.5 --distill-temp 2 --out $RUNS/s400-shift4-wn-range-kd
 $PF train $LM --steps 1300 $SHIFT --p 4 --norm weightnorm --calib-batches 16 --teacher $RUNS/lm-softmax-ln-1300 --distill-alpha 0.5 --distill-temp 2 --out $RUNS/lm-shift4-wn-kd-1300
 
 # MNIST ViT (default shape), 1500 steps each
@@ -40,12 +41,13 @@ done
 $PF train $MN $SHIFT --p 3 --range-weight 100 --range-shift-hi 30 --norm weightnorm --calib-batches 16 --out $RUNS/m1500-shift3-wn
 
 # the frontiers (exact and poly mode against the compiled circuits' cost)
-go run ./benchmarks/frontier -out benchmarks/frontier/text \
+go run ./benchmarks/frontier -out benchmarks/frontier/text -recalibrate 64 \
   softmax-ln=$RUNS/s400-softmax-ln softmax-wn=$RUNS/s400-softmax-wn power4-wn=$RUNS/s400-power4-wn \
   shift2-wn=$RUNS/s400-shift2-wn shift3-wn=$RUNS/s400-shift3-wn shift4-wn=$RUNS/s400-shift4-wn \
   shift5-wn=$RUNS/s400-shift5-wn shift6-wn=$RUNS/s400-shift6-wn shift8-wn=$RUNS/s400-shift8-wn \
   shift4-wn-range=$RUNS/s400-shift4-wn-range shift4-wn-temphead=$RUNS/s400-shift4-wn-temphead \
-  shift4-wn-kd=$RUNS/s400-shift4-wn-kd shift4-wn-kdinit=$RUNS/s400-shift4-wn-kdinit
+  shift4-wn-kd=$RUNS/s400-shift4-wn-kd shift4-wn-kdinit=$RUNS/s400-shift4-wn-kdinit \
+  shift4-wn-range-kd=$RUNS/s400-shift4-wn-range-kd
 go run ./benchmarks/frontier -out benchmarks/frontier/text1300 \
   softmax-ln-1300=$RUNS/lm-softmax-ln-1300 shift4-wn-kd-1300=$RUNS/lm-shift4-wn-kd-1300
 go run ./benchmarks/frontier -out benchmarks/frontier/mnist -eval 10000 \
