@@ -190,19 +190,7 @@ func (k *ShiftedPower) Forward(h, t int, causal bool, s, a []float64) {
 		out := a[i*t : (i+1)*t]
 		z, _, ng := k.row(s[i*t:i*t+n], c, out[:n])
 		neg, tot = neg+ng, tot+n
-		for j := n; j < t; j++ {
-			out[j] = 0
-		}
-		if z == 0 {
-			for j := range out {
-				out[j] = 0
-			}
-			continue
-		}
-		r := k.recip.Eval1(z)
-		for j := 0; j < n; j++ {
-			out[j] *= r
-		}
+		normalizeRow(out, n, z, k.recip)
 	}
 	k.negLast.Add(int64(neg))
 	k.totLast.Add(int64(tot))

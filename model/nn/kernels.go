@@ -213,23 +213,29 @@ func (k *PowerSoftmax) Forward(_, t int, causal bool, s, a []float64) {
 			out[j] = ipow(c*v, k.P)
 			sum += out[j]
 		}
-		for j := n; j < t; j++ {
-			out[j] = 0
-		}
 		if k.LengthNorm {
 			sum /= float64(n)
 		}
-		z := k.Eps + sum
-		if z == 0 {
-			for j := range out {
-				out[j] = 0
-			}
-			continue
+		normalizeRow(out, n, k.Eps+sum, k.recip)
+	}
+}
+
+// normalizeRow finishes a row of power-attention weights: the n unmasked
+// numerators in out[:n] are multiplied by recip(z), z the row normalizer
+// (the whole row is 0 when z is), and the masked tail out[n:] is zeroed.
+func normalizeRow(out []float64, n int, z float64, recip *Site) {
+	for j := n; j < len(out); j++ {
+		out[j] = 0
+	}
+	if z == 0 {
+		for j := range out[:n] {
+			out[j] = 0
 		}
-		r := k.recip.Eval1(z)
-		for j := 0; j < n; j++ {
-			out[j] *= r
-		}
+		return
+	}
+	r := recip.Eval1(z)
+	for j := range out[:n] {
+		out[j] *= r
 	}
 }
 
