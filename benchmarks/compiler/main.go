@@ -131,28 +131,8 @@ func run() error {
 	if *dry {
 		return rep.WriteTable(os.Stdout)
 	}
-	skBoot := *insecureBoot
 	res := Result{Command: fmt.Sprint(os.Args), Checkpoint: *ckpt, Config: m.Cfg, Images: test.N, Ciphertexts: len(vecs), Workers: *workers}
-	t0 := time.Now()
-	spec := c.Planned.Keys.KeySpec()
-	spec.Bootstrapping = spec.Bootstrapping && !skBoot // the secret-key bootstrapper needs no keys
-	sk, evk, err := he.GenerateKeys(p, spec)
-	if err != nil {
-		return err
-	}
-	res.KeygenSeconds = time.Since(t0).Seconds()
-	client, err := he.NewClient(p, sk)
-	if err != nil {
-		return err
-	}
-	tr := he.NewTrace()
-	eo := compiler.ExecOptions{Workers: *workers, Trace: tr, Chunk: *chunk}
-	if skBoot {
-		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
-			return err
-		}
-	}
-	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, eo)
+	rep, dec, err := encryptedBench(c, p, vecs, *workers, *chunk, *insecureBoot, &res)
 	if err != nil {
 		return err
 	}
@@ -188,7 +168,6 @@ func run() error {
 		}
 	}
 	res.Report = rep
-	res.Trace = tr.ByKind()
 	res.Extra = map[string]string{"gomaxprocs": fmt.Sprint(runtime.GOMAXPROCS(0)), "go": runtime.Version()}
 	if err := rep.WriteTable(os.Stdout); err != nil {
 		return err
@@ -264,26 +243,7 @@ func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textF
 		return rep.WriteTable(os.Stdout)
 	}
 	res := Result{Command: fmt.Sprint(os.Args), Config: m.Cfg, Images: n, Ciphertexts: len(vecs), Workers: workers}
-	t0 := time.Now()
-	spec := c.Planned.Keys.KeySpec()
-	spec.Bootstrapping = spec.Bootstrapping && !insecureBoot // the secret-key bootstrapper needs no keys
-	sk, evk, err := he.GenerateKeys(p, spec)
-	if err != nil {
-		return err
-	}
-	res.KeygenSeconds = time.Since(t0).Seconds()
-	client, err := he.NewClient(p, sk)
-	if err != nil {
-		return err
-	}
-	tr := he.NewTrace()
-	eo := compiler.ExecOptions{Workers: workers, Trace: tr, Chunk: chunk}
-	if insecureBoot {
-		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
-			return err
-		}
-	}
-	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, eo)
+	rep, dec, err := encryptedBench(c, p, vecs, workers, chunk, insecureBoot, &res)
 	if err != nil {
 		return err
 	}
@@ -310,7 +270,7 @@ func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textF
 			}
 		}
 	}
-	res.Report, res.Trace = rep, tr.ByKind()
+	res.Report = rep
 	res.Extra = map[string]string{"tokens": fmt.Sprint(tokens), "corpus": corpus.Name, "gomaxprocs": fmt.Sprint(runtime.GOMAXPROCS(0))}
 	if err := rep.WriteTable(os.Stdout); err != nil {
 		return err
@@ -349,4 +309,37 @@ func argmax(v []float64) int {
 		}
 	}
 	return best
+}
+
+// encryptedBench generates exactly the keys the circuit needs (no
+// bootstrapping keys with the insecure secret-key bootstrapper), encrypts
+// the inputs, evaluates the circuit with the traced executor and decrypts:
+// the measured report and the decrypted slot vectors. It records the key
+// generation time and the per-kind op statistics in res.
+func encryptedBench(c *compiler.Circuit, p *he.Parameters, vecs [][]float64, workers, chunk int, insecureBoot bool, res *Result) (*compiler.Report, [][]float64, error) {
+	t0 := time.Now()
+	spec := c.Planned.Keys.KeySpec()
+	spec.Bootstrapping = spec.Bootstrapping && !insecureBoot // the secret-key bootstrapper needs no keys
+	sk, evk, err := he.GenerateKeys(p, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.KeygenSeconds = time.Since(t0).Seconds()
+	client, err := he.NewClient(p, sk)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := he.NewTrace()
+	eo := compiler.ExecOptions{Workers: workers, Trace: tr, Chunk: chunk}
+	if insecureBoot {
+		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
+			return nil, nil, err
+		}
+	}
+	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, eo)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.Trace = tr.ByKind()
+	return rep, dec, nil
 }

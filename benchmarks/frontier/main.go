@@ -65,7 +65,7 @@ type Point struct {
 	Recalibrated   bool   `json:"recalibrated,omitempty"`
 	RecalibError   string `json:"recalibrate_error,omitempty"`
 	// Exact and Poly are bits per byte (text) or accuracy (mnist).
-	Exact     float64 `json:"exact"`
+	Exact float64 `json:"exact"`
 	// Poly is NaN (0 in JSON, with PolyOK false) when poly mode failed.
 	Poly      float64 `json:"poly"`
 	PolyOK    bool    `json:"poly_ok"`
@@ -84,8 +84,8 @@ type Point struct {
 	KeySwitches      int    `json:"key_switches"`
 	// RecipIterations are the Goldschmidt iterations of each attention
 	// reciprocal, in block order (the depth driver of power attention).
-	RecipIterations []int `json:"recip_iterations,omitempty"`
-	CompileError     string `json:"compile_error,omitempty"`
+	RecipIterations []int  `json:"recip_iterations,omitempty"`
+	CompileError    string `json:"compile_error,omitempty"`
 }
 
 func main() {
