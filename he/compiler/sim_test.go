@@ -114,15 +114,7 @@ func TestSimulatorMatchesPolyModeLM(t *testing.T) {
 			for _, unpacked := range []bool{false, true} {
 				c, err := Compile(m, CompileOptions{Batch: 2, OneDiagonalPerCiphertext: unpacked})
 				require.NoError(t, err)
-				vecs, err := c.EncodeBytes(b.Inputs, b.B, b.T)
-				require.NoError(t, err)
-				outs := make([][]float64, len(vecs))
-				for i, v := range vecs {
-					outs[i], _, err = c.Simulate(v, SimOptions{})
-					require.NoError(t, err)
-				}
-				got, err := c.DecodeLogits(outs, b.B)
-				require.NoError(t, err)
+				got := textSimLogits(t, c, b)
 				worst := 0.0
 				for i := range got {
 					for j, v := range got[i] {
