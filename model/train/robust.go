@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
@@ -144,7 +145,8 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 				norm = pen
 			}
 			if r.ShiftHi > 0 {
-				pen, err := nn.NewRangePenalty(blk.Attn.QKV.W.Name+".shifted-scores", 0, r.ShiftHi, r.Weight)
+				// named like the kernel's sites: <attn>.shifted.scores
+				pen, err := nn.NewRangePenalty(strings.TrimSuffix(site, ".recip")+".scores", 0, r.ShiftHi, r.Weight)
 				if err != nil {
 					return nil, err
 				}

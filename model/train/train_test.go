@@ -429,6 +429,7 @@ func TestShiftedRangePenalty(t *testing.T) {
 	p, err = AttachRangePenalties(m, RangeOptions{Weight: 1, RecipHi: 1e6, ShiftHi: 20})
 	require.NoError(t, err)
 	require.Len(t, p.List, 2*cfg.Depth)
+	require.Equal(t, "blocks.0.attn.shifted.scores", p.List[1].Site)
 	tg, ok := p.Targets["blocks.0.attn.shifted.recip"]
 	require.True(t, ok)
 	require.False(t, tg.Floor, "odd p: the normalizer has no hard floor")
