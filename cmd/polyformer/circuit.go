@@ -208,10 +208,24 @@ func newKeygenCommand() *cobra.Command {
 	return cmd
 }
 
-// inferInputs selects the inputs of `infer` and `bench layers`.
+// inferInputs selects the inputs of `infer`, `bench layers` and `demo`.
 type inferInputs struct {
 	mnist, offset int
 	dataDir, text string
+	test          *data.Images // MNIST test set, once loaded
+}
+
+// loadImages loads and validates the MNIST test set (once), so that a
+// missing or corrupt data directory is reported before any expensive work.
+func (in *inferInputs) loadImages() (*data.Images, error) {
+	if in.test == nil {
+		_, test, err := loadMNIST(in.dataDir)
+		if err != nil {
+			return nil, err
+		}
+		in.test = test
+	}
+	return in.test, nil
 }
 
 func (in *inferInputs) register(cmd *cobra.Command) {
@@ -231,7 +245,7 @@ func (in *inferInputs) encode(c *compiler.Circuit) ([][]float64, int, []int, err
 		if in.mnist <= 0 {
 			in.mnist = c.Layout.Batch
 		}
-		_, test, err := loadMNIST(in.dataDir)
+		test, err := in.loadImages()
 		if err != nil {
 			return nil, 0, nil, err
 		}
@@ -294,10 +308,23 @@ type encryptedRun struct {
 	labels    []int
 }
 
-// runEncrypted loads circuit and keys, encrypts the inputs, evaluates
-// (with the per-layer breakdown) and decrypts.
+// runEncrypted loads the circuit, encodes the inputs (loading and
+// validating their data before the keys, which are large), loads the keys,
+// encrypts, evaluates (with the per-layer breakdown) and decrypts.
 func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int) (*encryptedRun, error) {
 	c, p, err := compiler.LoadCircuitFile(circuitPath)
+	if err != nil {
+		return nil, err
+	}
+	if keyDir == "" {
+		return nil, errors.New("--keys KEYDIR is required (made by polyformer keygen)")
+	}
+	for _, name := range []string{secretKeyFile, evalKeysFile} {
+		if _, err := os.Stat(filepath.Join(keyDir, name)); err != nil {
+			return nil, fmt.Errorf("key directory: %w (make it with polyformer keygen %s --out %s)", err, circuitPath, keyDir)
+		}
+	}
+	vecs, n, labels, err := in.encode(c)
 	if err != nil {
 		return nil, err
 	}
@@ -307,10 +334,6 @@ func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int) (*en
 	}
 	if err := evk.CheckCovers(c.Planned.Keys.KeySpec()); err != nil {
 		return nil, fmt.Errorf("keys in %s do not cover circuit %s: %w", keyDir, circuitPath, err)
-	}
-	vecs, n, labels, err := in.encode(c)
-	if err != nil {
-		return nil, err
 	}
 	client, err := he.NewClient(p, sk)
 	if err != nil {
@@ -374,6 +397,22 @@ func perPosition(rows [][]float64, outputs int) [][]float64 {
 		}
 	}
 	return out
+}
+
+// agreement counts the predictions (per input, or per position for a byte
+// LM) on which the decrypted logits and the plaintext ones pick the same
+// class.
+func (r *encryptedRun) agreement() (agree, total int) {
+	got, want := r.got, r.want
+	if r.circuit.Task != model.TaskMNIST {
+		got, want = perPosition(got, r.circuit.Layout.Outputs), perPosition(want, r.circuit.Layout.Outputs)
+	}
+	for i := range got {
+		if argmax(got[i]) == argmax(want[i]) {
+			agree++
+		}
+	}
+	return agree, len(got)
 }
 
 func argmax(v []float64) int {

@@ -73,9 +73,13 @@ func TestCircuitPipelineCLI(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "layers.png"))
 	require.NoError(t, err)
 
-	// Bad input: missing keys, wrong input kind, keys made for other parameters, garbage circuit.
+	// Bad input: missing keys, missing data, wrong input kind, keys made for other parameters, garbage circuit.
 	_, err = runCLI(t, "infer", circ, "--keys", filepath.Join(dir, "nokeys"), "--mnist", "1")
-	require.Error(t, err)
+	require.ErrorContains(t, err, "polyformer keygen")
+	noData := filepath.Join(dir, "no-mnist")
+	_, err = runCLI(t, "infer", circ, "--keys", keys, "--mnist", "1", "--data", noData)
+	require.ErrorContains(t, err, noData)
+	require.ErrorContains(t, err, "--data DIR")
 	_, err = runCLI(t, "infer", circ, "--keys", keys, "--text", "hello")
 	require.ErrorContains(t, err, "image classifier")
 	bad := filepath.Join(dir, "bad.circuit")

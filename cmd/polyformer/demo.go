@@ -31,6 +31,7 @@ func newDemoCommand() *cobra.Command {
 		insecure bool
 		approx   bool
 		images   int
+		dataDir  string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -51,13 +52,14 @@ func newDemoCommand() *cobra.Command {
 				}
 				return runDemo(cmd.OutOrStdout(), preset, insecure)
 			}
-			return runPipelineDemo(cmd.OutOrStdout(), preset, insecure, images)
+			return runPipelineDemo(cmd.OutOrStdout(), preset, insecure, images, dataDir)
 		},
 	}
 	cmd.Flags().StringVar(&preset, "preset", "", "parameter preset (default: the smallest secure one that fits; n14 with --approx)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow presets below 128-bit security (tests only)")
 	cmd.Flags().BoolVar(&approx, "approx", false, "evaluate HE approximations of non-linearities instead of the model")
 	cmd.Flags().IntVar(&images, "images", 0, "MNIST test images to classify (0: one ciphertext's worth)")
+	cmd.Flags().StringVar(&dataDir, "data", "", "MNIST directory (default: the GoMNIST module, fetched by the build)")
 	return cmd
 }
 

@@ -43,12 +43,21 @@ func extractDemoCheckpoint() (string, error) {
 
 // runPipelineDemo compiles the embedded model, generates keys, and runs
 // encrypted inference on MNIST test images, printing each stage.
-func runPipelineDemo(out io.Writer, preset string, insecure bool, images int) error {
+//
+// The MNIST test images are loaded and validated first: a missing or
+// corrupt data directory is reported before anything is compiled or any key
+// is generated. The demo fails unless every encrypted prediction equals the
+// plaintext one.
+func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, dataDir string) error {
 	start := time.Now()
 	if preset != "" {
 		if _, err := resolvePreset(preset, insecure); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
+	}
+	in := inferInputs{mnist: images, dataDir: dataDir}
+	if _, err := in.loadImages(); err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
 	dir, err := extractDemoCheckpoint()
 	if err != nil {
@@ -103,7 +112,6 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int) er
 		time.Since(t0).Seconds(), float64(evk.SizeBytes())/1e9)
 
 	// Encrypt, evaluate (server: circuit file + evaluation keys), decrypt.
-	in := inferInputs{mnist: images}
 	fmt.Fprintf(out, "== encrypted inference on MNIST test images (%d per ciphertext)...\n", c.Layout.Batch)
 	run, err := runEncrypted(circuitPath, keyDir, &in, 2)
 	if err != nil {
@@ -117,5 +125,8 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int) er
 		return err
 	}
 	fmt.Fprintf(out, "\ndemo finished in %s\n", time.Since(start).Round(time.Millisecond))
+	if agree, total := run.agreement(); agree != total {
+		return fmt.Errorf("demo: encrypted and plaintext predictions differ on %d of %d inputs", total-agree, total)
+	}
 	return nil
 }

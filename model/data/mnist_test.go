@@ -114,12 +114,12 @@ var (
 )
 
 func TestLoadMNISTReal(t *testing.T) {
+	// Package data imports the GoMNIST module, so building this test
+	// downloaded it: the data must be found, never skipped.
 	dir, err := MNISTDir()
-	if err != nil {
-		t.Skipf("MNIST module not found: %v", err)
-	}
-	// The fallback path (module cache + case-encoded module path) must name
-	// the same directory that `go list -m` finds.
+	require.NoError(t, err)
+	// The directory is the module's data/ folder in the cache the go tool
+	// reports, at the version pinned in go.mod.
 	if cache, err := goTool("env", "GOMODCACHE"); err == nil {
 		want := filepath.Join(cache, escapeModulePath(MNISTModule)+"@"+MNISTModuleVersion, "data")
 		require.NoError(t, checkMNISTDir(want))
@@ -167,9 +167,7 @@ func TestLoadMNISTReal(t *testing.T) {
 
 func TestMNISTDirWithoutGoTool(t *testing.T) {
 	want, err := MNISTDir()
-	if err != nil {
-		t.Skipf("MNIST module not found: %v", err)
-	}
+	require.NoError(t, err)
 	t.Setenv("PATH", "")
 	t.Setenv("GOPATH", "")
 	if os.Getenv("GOMODCACHE") == "" {
@@ -182,7 +180,42 @@ func TestMNISTDirWithoutGoTool(t *testing.T) {
 
 	t.Setenv("GOMODCACHE", "")
 	t.Setenv("HOME", t.TempDir())
+	home := t.TempDir()
+	t.Setenv("HOME", home)
 	_, err = MNISTDir()
-	require.ErrorContains(t, err, "go tool is not on PATH")
-	require.ErrorContains(t, err, "not found")
+	require.ErrorContains(t, err, "MNIST data not found in "+filepath.Join(home, "go", "pkg", "mod"))
+	require.ErrorContains(t, err, "go mod download "+MNISTModule)
+	require.ErrorContains(t, err, "--data DIR")
+	require.NotContains(t, err.Error(), "\n")
+
+	t.Setenv("HOME", "")
+	_, err = MNISTDir()
+	require.ErrorContains(t, err, "no Go module cache")
+	require.ErrorContains(t, err, "go mod download "+MNISTModule)
+}
+
+// TestMNISTModuleVersion checks that the version recorded in the build
+// (the one the go tool downloaded for this binary) is the pinned one.
+func TestMNISTModuleVersion(t *testing.T) {
+	require.Equal(t, MNISTModuleVersion, mnistModuleVersion())
+	gomod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	require.NoError(t, err)
+	require.Contains(t, string(gomod), MNISTModule+" "+MNISTModuleVersion)
+}
+
+// TestLoadMNISTErrorsNameTheFix: a missing or corrupt data directory is one
+// line naming the path and the fix.
+func TestLoadMNISTErrorsNameTheFix(t *testing.T) {
+	dir := writeSyntheticMNIST(t, 2, 2, 2, 2)
+	bad := filepath.Join(dir, MNISTTrainImages+".gz")
+	require.NoError(t, os.WriteFile(bad, []byte("not gzip"), 0o644))
+	_, _, err := LoadMNIST(dir)
+	require.ErrorContains(t, err, bad)
+	require.ErrorContains(t, err, "--data DIR")
+	require.NotContains(t, err.Error(), "\n")
+
+	missing := filepath.Join(t.TempDir(), "nope")
+	_, _, err = LoadMNIST(missing)
+	require.ErrorContains(t, err, missing)
+	require.ErrorContains(t, err, "--data DIR")
 }
