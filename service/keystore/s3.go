@@ -140,7 +140,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	return s, nil
 }
 
-func (s *S3) blobKey(id string) string      { return s.prefix + "keys/" + id }
+func (s *S3) blobKey(id string) string       { return s.prefix + "keys/" + id }
 func (s *S3) stagingPrefix(id string) string { return s.prefix + "uploads/" + id + "/" }
 func (s *S3) partKey(id string, off int64) string {
 	return fmt.Sprintf("%s%020d", s.stagingPrefix(id), off)
