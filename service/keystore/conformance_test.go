@@ -439,6 +439,31 @@ var conformance = []struct {
 		require.NoError(t, err)
 		assert.Equal(t, data, readAll(t, s, id))
 	}},
+	{"UploadsListsStagedUploads", func(t *testing.T, s Store) {
+		ctx := context.Background()
+		ul, ok := s.(UploadLister)
+		require.True(t, ok, "implements UploadLister")
+		ups, err := ul.Uploads(ctx)
+		require.NoError(t, err)
+		assert.Empty(t, ups)
+		a, b := blob("up-a", 3000), blob("up-b", 500)
+		appendAll(t, s, IDOf(a), a[:2000], 1000)
+		appendAll(t, s, IDOf(b), b[:100], 1000)
+		ups, err = ul.Uploads(ctx)
+		require.NoError(t, err)
+		require.Len(t, ups, 2)
+		want := map[string]int64{IDOf(a): 2000, IDOf(b): 100}
+		assert.Less(t, ups[0].ID, ups[1].ID)
+		for _, u := range ups {
+			assert.Equal(t, want[u.ID], u.Size, u.ID)
+			assert.False(t, u.Modified.IsZero())
+		}
+		require.NoError(t, s.AbortUpload(ctx, IDOf(b)))
+		ups, err = ul.Uploads(ctx)
+		require.NoError(t, err)
+		require.Len(t, ups, 1)
+		assert.Equal(t, IDOf(a), ups[0].ID)
+	}},
 	{"DeleteRemovesACompleteBlob", func(t *testing.T, s Store) {
 		ctx := context.Background()
 		a, b := blob("a", 100), blob("b", 200)

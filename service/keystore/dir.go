@@ -44,7 +44,10 @@ type Dir struct {
 	locks   idLocks
 }
 
-var _ Store = (*Dir)(nil)
+var (
+	_ Store        = (*Dir)(nil)
+	_ UploadLister = (*Dir)(nil)
+)
 
 const (
 	putTempPrefix = ".put-"
@@ -361,6 +364,29 @@ func (d *Dir) List(ctx context.Context) ([]Info, error) {
 		fi, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("keystore: %w", err)
+		}
+		out = append(out, infoOf(e.Name(), fi))
+	}
+	return out, nil
+}
+
+// Uploads implements UploadLister.
+func (d *Dir) Uploads(ctx context.Context) ([]Info, error) {
+	ents, err := os.ReadDir(d.uploads)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	var out []Info
+	for _, e := range ents {
+		if ValidateID(e.Name()) != nil || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("keystore: %w", err)

@@ -69,7 +69,9 @@ type Store interface {
 	// once (idempotent).
 	Put(ctx context.Context, id string, r io.Reader, maxBytes int64) (Info, error)
 	// UploadOffset returns the bytes staged so far for an unfinished upload
-	// of id (0 if none; the blob's size if it is complete).
+	// of id (0 if none; the blob's size if it is complete). While an
+	// AppendUpload of id runs, it may report any length between the old and
+	// the new one.
 	UploadOffset(ctx context.Context, id string) (int64, error)
 	// AppendUpload appends r at offset, which must equal the staged length
 	// (else ErrOffsetMismatch); it returns the new staged length. On error
@@ -90,6 +92,14 @@ type Store interface {
 	// TotalBytes is the summed size of the complete blobs (staged uploads
 	// are not counted).
 	TotalBytes(ctx context.Context) (int64, error)
+}
+
+// UploadLister is implemented by Dir and S3: Uploads describes the staged
+// (unfinished) uploads, sorted by ID, with Size the bytes staged and
+// Modified the time of the last append, so that a server can expire
+// abandoned ones with AbortUpload.
+type UploadLister interface {
+	Uploads(ctx context.Context) ([]Info, error)
 }
 
 // ValidateID returns nil if id is exactly 64 lower-case hex characters, and

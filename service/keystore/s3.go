@@ -90,7 +90,10 @@ type S3 struct {
 	putOpts minio.PutObjectOptions
 }
 
-var _ Store = (*S3)(nil)
+var (
+	_ Store        = (*S3)(nil)
+	_ UploadLister = (*S3)(nil)
+)
 
 // NewS3 connects to the bucket of cfg, which must exist.
 func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
@@ -506,6 +509,36 @@ func (s *S3) List(ctx context.Context) ([]Info, error) {
 			continue
 		}
 		out = append(out, Info{ID: id, Size: oi.Size, Modified: oi.LastModified})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Uploads implements UploadLister; Size sums the staged part objects.
+func (s *S3) Uploads(ctx context.Context) ([]Info, error) {
+	pre := s.prefix + "uploads/"
+	byID := map[string]*Info{}
+	for oi := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: pre, Recursive: true}) {
+		if oi.Err != nil {
+			return nil, fmt.Errorf("keystore: list uploads: %w", oi.Err)
+		}
+		id, _, ok := strings.Cut(strings.TrimPrefix(oi.Key, pre), "/")
+		if !ok || ValidateID(id) != nil {
+			continue
+		}
+		in := byID[id]
+		if in == nil {
+			in = &Info{ID: id}
+			byID[id] = in
+		}
+		in.Size += oi.Size
+		if oi.LastModified.After(in.Modified) {
+			in.Modified = oi.LastModified
+		}
+	}
+	out := make([]Info, 0, len(byID))
+	for _, in := range byID {
+		out = append(out, *in)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
