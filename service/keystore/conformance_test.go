@@ -321,6 +321,15 @@ var conformance = []struct {
 		require.NoError(t, err)
 		assert.Equal(t, int64(1000), off)
 
+		// A first append that fails leaves no upload behind.
+		other := IDOf([]byte("other"))
+		_, err = s.AppendUpload(ctx, other, 0, brokenReader(data[:10], boom), 0)
+		require.ErrorIs(t, err, boom)
+		ups, err := s.(UploadLister).Uploads(ctx)
+		require.NoError(t, err)
+		require.Len(t, ups, 1)
+		assert.Equal(t, id, ups[0].ID)
+
 		got, err = s.AppendUpload(ctx, id, 1000, io.MultiReader(bytes.NewReader(data[1000:]), neverEnding{}), max)
 		require.ErrorIs(t, err, ErrTooLarge)
 		assert.Equal(t, int64(1000), got)

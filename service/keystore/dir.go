@@ -244,7 +244,11 @@ func (d *Dir) AppendUpload(ctx context.Context, id string, offset int64, r io.Re
 	}
 	m := newMeter(ctx, r, offset, maxBytes, false)
 	if err := copyTo(f, m); err != nil {
-		if terr := f.Truncate(offset); terr != nil {
+		if created {
+			// Leave no empty staging behind: S3 stores nothing either.
+			f.Close()
+			err = errors.Join(err, os.Remove(path))
+		} else if terr := f.Truncate(offset); terr != nil {
 			err = errors.Join(err, terr)
 		}
 		return staged, fmt.Errorf("keystore: append %s at %d after %d bytes: %w", id, offset, m.n, err)
