@@ -16,6 +16,9 @@ const maxParamsPayload = 1 << 20
 
 const paramsFormat = "polyformer-params-v1"
 
+// maxDescriptionLen caps a parameters description (presets' are < 200 bytes).
+const maxDescriptionLen = 1024
+
 // distJSON is our own fixed-field encoding of ring.DistributionParameters
 // (Lattigo's interface-typed fields do not round-trip through encoding/json).
 type distJSON struct {
@@ -212,7 +215,49 @@ func ReadParametersFile(path string) (*Parameters, error) {
 	return p, err
 }
 
+// MaxParametersJSON caps the parameters JSON accepted by
+// DecodeParametersJSON and parameters files (1 MiB; real ones are 1-3 kB).
+const MaxParametersJSON = maxParamsPayload
+
+// MarshalParametersJSON returns the JSON description of p that
+// DecodeParametersJSON reads back (the payload of a parameters file: the
+// exact primes, distributions, ring, scale, bootstrapping literal and the
+// fingerprint). Circuit files embed it, so the parameters a client generates
+// keys for are exactly the ones whose security it computed.
+func MarshalParametersJSON(p *Parameters) ([]byte, error) {
+	if p == nil {
+		return nil, fmt.Errorf("encode parameters: nil parameters")
+	}
+	return p.marshalPayload()
+}
+
+// DecodeParametersJSON decodes parameters from untrusted JSON (as written
+// by MarshalParametersJSON), with the bounds checks of ReadParameters
+// (size, unknown fields, literal bounds before Lattigo sees them, Lattigo
+// panics recovered, fingerprint recomputed and compared). Unlike
+// ReadParameters it does not trust the file's insecure_for_testing mark
+// either way: the parameters are built whatever their security, Insecure()
+// reports the security computed from them, and the caller applies the
+// policy with RequireSecure.
+func DecodeParametersJSON(data []byte) (*Parameters, error) {
+	if len(data) > MaxParametersJSON {
+		return nil, fmt.Errorf("%w: parameters JSON of %d bytes, limit %d", ErrTooLarge, len(data), MaxParametersJSON)
+	}
+	p, err := decodeParameters(data, true)
+	if err != nil {
+		return nil, err
+	}
+	p.insecure = !p.security.OK()
+	return p, nil
+}
+
 func decodeParametersPayload(payload []byte) (*Parameters, error) {
+	return decodeParameters(payload, false)
+}
+
+// decodeParameters decodes a parameters payload; untrusted builds the
+// parameters whatever the file's insecure mark says (policy applied later).
+func decodeParameters(payload []byte, untrusted bool) (*Parameters, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	var j paramsFileJSON
@@ -245,9 +290,12 @@ func decodeParametersPayload(payload []byte) (*Parameters, error) {
 	lit := hefloat.ParametersLiteral{
 		LogN: j.LogN, LogNthRoot: j.LogNthRoot, Q: j.Q, P: j.P, Xs: xs, Xe: xe, RingType: rt, LogDefaultScale: j.LogDefaultScale,
 	}
-	pr := Preset{Name: j.Name, Literal: lit, InsecureForTesting: j.InsecureForTesting, Description: j.Description}
+	pr := Preset{Name: j.Name, Literal: lit, InsecureForTesting: j.InsecureForTesting || untrusted, Description: j.Description}
 	if len(pr.Name) > maxLabelLen {
 		return nil, fmt.Errorf("%w: name longer than %d bytes", ErrMalformed, maxLabelLen)
+	}
+	if len(pr.Description) > maxDescriptionLen {
+		return nil, fmt.Errorf("%w: description longer than %d bytes", ErrMalformed, maxDescriptionLen)
 	}
 	if j.Bootstrapping != nil {
 		b, err := bootstrappingLiteralFromJSON(*j.Bootstrapping)

@@ -1,6 +1,7 @@
 package he
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -55,6 +56,11 @@ var hestdTernary = [...]hestdRow{
 }
 
 const (
+	// minEphemeralWeight and maxEphemeralLogQP bound the bootstrapping
+	// encapsulation key: Lattigo v5.0.7's default sets use h=32 with
+	// log2(Q0·P0) = 60+61 at logN=15 and 16.
+	minEphemeralWeight  = 32
+	maxEphemeralLogQP   = 121.5
 	sparseFactor        = 1550.0 / 1761.0
 	minSparseWeight     = 192
 	securityTargetBits  = 128
@@ -175,10 +181,46 @@ func secretWeight(xs ring.DistributionParameters, logN int) (int, string) {
 	}
 }
 
-// checkOne builds the report for one (logN, logQP, secret) triple.
-func checkOne(logN int, logQP float64, xs ring.DistributionParameters, rt ring.Type) SecurityReport {
+// Minimum error and secret spreads the bounds assume: the HE standard's
+// tables are for a discrete Gaussian error of σ ≈ 3.2 (Lattigo's DefaultXe:
+// σ = 3.2 truncated at 6σ); a narrower error (or a Gaussian secret of smaller
+// σ) is outside them, whatever the modulus.
+const (
+	minErrorSigma       = 3.2
+	minErrorBoundSigmas = 6.0
+)
+
+// checkSpread reports why an error (or Gaussian secret) distribution is
+// outside the tables, or "" when it is a discrete Gaussian of σ >= 3.2 (error:
+// truncated at >= 6σ).
+func checkSpread(d ring.DistributionParameters, what string, needBound bool) string {
+	g, ok := d.(ring.DiscreteGaussian)
+	if !ok {
+		return fmt.Sprintf("%s distribution %s: the bounds assume a discrete Gaussian", what, canonicalDistribution(d))
+	}
+	if !(g.Sigma >= minErrorSigma*(1-1e-9)) {
+		return fmt.Sprintf("%s sigma %g below %g", what, g.Sigma, minErrorSigma)
+	}
+	if needBound && !(g.Bound >= minErrorBoundSigmas*g.Sigma*(1-1e-9)) {
+		return fmt.Sprintf("%s bound %g below %g sigma", what, g.Bound, minErrorBoundSigmas)
+	}
+	return ""
+}
+
+// checkOne builds the report for one (logN, logQP, secret, error) tuple.
+func checkOne(logN int, logQP float64, xs, xe ring.DistributionParameters, rt ring.Type) SecurityReport {
 	h, name := secretWeight(xs, logN)
 	r := SecurityReport{LogN: logN, LogQP: logQP, Secret: name, HammingWeight: h, Note: securityEstimateDoc}
+	if why := checkSpread(xe, "error", true); why != "" {
+		r.Note = "no security bound known: " + why
+		return r
+	}
+	if _, gauss := xs.(ring.DiscreteGaussian); gauss {
+		if why := checkSpread(xs, "Gaussian secret", false); why != "" {
+			r.Note = "no security bound known: " + why
+			return r
+		}
+	}
 	bound, src, err := MaxLogQP(logN, h)
 	if err != nil {
 		r.Note = err.Error()
@@ -210,16 +252,29 @@ func checkOne(logN int, logQP float64, xs ring.DistributionParameters, rt ring.T
 // failure probability by using sparse-secret encapsulation" (ePrint
 // 2022/024); this report does not estimate that key separately (noted).
 func CheckParametersSecurity(params hefloat.Parameters, btp *bootstrapping.Parameters, insecureForTesting bool) (SecurityReport, error) {
-	r := checkOne(params.LogN(), params.LogQP(), params.Xs(), params.RingType())
+	r := checkOne(params.LogN(), params.LogQP(), params.Xs(), params.Xe(), params.RingType())
 	if btp != nil {
 		bp := btp.BootstrappingParameters
 		xs := bp.Xs()
 		if bp.N() == params.N() {
 			xs = params.Xs()
 		}
-		br := checkOne(bp.LogN(), bp.LogQP(), xs, bp.RingType())
+		br := checkOne(bp.LogN(), bp.LogQP(), xs, bp.Xe(), bp.RingType())
+		logQ0P0 := math.Log2(float64(bp.Q()[0]))
+		if len(bp.P()) > 0 {
+			logQ0P0 += math.Log2(float64(bp.P()[0]))
+		}
 		br.Note += fmt.Sprintf("; bootstrapping circuit; ephemeral encapsulation secret h=%d used only at level (Q0,P0), logQP=%.1f, per ePrint 2022/024",
-			btp.EphemeralSecretWeight, math.Log2(float64(bp.Q()[0]))+math.Log2(float64(bp.P()[0])))
+			btp.EphemeralSecretWeight, logQ0P0)
+		// The dense-to-sparse key encrypts the user's secret under the
+		// ephemeral one: a weaker ephemeral secret than Lattigo's default
+		// sets use (h=32 at log(Q0·P0) <= 121) would expose the secret key.
+		if btp.EphemeralSecretWeight < minEphemeralWeight || logQ0P0 > maxEphemeralLogQP {
+			br.Secure = false
+			br.EstimatedBits = 0
+			br.Note = fmt.Sprintf("ephemeral encapsulation secret h=%d at log(Q0*P0)=%.1f is outside Lattigo's default sets (h >= %d, log(Q0*P0) <= %g)",
+				btp.EphemeralSecretWeight, logQ0P0, minEphemeralWeight, maxEphemeralLogQP)
+		}
 		r.Bootstrapping = &br
 	}
 	if !r.OK() && !insecureForTesting {
@@ -255,4 +310,58 @@ func (r SecurityReport) Summary() string {
 		s += "; bootstrapping circuit: " + one(*r.Bootstrapping)
 	}
 	return s
+}
+
+// SecurityFloorBits is the security every key-generating or encrypting path
+// requires unless the user explicitly allows insecure parameters.
+const SecurityFloorBits = securityTargetBits
+
+// ErrInsecureParameters is wrapped by RequireSecure's refusal.
+var ErrInsecureParameters = errors.New("parameters below the 128-bit security floor")
+
+// weakest returns the report of the weaker part (the bootstrapping circuit
+// when it fails or is weaker).
+func (r SecurityReport) weakest() (SecurityReport, bool) {
+	if b := r.Bootstrapping; b != nil && r.Secure && (!b.Secure || b.EstimatedBits < r.EstimatedBits) {
+		return *b, true
+	}
+	return r, false
+}
+
+// RequireSecure is polyformer's one security policy, used by every path that
+// generates keys or encrypts (keygen, infer, bench layers, demo, the client)
+// and by preset selection. It computes the security of p from the
+// parameters themselves (ring degree, log2(QP) of the residual parameters
+// and, with bootstrapping, of the bootstrapping circuit, the secret and
+// error distributions, the ephemeral encapsulation secret), never from a
+// preset name, the InsecureForTesting mark or any flag carried in a file,
+// and returns an error wrapping ErrInsecureParameters, naming the estimate
+// and the 128-bit floor, unless the parameters meet it or allowInsecure is
+// true. The report is returned in every case.
+func RequireSecure(p *Parameters, allowInsecure bool) (SecurityReport, error) {
+	if p == nil {
+		return SecurityReport{}, errors.New("security check: nil parameters")
+	}
+	r, _ := CheckParametersSecurity(p.params, p.btp, true)
+	if r.OK() || allowInsecure {
+		return r, nil
+	}
+	w, boot := r.weakest()
+	part := ""
+	if boot {
+		part = " (bootstrapping circuit)"
+	}
+	name := p.name
+	if name == "" {
+		name = "unnamed"
+	}
+	var why string
+	if w.MaxLogQP128 == 0 || w.EstimatedBits == 0 {
+		why = fmt.Sprintf("logN=%d logQP=%.1f secret=%s: %s", w.LogN, w.LogQP, w.Secret, w.Note)
+	} else {
+		why = fmt.Sprintf("estimated %.0f bits: logN=%d logQP=%.1f exceeds the 128-bit bound %.0f for secret %s",
+			w.EstimatedBits, w.LogN, w.LogQP, w.MaxLogQP128, w.Secret)
+	}
+	return r, fmt.Errorf("%w: parameters %q (fingerprint %s)%s: %s; the floor is %d bits (pass --insecure to allow insecure parameters, for tests only)",
+		ErrInsecureParameters, name, p.fp.Short(), part, why, SecurityFloorBits)
 }
