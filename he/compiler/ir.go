@@ -160,8 +160,17 @@ func (l Layout) Validate() error {
 	if l.OutputTokens != 1 && l.OutputTokens != l.Tokens {
 		return fmt.Errorf("layout: output tokens %d must be 1 or %d", l.OutputTokens, l.Tokens)
 	}
-	if l.Slots() > 1<<20 {
-		return fmt.Errorf("layout: %d slots is too large", l.Slots())
+	if err := tooMany("layout.tokens", "tokens", l.Tokens, MaxTokens); err != nil {
+		return err
+	}
+	if err := tooMany("layout.block", "channels", l.Block, MaxBlock); err != nil {
+		return err
+	}
+	if err := tooMany("layout.batch", "inputs", l.Batch, MaxLayoutSlots); err != nil {
+		return err
+	}
+	if err := tooMany("layout slots (tokens × batch × block)", "slots", l.Tokens*l.Batch*l.Block, MaxLayoutSlots); err != nil {
+		return err
 	}
 	return nil
 }
@@ -214,9 +223,32 @@ func (c *Circuit) Validate() error {
 	if err := c.Layout.Validate(); err != nil {
 		return err
 	}
+	for _, lim := range []struct {
+		field  string
+		n, max int
+	}{{"ops", len(c.Ops), MaxOps}, {"mats", len(c.Mats), MaxMats}, {"vecs", len(c.Vecs), MaxVecs}, {"task", len(c.Task), MaxLabel}} {
+		if err := tooMany("circuit."+lim.field, "entries", lim.n, lim.max); err != nil {
+			return err
+		}
+	}
 	L := c.Layout
 	bd := L.Block * L.Block
+	weights := 0
+	for _, m := range c.Mats {
+		for _, b := range m.Blocks {
+			weights += len(b)
+		}
+	}
+	for _, v := range c.Vecs {
+		weights += len(v)
+	}
+	if err := tooMany("circuit weights (matrix and vector entries)", "entries", weights, MaxWeights); err != nil {
+		return err
+	}
 	for i, m := range c.Mats {
+		if len(m.Name) > MaxLabel {
+			return fmt.Errorf("matrix %d: name of %d bytes exceeds the limit %d", i, len(m.Name), MaxLabel)
+		}
 		if len(m.Blocks) != 1 && len(m.Blocks) != L.Tokens {
 			return fmt.Errorf("matrix %d (%s): %d blocks, want 1 or %d", i, m.Name, len(m.Blocks), L.Tokens)
 		}
@@ -263,8 +295,11 @@ func (c *Circuit) Validate() error {
 		if op.Kind == KindInput && i != 0 {
 			return fmt.Errorf("op %d: second input op", i)
 		}
-		if math.IsNaN(op.Const) || math.IsInf(op.Const, 0) {
-			return fmt.Errorf("op %d (%s): constant %g", i, op.Kind, op.Const)
+		if !(math.Abs(op.Const) <= MaxMagnitude) {
+			return fmt.Errorf("op %d (%s): constant %g is not finite or exceeds the limit %g in magnitude", i, op.Kind, op.Const, float64(MaxMagnitude))
+		}
+		if len(op.Label) > MaxLabel {
+			return fmt.Errorf("op %d (%s): label of %d bytes exceeds the limit %d", i, op.Kind, len(op.Label), MaxLabel)
 		}
 		switch op.Kind {
 		case KindLinear:
@@ -280,7 +315,7 @@ func (c *Circuit) Validate() error {
 				return fmt.Errorf("op %d (rotate): %d amounts, want 1", i, len(op.Rot))
 			}
 		case KindRotSum:
-			if len(op.Rot) == 0 || len(op.Rot) > 64 {
+			if len(op.Rot) == 0 || len(op.Rot) > MaxRotSteps {
 				return fmt.Errorf("op %d (rotsum): %d steps", i, len(op.Rot))
 			}
 		case KindPoly:
@@ -290,8 +325,14 @@ func (c *Circuit) Validate() error {
 			if err := op.Poly.Validate(); err != nil {
 				return fmt.Errorf("op %d (poly): %w", i, err)
 			}
-			if op.Poly.Degree() < 1 || op.Poly.Degree() > 1023 {
-				return fmt.Errorf("op %d (poly): degree %d outside [1, 1023]", i, op.Poly.Degree())
+			if op.Poly.Degree() < 1 || op.Poly.Degree() > MaxPolyDegree {
+				return fmt.Errorf("op %d (poly): degree %d outside [1, %d]", i, op.Poly.Degree(), MaxPolyDegree)
+			}
+			if iv := op.Poly.Interval; !(math.Abs(iv.A) <= MaxMagnitude && math.Abs(iv.B) <= MaxMagnitude) {
+				return fmt.Errorf("op %d (poly): interval [%g, %g] exceeds the limit %g in magnitude", i, iv.A, iv.B, float64(MaxMagnitude))
+			}
+			if err := finite(op.Poly.Coeffs); err != nil {
+				return fmt.Errorf("op %d (poly): coefficient %w", i, err)
 			}
 		case KindOutput:
 			outputs++
@@ -313,10 +354,15 @@ func (c *Circuit) Validate() error {
 	return nil
 }
 
+// finite checks that every entry is finite and at most MaxMagnitude in
+// absolute value.
 func finite(v []float64) error {
 	for i, x := range v {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return fmt.Errorf("entry %d is %g", i, x)
+		}
+		if math.Abs(x) > MaxMagnitude {
+			return fmt.Errorf("entry %d is %g, beyond the limit %g in magnitude", i, x, float64(MaxMagnitude))
 		}
 	}
 	return nil

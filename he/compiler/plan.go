@@ -57,8 +57,11 @@ func (p *PlanInfo) validate(n int) error {
 	if _, err := he.ParseFingerprint(p.Fingerprint); err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
-	if len(p.Keys.Rotations) > 1<<16 {
-		return fmt.Errorf("plan: %d rotation keys", len(p.Keys.Rotations))
+	if err := tooMany("plan.keys.rotations", "rotation keys", len(p.Keys.Rotations), MaxRotationKeys); err != nil {
+		return err
+	}
+	if len(p.Preset) > MaxLabel {
+		return fmt.Errorf("plan: preset name of %d bytes exceeds the limit %d", len(p.Preset), MaxLabel)
 	}
 	for _, r := range p.Keys.Rotations {
 		if r <= 0 || r >= maxRot {
