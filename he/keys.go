@@ -695,12 +695,25 @@ func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 // accepted only if p has bootstrapping parameters and the dense-to-sparse key
 // is at level (Q0,P0).
 func ReadEvaluationKeys(r io.Reader, p *Parameters) (*EvaluationKeys, error) {
+	return readEvaluationKeys(r, p, 0)
+}
+
+// ReadEvaluationKeysMax is ReadEvaluationKeys refusing, from the header and
+// before reading any key, a file whose payload declares more than maxBytes
+// (0: MaxEnvelopePayload).
+func ReadEvaluationKeysMax(r io.Reader, p *Parameters, maxBytes uint64) (*EvaluationKeys, error) {
+	return readEvaluationKeys(r, p, maxBytes)
+}
+
+func readEvaluationKeys(r io.Reader, p *Parameters, maxBytes uint64) (*EvaluationKeys, error) {
 	if p == nil {
 		return nil, fmt.Errorf("read evaluation keys: nil parameters")
 	}
 	hp := p.HE().Parameters.Parameters
 	var out *EvaluationKeys
-	_, err := readEnvelopeStream(r, ExpectFor(KindEvaluationKeys, p), func(er *EnvelopeReader, pr *payloadReader) error {
+	want := ExpectFor(KindEvaluationKeys, p)
+	want.MaxPayload = maxBytes
+	_, err := readEnvelopeStream(r, want, func(er *EnvelopeReader, pr *payloadReader) error {
 		flags := pr.u8()
 		nGalois := pr.u32()
 		if pr.err != nil {
@@ -773,9 +786,15 @@ func WriteEvaluationKeysFile(path string, e *EvaluationKeys, overwrite bool) err
 
 // ReadEvaluationKeysFile reads an evaluation keys file made for p.
 func ReadEvaluationKeysFile(path string, p *Parameters) (*EvaluationKeys, error) {
+	return ReadEvaluationKeysFileMax(path, p, 0)
+}
+
+// ReadEvaluationKeysFileMax reads an evaluation keys file made for p whose
+// payload declares at most maxBytes (0: MaxEnvelopePayload).
+func ReadEvaluationKeysFileMax(path string, p *Parameters, maxBytes uint64) (*EvaluationKeys, error) {
 	var e *EvaluationKeys
 	err := readEnvelopeFile(path, func(r io.Reader) (err error) {
-		e, err = ReadEvaluationKeys(r, p)
+		e, err = readEvaluationKeys(r, p, maxBytes)
 		return err
 	})
 	return e, err

@@ -58,10 +58,14 @@ func newCompileCommand() *cobra.Command {
 			}
 			c, p, err := compiler.CompileFor(m, preset, batch, allowBoot)
 			if err != nil {
-				if !allowBoot {
+				var le *compiler.LevelError
+				if !allowBoot && errors.As(err, &le) {
 					return fmt.Errorf("%w (pass --allow-bootstrap to place bootstraps)", err)
 				}
 				return err
+			}
+			if _, err := he.RequireSecure(p, insecure); err != nil {
+				return fmt.Errorf("compile: %w", err)
 			}
 			rep, err := compiler.NewReport(c, p)
 			if err != nil {
@@ -159,8 +163,9 @@ func loadMNIST(dir string) (*data.Images, *data.Images, error) {
 
 func newKeygenCommand() *cobra.Command {
 	var (
-		out       string
-		overwrite bool
+		out               string
+		overwrite, dryRun bool
+		pol               clientPolicy
 	)
 	cmd := &cobra.Command{
 		Use:   "keygen CIRCUIT --out KEYDIR",
@@ -168,25 +173,32 @@ func newKeygenCommand() *cobra.Command {
 		Long: "Client side. Generates a fresh secret key for the circuit's parameters and exactly the\n" +
 			"evaluation keys its plan uses (relinearization, its rotations, bootstrapping if placed).\n" +
 			"Writes KEYDIR/" + secretKeyFile + " (mode 0600; never give it to anyone) and\n" +
-			"KEYDIR/" + evalKeysFile + " (public; the server needs it).",
+			"KEYDIR/" + evalKeysFile + " (public; the server needs it).\n\n" +
+			"The circuit is untrusted input: before any key exists, keygen computes the security of\n" +
+			"the parameters the circuit carries (refused under 128 bits without --insecure),\n" +
+			"recomputes the key spec from the circuit's ops (it must equal the file's), prints the\n" +
+			"key count, key bytes and memory, and refuses keys above --max-key-bytes.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
+			if out == "" && !dryRun {
 				return errors.New("keygen: --out KEYDIR is required")
 			}
 			c, p, err := compiler.LoadCircuitFile(args[0])
 			if err != nil {
 				return fmt.Errorf("keygen: %w", err)
 			}
-			if c.Planned == nil {
-				return fmt.Errorf("keygen: circuit %s is not planned for a parameter set", args[0])
+			budget, err := compiler.VerifyCircuit(c, p, pol.policy())
+			if err != nil {
+				return fmt.Errorf("keygen: %s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "keygen: parameters %s: %s\n", p, budget)
+			if dryRun {
+				return nil
 			}
 			if err := os.MkdirAll(out, 0o700); err != nil {
 				return fmt.Errorf("keygen: %w", err)
 			}
 			spec := c.Planned.Keys.KeySpec()
-			fmt.Fprintf(os.Stderr, "keygen: %d rotation keys, relinearization %v, bootstrapping %v for preset %s...\n",
-				len(spec.Rotations), spec.Relinearization, spec.Bootstrapping, p.Name())
 			t0 := time.Now()
 			sk, evk, err := he.GenerateKeys(p, spec)
 			if err != nil {
@@ -205,7 +217,26 @@ func newKeygenCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "", "key directory to write (required)")
 	cmd.Flags().BoolVar(&overwrite, "force", false, "overwrite existing key files")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "verify the circuit and print the key budget without generating keys")
+	pol.register(cmd)
 	return cmd
+}
+
+// clientPolicy holds the flags of the commands that generate keys or
+// encrypt for a circuit they did not make (keygen, infer, bench layers).
+type clientPolicy struct {
+	insecure    bool
+	maxKeyBytes uint64
+}
+
+func (c *clientPolicy) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&c.insecure, "insecure", false, "accept circuit parameters below 128-bit security (tests only)")
+	cmd.Flags().Uint64Var(&c.maxKeyBytes, "max-key-bytes", compiler.DefaultMaxKeyBytes,
+		fmt.Sprintf("refuse circuits whose evaluation keys exceed this many bytes (default %s)", compiler.FormatBytes(compiler.DefaultMaxKeyBytes)))
+}
+
+func (c *clientPolicy) policy() compiler.ClientPolicy {
+	return compiler.ClientPolicy{AllowInsecure: c.insecure, MaxKeyBytes: c.maxKeyBytes}
 }
 
 // inferInputs selects the inputs of `infer`, `bench layers` and `demo`.
@@ -283,7 +314,7 @@ func (in *inferInputs) encode(c *compiler.Circuit) ([][]float64, int, []int, err
 }
 
 // loadKeys reads the key directory for the circuit's parameters.
-func loadKeys(dir string, p *he.Parameters) (*he.SecretKey, *he.EvaluationKeys, error) {
+func loadKeys(dir string, p *he.Parameters, maxKeyBytes uint64) (*he.SecretKey, *he.EvaluationKeys, error) {
 	if dir == "" {
 		return nil, nil, errors.New("--keys KEYDIR is required (made by polyformer keygen)")
 	}
@@ -291,7 +322,7 @@ func loadKeys(dir string, p *he.Parameters) (*he.SecretKey, *he.EvaluationKeys, 
 	if err != nil {
 		return nil, nil, err
 	}
-	evk, err := he.ReadEvaluationKeysFile(filepath.Join(dir, evalKeysFile), p)
+	evk, err := he.ReadEvaluationKeysFileMax(filepath.Join(dir, evalKeysFile), p, maxKeyBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -308,13 +339,18 @@ type encryptedRun struct {
 	labels    []int
 }
 
-// runEncrypted loads the circuit, encodes the inputs (loading and
-// validating their data before the keys, which are large), loads the keys,
-// encrypts, evaluates (with the per-layer breakdown) and decrypts.
-func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int) (*encryptedRun, error) {
+// runEncrypted loads the circuit and verifies it (VerifyCircuit with pol),
+// encodes the inputs (loading and validating their data before the keys,
+// which are large), loads the keys, encrypts, evaluates (with the per-layer
+// breakdown) and decrypts.
+func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int, pol compiler.ClientPolicy) (*encryptedRun, error) {
 	c, p, err := compiler.LoadCircuitFile(circuitPath)
 	if err != nil {
 		return nil, err
+	}
+	budget, err := compiler.VerifyCircuit(c, p, pol)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", circuitPath, err)
 	}
 	if keyDir == "" {
 		return nil, errors.New("--keys KEYDIR is required (made by polyformer keygen)")
@@ -328,7 +364,7 @@ func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int) (*en
 	if err != nil {
 		return nil, err
 	}
-	sk, evk, err := loadKeys(keyDir, p)
+	sk, evk, err := loadKeys(keyDir, p, budget.MaxKeyBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -365,6 +401,7 @@ func newInferCommand() *cobra.Command {
 		keys    string
 		in      inferInputs
 		workers int
+		pol     clientPolicy
 	)
 	cmd := &cobra.Command{
 		Use:   "infer CIRCUIT --keys KEYDIR (--mnist N | --text STRING)",
@@ -374,16 +411,20 @@ func newInferCommand() *cobra.Command {
 			"the plaintext one (the float64 simulation of the same circuit, i.e. the poly-mode model).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			run, err := runEncrypted(args[0], keys, &in, workers)
+			run, err := runEncrypted(args[0], keys, &in, workers, pol.policy())
 			if err != nil {
 				return fmt.Errorf("infer: %w", err)
 			}
-			return printPredictions(cmd.OutOrStdout(), run)
+			if err := printPredictions(cmd.OutOrStdout(), run); err != nil {
+				return fmt.Errorf("infer: %w", err)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&keys, "keys", "", "key directory made by polyformer keygen (required)")
 	cmd.Flags().IntVar(&workers, "workers", 2, "goroutines evaluating independent ciphertext work")
 	in.register(cmd)
+	pol.register(cmd)
 	return cmd
 }
 
@@ -460,12 +501,56 @@ func printPredictions(w io.Writer, run *encryptedRun) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := checkOutputs(run); err != nil {
+		fmt.Fprintf(w, "FAILED: %v\n", err)
+		return err
+	}
 	fmt.Fprintf(w, "encrypted = plaintext prediction on %d of %d; max |logit error| %.3e (predicted log2 error %.1f)\n",
 		agree, len(got), maxErr, rep.PredictedLog2Err)
 	if c.Task == model.TaskMNIST && labels != nil {
 		fmt.Fprintf(w, "encrypted accuracy %d/%d\n", correct, len(got))
 	}
 	fmt.Fprintf(w, "evaluation %.2f s wall, %.3f s per input amortized\n", float64(rep.WallNs)/1e9, float64(rep.PerInputNs)/1e9)
+	return nil
+}
+
+// outputErrorMarginBits is how far (in bits) the measured logit error may
+// exceed the dry run's predicted error before the run counts as failed (the
+// recorded runs are within one bit of the prediction).
+const outputErrorMarginBits = 6
+
+// checkOutputs reports a failure when a decrypted or plaintext logit is NaN
+// or infinite, or when the largest |encrypted - plaintext| logit error is
+// beyond the predicted error bound (2^(predicted log2 error + 6); 1 when the
+// dry run made no prediction): such a run never counts as agreement.
+func checkOutputs(run *encryptedRun) error {
+	bad, where := 0, ""
+	maxErr := 0.0
+	for i := range run.got {
+		for j := range run.got[i] {
+			g, w := run.got[i][j], run.want[i][j]
+			if math.IsNaN(g) || math.IsInf(g, 0) || math.IsNaN(w) || math.IsInf(w, 0) {
+				if bad == 0 {
+					where = fmt.Sprintf("input %d logit %d: encrypted %g, plaintext %g", i, j, g, w)
+				}
+				bad++
+				continue
+			}
+			maxErr = math.Max(maxErr, math.Abs(g-w))
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d decrypted or plaintext logits are NaN or infinite (first: %s): the encrypted result is invalid", bad, where)
+	}
+	pred := run.report.PredictedLog2Err
+	bound, what := 1.0, "1 (no predicted error)"
+	if !math.IsNaN(pred) && !math.IsInf(pred, 0) {
+		bound = math.Exp2(pred + outputErrorMarginBits)
+		what = fmt.Sprintf("2^%.1f (predicted 2^%.1f + %d bits)", pred+outputErrorMarginBits, pred, outputErrorMarginBits)
+	}
+	if maxErr > bound {
+		return fmt.Errorf("max |encrypted - plaintext logit| %.3e exceeds the error bound %s: the encrypted result is wrong", maxErr, what)
+	}
 	return nil
 }
 
@@ -476,6 +561,7 @@ func newBenchLayersCommand() *cobra.Command {
 		workers       int
 		asJSON, asCSV bool
 		png           string
+		pol           clientPolicy
 	)
 	cmd := &cobra.Command{
 		Use:   "layers CIRCUIT --keys KEYDIR [--json|--csv] [--png FILE]",
@@ -488,7 +574,7 @@ func newBenchLayersCommand() *cobra.Command {
 			if asJSON && asCSV {
 				return errors.New("bench layers: --json and --csv are exclusive")
 			}
-			run, err := runEncrypted(args[0], keys, &in, workers)
+			run, err := runEncrypted(args[0], keys, &in, workers, pol.policy())
 			if err != nil {
 				return fmt.Errorf("bench layers: %w", err)
 			}
@@ -501,11 +587,19 @@ func newBenchLayersCommand() *cobra.Command {
 			w := cmd.OutOrStdout()
 			switch {
 			case asJSON:
-				return rep.WriteJSON(w)
+				err = rep.WriteJSON(w)
 			case asCSV:
-				return rep.WriteCSV(w)
+				err = rep.WriteCSV(w)
+			default:
+				err = rep.WriteTable(w)
 			}
-			return rep.WriteTable(w)
+			if err != nil {
+				return err
+			}
+			if err := checkOutputs(run); err != nil {
+				return fmt.Errorf("bench layers: %w", err)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&keys, "keys", "", "key directory made by polyformer keygen (required)")
@@ -514,5 +608,6 @@ func newBenchLayersCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&asCSV, "csv", false, "print CSV")
 	cmd.Flags().StringVar(&png, "png", "", "also plot per-layer time to this PNG file")
 	in.register(cmd)
+	pol.register(cmd)
 	return cmd
 }

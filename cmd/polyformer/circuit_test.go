@@ -55,17 +55,31 @@ func TestCircuitPipelineCLI(t *testing.T) {
 	_, err = runCLI(t, "compile", ckpt, "--out", circ, "--preset", "test-n13", "--insecure")
 	require.ErrorContains(t, err, "exists", "an existing circuit is not overwritten silently")
 
-	out, err = runCLI(t, "keygen", circ, "--out", keys)
+	// The circuit carries insecure test parameters: every client command refuses them
+	// without --insecure, before any key exists.
+	_, err = runCLI(t, "keygen", circ, "--out", keys)
+	require.ErrorIs(t, err, he.ErrInsecureParameters)
+	require.ErrorContains(t, err, "128")
+	_, statErr := os.Stat(keys)
+	require.True(t, os.IsNotExist(statErr), "no key directory before the checks pass")
+	out, err = runCLI(t, "keygen", circ, "--out", keys, "--insecure", "--max-key-bytes", "1000")
+	require.ErrorIs(t, err, compiler.ErrKeyBudget, out)
+	out, err = runCLI(t, "keygen", circ, "--out", keys, "--insecure")
 	require.NoError(t, err, out)
+	require.Contains(t, out, "evaluation keys (1 relinearization", "the budget is printed before generation")
+	_, err = runCLI(t, "infer", circ, "--keys", keys, "--mnist", "2")
+	require.ErrorIs(t, err, he.ErrInsecureParameters)
+	_, err = runCLI(t, "bench", "layers", circ, "--keys", keys, "--mnist", "2")
+	require.ErrorIs(t, err, he.ErrInsecureParameters)
 	st, err := os.Stat(filepath.Join(keys, secretKeyFile))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the secret key is private")
 
-	out, err = runCLI(t, "infer", circ, "--keys", keys, "--mnist", "2")
+	out, err = runCLI(t, "infer", circ, "--keys", keys, "--mnist", "2", "--insecure")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "encrypted = plaintext prediction on 2 of 2", out)
 
-	out, err = runCLI(t, "bench", "layers", circ, "--keys", keys, "--mnist", "2", "--json", "--png", filepath.Join(dir, "layers.png"))
+	out, err = runCLI(t, "bench", "layers", circ, "--keys", keys, "--mnist", "2", "--insecure", "--json", "--png", filepath.Join(dir, "layers.png"))
 	require.NoError(t, err, out)
 	var rep map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
@@ -74,17 +88,17 @@ func TestCircuitPipelineCLI(t *testing.T) {
 	require.NoError(t, err)
 
 	// Bad input: missing keys, missing data, wrong input kind, keys made for other parameters, garbage circuit.
-	_, err = runCLI(t, "infer", circ, "--keys", filepath.Join(dir, "nokeys"), "--mnist", "1")
+	_, err = runCLI(t, "infer", circ, "--keys", filepath.Join(dir, "nokeys"), "--mnist", "1", "--insecure")
 	require.ErrorContains(t, err, "polyformer keygen")
 	noData := filepath.Join(dir, "no-mnist")
-	_, err = runCLI(t, "infer", circ, "--keys", keys, "--mnist", "1", "--data", noData)
+	_, err = runCLI(t, "infer", circ, "--keys", keys, "--mnist", "1", "--data", noData, "--insecure")
 	require.ErrorContains(t, err, noData)
 	require.ErrorContains(t, err, "--data DIR")
-	_, err = runCLI(t, "infer", circ, "--keys", keys, "--text", "hello")
+	_, err = runCLI(t, "infer", circ, "--keys", keys, "--text", "hello", "--insecure")
 	require.ErrorContains(t, err, "image classifier")
 	bad := filepath.Join(dir, "bad.circuit")
 	require.NoError(t, os.WriteFile(bad, []byte("not a circuit"), 0o644))
-	_, err = runCLI(t, "keygen", bad, "--out", filepath.Join(dir, "k2"))
+	_, err = runCLI(t, "keygen", bad, "--out", filepath.Join(dir, "k2"), "--insecure")
 	require.Error(t, err)
 
 	// Keys that lack the circuit's rotations, and keys made for other parameters.
@@ -99,11 +113,11 @@ func TestCircuitPipelineCLI(t *testing.T) {
 		require.NoError(t, he.WriteEvaluationKeysFile(filepath.Join(kd, evalKeysFile), evk, false))
 		return kd
 	}
-	_, err = runCLI(t, "infer", circ, "--keys", writeKeys("norot", p, he.KeySpec{Relinearization: true}), "--mnist", "1")
+	_, err = runCLI(t, "infer", circ, "--keys", writeKeys("norot", p, he.KeySpec{Relinearization: true}), "--mnist", "1", "--insecure")
 	require.ErrorContains(t, err, "do not cover")
 	p12, err := he.ParametersFromPreset(he.PresetTestN12)
 	require.NoError(t, err)
-	_, err = runCLI(t, "infer", circ, "--keys", writeKeys("n12", p12, he.KeySpec{}), "--mnist", "1")
+	_, err = runCLI(t, "infer", circ, "--keys", writeKeys("n12", p12, he.KeySpec{}), "--mnist", "1", "--insecure")
 	require.ErrorContains(t, err, "fingerprint")
 }
 

@@ -93,6 +93,12 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 	if err := compiler.WriteCircuitFile(circuitPath, c, false); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	pol := compiler.ClientPolicy{AllowInsecure: insecure}
+	budget, err := compiler.VerifyCircuit(c, p, pol)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	fmt.Fprintf(out, "== keygen: %s\n", budget)
 	t0 := time.Now()
 	sk, evk, err := he.GenerateKeys(p, c.Planned.Keys.KeySpec())
 	if err != nil {
@@ -113,7 +119,7 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 
 	// Encrypt, evaluate (server: circuit file + evaluation keys), decrypt.
 	fmt.Fprintf(out, "== encrypted inference on MNIST test images (%d per ciphertext)...\n", c.Layout.Batch)
-	run, err := runEncrypted(circuitPath, keyDir, &in, 2)
+	run, err := runEncrypted(circuitPath, keyDir, &in, 2, pol)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/model/checkpoint"
+)
+
+// TestSpoofedPresetCircuitRefused: a circuit that claims preset n15 but
+// carries test parameters (logN=13) is refused by keygen, infer and bench
+// layers without --insecure, before any key is generated or read.
+func TestSpoofedPresetCircuitRefused(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "ckpt")
+	tinyCheckpoint(t, ckpt)
+	m, err := checkpoint.Load(ckpt)
+	require.NoError(t, err)
+	c, err := compiler.Compile(m, compiler.CompileOptions{Batch: 1})
+	require.NoError(t, err)
+	test, err := he.LookupPreset(he.PresetTestN13)
+	require.NoError(t, err)
+	test.Name = he.PresetN15
+	p, err := he.NewParameters(test)
+	require.NoError(t, err)
+	pc, err := compiler.Plan(c, p, compiler.PlanOptions{})
+	require.NoError(t, err)
+	circ := filepath.Join(dir, "spoof.circuit")
+	require.NoError(t, compiler.WriteCircuitFileFor(circ, pc, p, false))
+
+	keys := filepath.Join(dir, "keys")
+	for _, args := range [][]string{
+		{"keygen", circ, "--out", keys},
+		{"keygen", circ, "--dry-run"},
+		{"infer", circ, "--keys", keys, "--mnist", "1"},
+		{"bench", "layers", circ, "--keys", keys, "--mnist", "1"},
+	} {
+		out, err := runCLI(t, args...)
+		require.ErrorIs(t, err, he.ErrInsecureParameters, "%v: %s", args, out)
+		require.Contains(t, err.Error(), `"n15"`)
+		require.Contains(t, err.Error(), "logN=13")
+		require.NotContains(t, err.Error(), "\n")
+	}
+	require.NoDirExists(t, keys)
+	// With --insecure the lie in the name is still refused.
+	_, err = runCLI(t, "keygen", circ, "--out", keys, "--insecure")
+	require.ErrorIs(t, err, he.ErrFingerprintMismatch)
+	require.NoDirExists(t, keys)
+}
+
+func TestCheckOutputs(t *testing.T) {
+	run := func(got, want float64, pred float64) *encryptedRun {
+		return &encryptedRun{report: &compiler.Report{PredictedLog2Err: pred},
+			got: [][]float64{{1, got}}, want: [][]float64{{1, want}}}
+	}
+	require.NoError(t, checkOutputs(run(2+1e-5, 2, -13)))
+	for _, r := range []*encryptedRun{
+		run(math.NaN(), 2, -13), run(math.Inf(1), 2, -13), run(2, math.NaN(), -13),
+		run(2.01, 2, -13),     // 2^-6.6 > 2^(-13+6)
+		run(3, 2, math.NaN()), // no prediction: bound 1
+		run(math.NaN(), math.NaN(), math.NaN()),
+	} {
+		err := checkOutputs(r)
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "\n")
+	}
+	require.NoError(t, checkOutputs(run(2.5, 2, math.NaN())))
+}
