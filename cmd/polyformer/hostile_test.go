@@ -61,8 +61,8 @@ func TestCheckOutputs(t *testing.T) {
 	require.NoError(t, checkOutputs(run(2+1e-5, 2, -13)))
 	for _, r := range []*encryptedRun{
 		run(math.NaN(), 2, -13), run(math.Inf(1), 2, -13), run(2, math.NaN(), -13),
-		run(2.01, 2, -13),     // 2^-6.6 > 2^(-13+6)
-		run(3, 2, math.NaN()), // no prediction: bound 1
+		run(2.01, 2, -13),       // 2^-6.6 > 2^(-13+6)
+		run(3.5, 2, math.NaN()), // no prediction: bound 1
 		run(math.NaN(), math.NaN(), math.NaN()),
 	} {
 		err := checkOutputs(r)
