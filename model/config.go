@@ -6,11 +6,14 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/polyformer/polyformer/normfree"
@@ -45,6 +48,48 @@ const (
 
 // ConfigVersion is the current config.json format version.
 const ConfigVersion = 1
+
+// Limits of a model config: a checkpoint may come from anyone, so every
+// size that drives an allocation is bounded before the model is built.
+const (
+	MaxWidth     = 4096
+	MaxHidden    = 16384
+	MaxDepth     = 64
+	MaxHeads     = 256
+	MaxContext   = 4096
+	MaxImageSide = 1024
+	MaxClasses   = 1 << 16
+	MaxTokens    = 4096
+	// MaxParams bounds the number of trainable values the config implies
+	// (2^25: 256 MB of float64 weights; the recorded models have < 1M).
+	MaxParams = 1 << 25
+	// MaxPolySpecs, MaxPolyCoeffs and MaxPolyIterations bound the
+	// calibrated polynomial forms; MaxMagnitude bounds their intervals,
+	// observed ranges and coefficients (and every weight, see
+	// model/checkpoint).
+	MaxPolySpecs      = 1 << 12
+	MaxPolyCoeffs     = 1024
+	MaxPolyIterations = 64
+	MaxMagnitude      = 1 << 20
+	// MaxConfigBytes caps a config.json file (16 MiB).
+	MaxConfigBytes = 16 << 20
+)
+
+// paramEstimate returns an upper bound of the number of trainable values
+// of a config whose individual sizes are within their limits.
+func (c Config) paramEstimate() int64 {
+	w, h, d := int64(c.Width), int64(c.Hidden), int64(c.Depth)
+	t := int64(c.Tokens())
+	block := 4*w*w + 2*w*h + 16*w + 2*h + 4*int64(c.Heads)*(t+2)
+	embed := t*w + 4*w
+	switch c.Task {
+	case TaskMNIST:
+		embed += int64(c.Patch)*int64(c.Patch)*w + w*int64(c.Classes) + int64(c.Classes)
+	case TaskText:
+		embed += 2*int64(c.Vocab)*w + int64(c.Vocab)
+	}
+	return d*block + embed
+}
 
 // AttentionConfig selects the attention kernel (see nn.Softmax,
 // nn.PowerSoftmax, nn.PowerFixed, nn.ShiftedPower).
@@ -250,10 +295,52 @@ func (c Config) Validate() error {
 	default:
 		bad("unknown task %q (want mnist or text)", c.Task)
 	}
+	sizesOK := true
+	for _, f := range []struct {
+		name     string
+		val, max int
+		applies  bool
+	}{
+		{"width", c.Width, MaxWidth, true}, {"hidden", c.Hidden, MaxHidden, true}, {"depth", c.Depth, MaxDepth, true},
+		{"heads", c.Heads, MaxHeads, true}, {"context", c.Context, MaxContext, c.Task == TaskText},
+		{"image_rows", c.ImageRows, MaxImageSide, c.Task == TaskMNIST}, {"image_cols", c.ImageCols, MaxImageSide, c.Task == TaskMNIST},
+		{"patch", c.Patch, MaxImageSide, c.Task == TaskMNIST}, {"classes", c.Classes, MaxClasses, c.Task == TaskMNIST},
+		{"poly_act_degree", c.PolyActDegree, MaxPolyCoeffs - 1, true},
+	} {
+		if f.applies && f.val > f.max {
+			bad("%s = %d exceeds the limit %d", f.name, f.val, f.max)
+			sizesOK = false
+		}
+	}
 	if c.Width <= 0 || c.Depth <= 0 || c.Heads <= 0 || c.Hidden <= 0 {
 		bad("width %d, depth %d, heads %d and hidden %d must be positive", c.Width, c.Depth, c.Heads, c.Hidden)
+		sizesOK = false
 	} else if c.Width%c.Heads != 0 {
 		bad("width %d is not divisible by %d heads", c.Width, c.Heads)
+	}
+	if sizesOK {
+		if t := c.Tokens(); t > MaxTokens {
+			bad("tokens = %d exceeds the limit %d", t, MaxTokens)
+		} else if n := c.paramEstimate(); n > MaxParams {
+			bad("the config implies about %d parameters, above the limit %d", n, MaxParams)
+		}
+	}
+	if !(math.Abs(c.PolyActRadius) <= MaxMagnitude) {
+		bad("poly_act_radius = %g is not finite or exceeds the limit %g", c.PolyActRadius, float64(MaxMagnitude))
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"attention.eps", c.Attention.Eps}, {"attention.delta", c.Attention.Delta}, {"attention.shift_margin", c.Attention.ShiftMargin},
+		{"entropy.gamma", c.Entropy.Gamma}, {"entropy.lambda", c.Entropy.Lambda}, {"entropy.theta0", c.Entropy.Theta0}} {
+		if !(math.Abs(f.v) <= MaxMagnitude) {
+			bad("%s = %g is not finite or exceeds the limit %g", f.name, f.v, float64(MaxMagnitude))
+		}
+	}
+	if c.Poly != nil {
+		if err := c.Poly.validate(); err != nil {
+			bad("%v", err)
+		}
 	}
 	switch c.Attention.Kind {
 	case AttnSoftmax:
@@ -315,7 +402,67 @@ func (c Config) Validate() error {
 		bad("entropy gamma %g and lambda %g must be >= 0", c.Entropy.Gamma, c.Entropy.Lambda)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("invalid model config: %w", errors.Join(errs...))
+		return fmt.Errorf("invalid model config: %w", oneLine(errs))
+	}
+	return nil
+}
+
+// joinedErrors joins errors on one line ("; "), unlike errors.Join.
+type joinedErrors []error
+
+func (j joinedErrors) Error() string {
+	parts := make([]string, len(j))
+	for i, e := range j {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (j joinedErrors) Unwrap() []error { return j }
+
+func oneLine(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return joinedErrors(errs)
+}
+
+// validate checks the calibrated polynomial forms: counts, degrees,
+// iterations, and that intervals, observed ranges and coefficients are
+// finite and within MaxMagnitude (errors name the site and the index).
+func (p *PolyConfig) validate() error {
+	if len(p.Specs) > MaxPolySpecs {
+		return fmt.Errorf("poly.specs: %d entries exceed the limit %d", len(p.Specs), MaxPolySpecs)
+	}
+	ok := func(x float64) bool { return math.Abs(x) <= MaxMagnitude }
+	for i, s := range p.Specs {
+		where := fmt.Sprintf("poly.specs[%d] (site %.64q)", i, s.Site)
+		if len(s.Coeffs) > MaxPolyCoeffs {
+			return fmt.Errorf("%s: %d coefficients exceed the limit %d", where, len(s.Coeffs), MaxPolyCoeffs)
+		}
+		if s.Degree < 0 || s.Degree >= MaxPolyCoeffs {
+			return fmt.Errorf("%s: degree %d outside [0, %d]", where, s.Degree, MaxPolyCoeffs-1)
+		}
+		if s.Iterations < 0 || s.Iterations > MaxPolyIterations {
+			return fmt.Errorf("%s: %d iterations outside [0, %d]", where, s.Iterations, MaxPolyIterations)
+		}
+		for k, v := range [4]float64{s.Interval[0], s.Interval[1], s.Observed[0], s.Observed[1]} {
+			if !ok(v) {
+				field := [4]string{"interval[0]", "interval[1]", "observed[0]", "observed[1]"}[k]
+				return fmt.Errorf("%s: %s = %g is not finite or exceeds the limit %g in magnitude", where, field, v, float64(MaxMagnitude))
+			}
+		}
+		if !(s.Interval[0] < s.Interval[1]) {
+			return fmt.Errorf("%s: interval [%g, %g] is empty", where, s.Interval[0], s.Interval[1])
+		}
+		for k, v := range s.Coeffs {
+			if !ok(v) {
+				return fmt.Errorf("%s: coeffs[%d] = %g is not finite or exceeds the limit %g in magnitude", where, k, v, float64(MaxMagnitude))
+			}
+		}
+		if !(s.MaxErr >= 0) || math.IsInf(s.MaxErr, 0) {
+			return fmt.Errorf("%s: max_err = %g must be finite and >= 0", where, s.MaxErr)
+		}
 	}
 	return nil
 }
@@ -334,21 +481,48 @@ func (c Config) PolyCaveat() string {
 
 // LoadConfig reads and validates a JSON config file. Unknown fields are an error.
 func LoadConfig(path string) (Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
+	return LoadConfigOver(path, Config{})
+}
+
+// DecodeConfig decodes and validates a config held in memory on top of
+// base (fields absent from data keep base's values): at most
+// MaxConfigBytes, one JSON object, no unknown fields, every size within its
+// limit. Errors are one line naming the field, the value and the limit.
+func DecodeConfig(data []byte, base Config) (Config, error) {
+	if len(data) > MaxConfigBytes {
+		return Config{}, fmt.Errorf("config of %d bytes exceeds the limit %d", len(data), MaxConfigBytes)
 	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var c Config
+	c := base
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("parse config %s: %w", path, err)
+		return Config{}, fmt.Errorf("parse config: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Config{}, errors.New("parse config: data after the config object")
 	}
 	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, err
 	}
 	return c, nil
+}
+
+// readConfigFile reads a config file, refusing files above MaxConfigBytes
+// before reading them.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > MaxConfigBytes {
+		return nil, fmt.Errorf("config %s: %d bytes exceed the limit %d", path, st.Size(), MaxConfigBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // LoadConfigOver reads a JSON config file on top of base: fields absent from
@@ -356,18 +530,12 @@ func LoadConfig(path string) (Config, error) {
 // file may set only what it changes). Unknown fields are an error; the
 // result is validated.
 func LoadConfigOver(path string, base Config) (Config, error) {
-	f, err := os.Open(path)
+	b, err := readConfigFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
+		return Config{}, err
 	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
-	dec.DisallowUnknownFields()
-	c := base
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("parse config %s: %w", path, err)
-	}
-	if err := c.Validate(); err != nil {
+	c, err := DecodeConfig(b, base)
+	if err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil

@@ -3,6 +3,7 @@ package compiler
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -55,34 +56,124 @@ func TestCircuitFileRoundTrip(t *testing.T) {
 	require.Error(t, WriteCircuit(&buf, &c2))
 }
 
-func FuzzDecodeCircuit(f *testing.F) {
-	// seeds: a valid tiny circuit file, and envelopes around broken payloads
-	c := &Circuit{Version: FormatVersion, Task: "mnist",
-		Layout: Layout{Tokens: 2, Batch: 1, Block: 2, InputWidth: 1, Outputs: 1, OutputTokens: 1},
-		Ops: []Op{{Kind: KindInput, Label: "input"}, {Kind: KindLinear, In: []int{0}, Mat: 0, Label: "l"},
-			{Kind: KindRotSum, In: []int{1}, Rot: []int{2}, Label: "s"}, {Kind: KindOutput, In: []int{2}, Label: "output"}},
-		Mats: []Matrix{{Name: "m", Blocks: [][]float64{{1, 0, 0, 1}}}},
-	}
+// fuzzCircuitFile is a valid file of the 5-op circuit at test-n12, its
+// parameters and their JSON.
+func fuzzCircuitFile(t testing.TB) ([]byte, *he.Parameters, string) {
 	p, err := he.ParametersFromPreset(he.PresetTestN12)
-	require.NoError(f, err)
-	pc, err := Plan(c, p, PlanOptions{})
-	require.NoError(f, err)
+	require.NoError(t, err)
 	var buf bytes.Buffer
-	require.NoError(f, WriteCircuit(&buf, pc))
-	f.Add(buf.Bytes())
-	for _, payload := range []string{`{}`, `{"version":1}`, `{"version":1,"layout":{"tokens":2,"batch":1,"block":2,"input_width":1,"outputs":1,"output_tokens":1},"ops":[{"kind":"input","label":""},{"kind":"output","in":[5],"label":""}]}`,
-		`{"version":1,"layout":{"tokens":1073741824,"batch":1,"block":1073741824,"input_width":1,"outputs":1,"output_tokens":1}}`} {
-		var b bytes.Buffer
-		require.NoError(f, he.WriteEnvelope(&b, he.KindCircuit, p.Fingerprint(), p.Name(), []byte(payload)))
-		f.Add(b.Bytes())
+	require.NoError(t, WriteCircuit(&buf, smallCircuit(t, p)))
+	params, err := he.MarshalParametersJSON(p)
+	require.NoError(t, err)
+	return buf.Bytes(), p, string(params)
+}
+
+// circuitPayloadOf returns the payload of a circuit file (header and checksum stripped).
+func circuitPayloadOf(file []byte) []byte {
+	if len(file) < 45 {
+		return nil
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := DecodeCircuit(data, nil)
+	off := 45 + int(file[44]) + 8
+	if off > len(file)-32 {
+		return nil
+	}
+	return file[off : len(file)-32]
+}
+
+// FuzzDecodeCircuit follows docs/fuzzing.md: with wrap, data is a payload
+// sealed into a valid circuit envelope (right kind, fingerprint, checksum),
+// so mutations reach the JSON decoder; without, data is a whole file.
+// Properties: no panic; an accepted circuit re-encodes to the same bytes,
+// passes Validate and is safe to simulate.
+func FuzzDecodeCircuit(f *testing.F) {
+	file, p, params := fuzzCircuitFile(f)
+	f.Add(file, false)
+	pl := circuitPayloadOf(file)
+	f.Add(pl, true)
+	for _, n := range []int{0, 7, 8, 44, 60, len(file) / 2, len(file) - 33, len(file) - 1} {
+		f.Add(file[:n], false)
+	}
+	for _, n := range []int{0, 1, 20, len(pl) / 3, len(pl) - 1} {
+		f.Add(pl[:n], true)
+	}
+	head := `{"format":"polyformer-circuit-v2","parameters":` + params + `,"circuit":`
+	for _, payload := range []string{`{}`, `{"version":1}`, head + `{}}`, head + `{"version":1}}`,
+		head + `{"version":1,"layout":{"tokens":2,"batch":1,"block":2,"input_width":1,"outputs":1,"output_tokens":1},"ops":[{"kind":"input","label":""},{"kind":"output","in":[5],"label":""}]}}`,
+		head + `{"version":1,"layout":{"tokens":1073741824,"batch":1,"block":1073741824,"input_width":1,"outputs":1,"output_tokens":1}}}`,
+		head + `{"version":1,"layout":{"tokens":2,"batch":1,"block":2,"input_width":1,"outputs":1,"output_tokens":1},"mats":[{"name":"m","blocks":[[1,0,0,1,5]]}]}}`} {
+		f.Add([]byte(payload), true)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
+		if wrap {
+			var b bytes.Buffer
+			if err := he.WriteEnvelope(&b, he.KindCircuit, p.Fingerprint(), p.Name(), data); err != nil {
+				return
+			}
+			data = b.Bytes()
+		}
+		c, cp, err := DecodeCircuitAndParameters(data, nil)
 		if err != nil {
 			return
 		}
-		// a decoded circuit is safe to simulate
+		require.NoError(t, c.Validate())
+		var out bytes.Buffer
+		require.NoError(t, WriteCircuitFor(&out, c, cp))
+		back, _, err := DecodeCircuitAndParameters(out.Bytes(), nil)
+		require.NoError(t, err)
+		require.Equal(t, c, back)
 		in := make([]float64, c.Layout.Slots())
 		_, _, _ = c.Simulate(in, SimOptions{})
 	})
+}
+
+// TestDecodeCircuitMutations runs the circuit decoder on a few thousand
+// deterministic mutations of valid files and payloads (a short fuzz run
+// that CI's plain `go test` executes): no panic, errors are one line.
+func TestDecodeCircuitMutations(t *testing.T) {
+	file, p, _ := fuzzCircuitFile(t)
+	pl := circuitPayloadOf(file)
+	r := rand.New(rand.NewPCG(12, 34))
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	for i := 0; i < n; i++ {
+		wrap := i%2 == 0
+		src := file
+		if wrap {
+			src = pl
+		}
+		data := mutate(r, src)
+		if wrap {
+			var b bytes.Buffer
+			require.NoError(t, he.WriteEnvelope(&b, he.KindCircuit, p.Fingerprint(), p.Name(), data))
+			data = b.Bytes()
+		}
+		_, _, err := DecodeCircuitAndParameters(data, nil)
+		if err != nil {
+			require.NotContains(t, err.Error(), "\n", "mutation %d", i)
+		}
+	}
+}
+
+// mutate applies 1-4 random byte edits (flip, insert, delete, digit
+// substitution, truncation) to a copy of src.
+func mutate(r *rand.Rand, src []byte) []byte {
+	b := append([]byte(nil), src...)
+	for k := 1 + r.IntN(4); k > 0 && len(b) > 0; k-- {
+		i := r.IntN(len(b))
+		switch r.IntN(5) {
+		case 0:
+			b[i] ^= byte(1 << r.IntN(8))
+		case 1:
+			b = append(b[:i], append([]byte{"0123456789,[]{}\"-e."[r.IntN(17)]}, b[i:]...)...)
+		case 2:
+			b = append(b[:i], b[i+1:]...)
+		case 3:
+			b[i] = "0123456789"[r.IntN(10)]
+		case 4:
+			b = b[:i]
+		}
+	}
+	return b
 }

@@ -14,10 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
@@ -93,6 +95,18 @@ func Save(dir string, m *model.Model, opt *optim.AdamW, st *TrainState) error {
 	return nil
 }
 
+// readSmallFile reads a file of at most max bytes (checked before reading).
+func readSmallFile(path string, max int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes exceed the limit %d", path, st.Size(), max)
+	}
+	return os.ReadFile(path)
+}
+
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
@@ -111,12 +125,15 @@ func Load(dir string) (*model.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
-	ts, _, err := safetensors.ReadFile(filepath.Join(dir, WeightsFile))
+	ts, _, err := safetensors.ReadFileMax(filepath.Join(dir, WeightsFile), maxWeightsFileBytes(m.Params()))
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
 	if err := assign(m.Params(), ts, "", "weights"); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := checkWeights(m.Params()); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %s: %w", dir, WeightsFile, err)
 	}
 	// Weight-side reparametrizations (weight normalization, sigmaReparam,
 	// scaled weight standardization) train other parameters and derive the
@@ -124,7 +141,41 @@ func Load(dir string) (*model.Model, error) {
 	// Derive them now, so every reader of a loaded model (the compiler
 	// included) sees the weights the model computes with.
 	m.Materialize()
+	if err := checkWeights(m.Params()); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: derived weights: %w", dir, err)
+	}
 	return m, nil
+}
+
+// maxWeightsFileBytes is the largest weights file the architecture can
+// explain: F64 values, plus a generous header (1 MiB, 256 bytes per tensor).
+func maxWeightsFileBytes(params []*nn.Param) int64 {
+	n := int64(8 + 1<<20)
+	for _, p := range params {
+		n += 8*int64(p.Value.Len()) + 256 + int64(len(p.Name))
+	}
+	return n
+}
+
+// MaxWeightMagnitude bounds the absolute value of every loaded weight
+// (model.MaxMagnitude, 2^20): a larger weight overflows CKKS and is a
+// corrupted or hostile checkpoint, not a trained model.
+const MaxWeightMagnitude = model.MaxMagnitude
+
+// checkWeights refuses non-finite weights and weights beyond
+// MaxWeightMagnitude, naming the tensor and the index.
+func checkWeights(params []*nn.Param) error {
+	for _, p := range params {
+		for i, v := range p.Value.Data {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("tensor %s: entry %d is %g (weights must be finite)", p.Name, i, v)
+			}
+			if math.Abs(v) > MaxWeightMagnitude {
+				return fmt.Errorf("tensor %s: entry %d is %g, beyond the limit %g in magnitude", p.Name, i, v, float64(MaxWeightMagnitude))
+			}
+		}
+	}
+	return nil
 }
 
 // assign copies tensors into params; names must match one to one.
@@ -150,18 +201,18 @@ func assign(params []*nn.Param, ts map[string]safetensors.Tensor, prefix, what s
 		}
 	}
 	sort.Strings(extra)
-	var errs []error
+	var errs []string
 	if len(missing) > 0 {
-		errs = append(errs, fmt.Errorf("missing %v", clip(missing)))
+		errs = append(errs, fmt.Sprintf("missing %v", clip(missing)))
 	}
 	if len(mismatched) > 0 {
-		errs = append(errs, fmt.Errorf("shape mismatch %v", clip(mismatched)))
+		errs = append(errs, fmt.Sprintf("shape mismatch %v", clip(mismatched)))
 	}
 	if len(extra) > 0 {
-		errs = append(errs, fmt.Errorf("unexpected %v", clip(extra)))
+		errs = append(errs, fmt.Sprintf("unexpected %v", clip(extra)))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s do not match the architecture in %s (checkpoint of another architecture?): %w", what, ConfigFile, errors.Join(errs...))
+		return fmt.Errorf("%s do not match the architecture in %s (checkpoint of another architecture?): %w", what, ConfigFile, errors.New(strings.Join(errs, "; ")))
 	}
 	return nil
 }
@@ -191,7 +242,7 @@ func LoadResumable(dir string) (*model.Model, *optim.AdamW, *TrainState, error) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, TrainerFile))
+	b, err := readSmallFile(filepath.Join(dir, TrainerFile), model.MaxConfigBytes)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("checkpoint %s is not resumable: %w", dir, err)
 	}
@@ -199,7 +250,7 @@ func LoadResumable(dir string) (*model.Model, *optim.AdamW, *TrainState, error) 
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, nil, nil, fmt.Errorf("checkpoint %s: parse %s: %w", dir, TrainerFile, err)
 	}
-	ts, _, err := safetensors.ReadFile(filepath.Join(dir, OptimizerFile))
+	ts, _, err := safetensors.ReadFileMax(filepath.Join(dir, OptimizerFile), 2*maxWeightsFileBytes(m.Params()))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("checkpoint %s: %w", dir, err)
 	}

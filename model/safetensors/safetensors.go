@@ -234,9 +234,42 @@ func Decode(b []byte) (map[string]Tensor, map[string]string, error) {
 
 // ReadFile reads and validates a safetensors file.
 func ReadFile(path string) (map[string]Tensor, map[string]string, error) {
-	b, err := os.ReadFile(path)
+	return ReadFileMax(path, 0)
+}
+
+// ReadFileMax reads and validates a safetensors file, refusing a file
+// larger than maxBytes (0: no limit beyond the file itself) before reading
+// it, so a caller that knows the expected size (a checkpoint knows its
+// architecture's) never reads or decodes more.
+func ReadFileMax(path string, maxBytes int64) (map[string]Tensor, map[string]string, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("safetensors: %w", err)
+	}
+	if maxBytes > 0 && st.Size() > maxBytes {
+		return nil, nil, fmt.Errorf("%s: file of %d bytes exceeds the limit %d for this model", path, st.Size(), maxBytes)
+	}
+	if st.Size() < 8 {
+		return nil, nil, fmt.Errorf("%s: safetensors: file of %d bytes is shorter than the 8-byte header length", path, st.Size())
+	}
+	// header length first, then the rest
+	var lenBuf [8]byte
+	if _, err := io.ReadFull(f, lenBuf[:]); err != nil {
+		return nil, nil, fmt.Errorf("%s: safetensors: %w", path, err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > MaxHeaderSize || n > uint64(st.Size()-8) {
+		return nil, nil, fmt.Errorf("%s: safetensors: header length %d exceeds the limit %d or the file (%d bytes)", path, n, MaxHeaderSize, st.Size())
+	}
+	b := make([]byte, st.Size())
+	copy(b, lenBuf[:])
+	if _, err := io.ReadFull(f, b[8:]); err != nil {
+		return nil, nil, fmt.Errorf("%s: safetensors: %w", path, err)
 	}
 	t, m, err := Decode(b)
 	if err != nil {
