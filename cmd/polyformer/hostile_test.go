@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -70,4 +73,35 @@ func TestCheckOutputs(t *testing.T) {
 		require.NotContains(t, err.Error(), "\n")
 	}
 	require.NoError(t, checkOutputs(run(2.5, 2, math.NaN())))
+}
+
+// TestCompileHostileCheckpoint: a checkpoint with a NaN or huge weight or an
+// absurd width is refused by compile with a one-line error naming the
+// tensor or field, not an "internal error" nor a hint about bootstrapping.
+func TestCompileHostileCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "ckpt")
+	tinyCheckpoint(t, ckpt)
+	m, err := checkpoint.Load(ckpt)
+	require.NoError(t, err)
+	name := m.Params()[4].Name
+	for _, v := range []float64{math.NaN(), 1e300} {
+		bad := filepath.Join(dir, fmt.Sprintf("bad-%g", v))
+		require.NoError(t, os.MkdirAll(bad, 0o755))
+		m.Params()[4].Value.Data[0] = v
+		require.NoError(t, checkpoint.Save(bad, m, nil, nil))
+		_, err := runCLI(t, "compile", bad, "--out", filepath.Join(dir, "c"), "--preset", "test-n13", "--insecure")
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "tensor "+name+": entry 0 is")
+		require.NotContains(t, err.Error(), "internal error")
+		require.NotContains(t, err.Error(), "allow-bootstrap")
+		require.NotContains(t, err.Error(), "\n")
+	}
+	cfg := filepath.Join(ckpt, checkpoint.ConfigFile)
+	b, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), `"width": 8,`, `"width": 16777216,`, 1)), 0o644))
+	_, err = runCLI(t, "compile", ckpt, "--out", filepath.Join(dir, "c"))
+	require.ErrorContains(t, err, "width = 16777216 exceeds the limit 4096")
+	require.NotContains(t, err.Error(), "\n")
 }

@@ -2,8 +2,10 @@ package compiler
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/model"
 )
 
 // Limits of circuits. Every decoder and Validate check them, so that no
@@ -71,6 +73,19 @@ func (e *LimitError) Unwrap() error { return he.ErrTooLarge }
 func tooMany(field, what string, value, limit int) error {
 	if value > limit {
 		return &LimitError{Field: field, What: what, Value: int64(value), Limit: int64(limit)}
+	}
+	return nil
+}
+
+// checkModelWeights refuses a model whose weights are not finite or exceed
+// MaxMagnitude, naming the tensor and the index, before lowering.
+func checkModelWeights(m *model.Model) error {
+	for _, p := range m.Params() {
+		for i, v := range p.Value.Data {
+			if !(math.Abs(v) <= MaxMagnitude) {
+				return fmt.Errorf("compile: tensor %s: entry %d is %g: weights must be finite and at most %g in magnitude", p.Name, i, v, float64(MaxMagnitude))
+			}
+		}
 	}
 	return nil
 }

@@ -170,6 +170,9 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 			return nil, fmt.Errorf("compile: site %s has no polynomial (calibrate the model first)", s.Name)
 		}
 	}
+	if err := checkModelWeights(m); err != nil {
+		return nil, err
+	}
 	batch := opt.Batch
 	if batch == 0 {
 		batch = 1
@@ -211,7 +214,7 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 		y = b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
 		b.op(Op{Kind: KindOutput, In: []int{y}, Label: "output"})
 		if err := b.c.Validate(); err != nil {
-			return nil, fmt.Errorf("compile: internal error: %w", err)
+			return nil, fmt.Errorf("compile: the lowered circuit is invalid (weights, folded normalization or calibrated ranges out of range): %w", err)
 		}
 		return b.c, nil
 	}
@@ -234,7 +237,7 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 	y = b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
 	b.op(Op{Kind: KindOutput, In: []int{y}, Label: "output"})
 	if err := b.c.Validate(); err != nil {
-		return nil, fmt.Errorf("compile: internal error: %w", err)
+		return nil, fmt.Errorf("compile: the lowered circuit is invalid (weights, folded normalization or calibrated ranges out of range): %w", err)
 	}
 	return b.c, nil
 }
