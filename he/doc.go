@@ -15,6 +15,11 @@
 //     bound Lattigo states for h=192) and refuse parameters above them unless
 //     they are marked InsecureForTesting. EstimateSecurityBits is a
 //     documented table interpolation, not a lattice-estimator run.
+//     RequireSecure is the one policy every key-generating or encrypting
+//     path uses: it recomputes the security from the parameters (never
+//     from a name or a mark in a file) and refuses anything under 128
+//     bits unless insecure parameters are explicitly allowed
+//     (docs/security.md).
 //   - Fingerprint: SHA-256 of a canonical parameter description; every file
 //     carries it, and loading a file made for other parameters fails with
 //     ErrFingerprintMismatch naming both parameter sets.

@@ -55,7 +55,8 @@
 //	c, p, err := compiler.CompileFor(m, preset, batch, allowBootstrap) // Compile + Plan ("" = smallest preset that fits)
 //	rep, err := compiler.NewReport(c, p)                               // dry run: rep.WriteTable, rep.WriteJSON
 //	err = compiler.WriteCircuitFile(path, c, false)                    // the server's artifact
-//	c, p, err = compiler.LoadCircuitFile(path)
+//	c, p, err = compiler.LoadCircuitFile(path)                         // the circuit and the parameters it carries
+//	budget, err := compiler.VerifyCircuit(c, p, compiler.ClientPolicy{}) // client: security, key spec, key budget
 //	sk, evk, err := he.GenerateKeys(p, c.Planned.Keys.KeySpec())       // exactly the keys the circuit uses
 //	vecs, err := c.EncodeImages(pixels, n, 28, 28)                     // or c.EncodeBytes(ids, n, seqLen)
 //	cts, err := compiler.EncryptInputs(client, c, vecs)
