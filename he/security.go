@@ -328,6 +328,15 @@ func (r SecurityReport) weakest() (SecurityReport, bool) {
 	return r, false
 }
 
+// MinEstimatedBits returns the estimate of the weaker part: the parameters
+// or, with bootstrapping, the bootstrapping circuit.
+func (r SecurityReport) MinEstimatedBits() float64 {
+	if r.Bootstrapping != nil {
+		return math.Min(r.EstimatedBits, r.Bootstrapping.EstimatedBits)
+	}
+	return r.EstimatedBits
+}
+
 // RequireSecure is polyformer's one security policy, used by every path that
 // generates keys or encrypts (keygen, infer, bench layers, demo, the client)
 // and by preset selection. It computes the security of p from the

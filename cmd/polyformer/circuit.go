@@ -232,7 +232,7 @@ type clientPolicy struct {
 func (c *clientPolicy) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&c.insecure, "insecure", false, "accept circuit parameters below 128-bit security (tests only)")
 	cmd.Flags().Uint64Var(&c.maxKeyBytes, "max-key-bytes", compiler.DefaultMaxKeyBytes,
-		fmt.Sprintf("refuse circuits whose evaluation keys exceed this many bytes (default %s)", compiler.FormatBytes(compiler.DefaultMaxKeyBytes)))
+		fmt.Sprintf("refuse circuits whose evaluation keys exceed this many bytes (the default is %s)", compiler.FormatBytes(compiler.DefaultMaxKeyBytes)))
 }
 
 func (c *clientPolicy) policy() compiler.ClientPolicy {
