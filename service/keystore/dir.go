@@ -355,8 +355,15 @@ func (d *Dir) Delete(ctx context.Context, id string) error {
 }
 
 // List implements Store.
-func (d *Dir) List(ctx context.Context) ([]Info, error) {
-	ents, err := os.ReadDir(d.keys) // sorted by name
+func (d *Dir) List(ctx context.Context) ([]Info, error) { return listBlobs(d.keys) }
+
+// Uploads implements UploadLister.
+func (d *Dir) Uploads(ctx context.Context) ([]Info, error) { return listBlobs(d.uploads) }
+
+// listBlobs lists the regular files of dir whose names are IDs, sorted by
+// ID; files deleted while listing are skipped.
+func listBlobs(dir string) ([]Info, error) {
+	ents, err := os.ReadDir(dir) // sorted by name
 	if err != nil {
 		return nil, fmt.Errorf("keystore: %w", err)
 	}
@@ -377,41 +384,8 @@ func (d *Dir) List(ctx context.Context) ([]Info, error) {
 	return out, nil
 }
 
-// Uploads implements UploadLister.
-func (d *Dir) Uploads(ctx context.Context) ([]Info, error) {
-	ents, err := os.ReadDir(d.uploads)
-	if err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
-	}
-	var out []Info
-	for _, e := range ents {
-		if ValidateID(e.Name()) != nil || !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("keystore: %w", err)
-		}
-		out = append(out, infoOf(e.Name(), fi))
-	}
-	return out, nil
-}
-
 // TotalBytes implements Store.
-func (d *Dir) TotalBytes(ctx context.Context) (int64, error) {
-	infos, err := d.List(ctx)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for _, i := range infos {
-		n += i.Size
-	}
-	return n, nil
-}
+func (d *Dir) TotalBytes(ctx context.Context) (int64, error) { return totalBytes(ctx, d) }
 
 // syncDir fsyncs a directory so that a rename or removal in it is durable.
 func syncDir(path string) error {

@@ -201,3 +201,16 @@ func checkRoom(offset, max int64) error {
 	}
 	return nil
 }
+
+// totalBytes sums the sizes of the complete blobs of st.
+func totalBytes(ctx context.Context, st Store) (int64, error) {
+	infos, err := st.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, i := range infos {
+		n += i.Size
+	}
+	return n, nil
+}

@@ -545,14 +545,4 @@ func (s *S3) Uploads(ctx context.Context) ([]Info, error) {
 }
 
 // TotalBytes implements Store.
-func (s *S3) TotalBytes(ctx context.Context) (int64, error) {
-	infos, err := s.List(ctx)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for _, i := range infos {
-		n += i.Size
-	}
-	return n, nil
-}
+func (s *S3) TotalBytes(ctx context.Context) (int64, error) { return totalBytes(ctx, s) }
