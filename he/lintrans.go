@@ -274,6 +274,20 @@ func (lt *LinearTransform) GaloisElements(params hefloat.Parameters) []uint64 {
 	return params.GaloisElements(lt.rotations)
 }
 
+// BabySteps returns the non-zero baby-step rotations (hoisted: one shared
+// decomposition of the input), sorted.
+func (lt *LinearTransform) BabySteps() []int {
+	b := append([]int(nil), lt.baby...)
+	sort.Ints(b)
+	return b
+}
+
+// GiantSteps returns the non-zero giant-step rotations, sorted.
+func (lt *LinearTransform) GiantSteps() []int { return append([]int(nil), lt.giant...) }
+
+// LogBSGSRatio returns the log2 giant/baby-step ratio the transform uses.
+func (lt *LinearTransform) LogBSGSRatio() int { return lt.logRatio }
+
 // KeySwitches returns the number of key switches one evaluation performs:
 // the hoisted baby-step rotations plus the giant-step rotations.
 func (lt *LinearTransform) KeySwitches() int { return len(lt.baby) + len(lt.giant) }

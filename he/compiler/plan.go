@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	lhe "github.com/tuneinsight/lattigo/v5/he"
 
 	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/polyapprox"
@@ -409,7 +410,109 @@ func (c *Circuit) transforms(p *he.Parameters) ([]*he.LinearTransform, error) {
 		}
 		out[i] = lt
 	}
+	if err := c.chooseBSGS(out, p.Slots()); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// maxLogBSGSRatio bounds the baby/giant ratios chooseBSGS tries.
+const maxLogBSGSRatio = 6
+
+// chooseBSGS picks, for every linear op (or group of linear ops sharing one
+// hoisted input, which reuse each other's baby steps), the baby/giant split
+// that minimizes its key switches plus the rotation keys it adds to those
+// of the transforms before it (ties: fewer key switches, then the smaller
+// ratio). Deterministic in op order, so Plan, NewReport and the executor
+// agree.
+func (c *Circuit) chooseBSGS(lts []*he.LinearTransform, slots int) error {
+	type grp struct{ mats []int }
+	var order []*grp
+	byKey := map[[2]int]*grp{}
+	done := map[int]bool{}
+	for _, op := range c.Ops {
+		if op.Kind != KindLinear || lts[op.Mat] == nil || done[op.Mat] {
+			continue
+		}
+		done[op.Mat] = true
+		if op.Group > 0 {
+			k := [2]int{op.Group, op.In[0]}
+			if g := byKey[k]; g != nil {
+				g.mats = append(g.mats, op.Mat)
+				continue
+			}
+			byKey[k] = &grp{}
+			order = append(order, byKey[k])
+			byKey[k].mats = []int{op.Mat}
+			continue
+		}
+		order = append(order, &grp{mats: []int{op.Mat}})
+	}
+	have := map[int]bool{}
+	for _, op := range c.Ops { // rotation keys of explicit rotations are needed anyway
+		if op.Kind == KindRotate || op.Kind == KindRotSum {
+			for _, r := range op.Rot {
+				if r = ((r % slots) + slots) % slots; r != 0 {
+					have[r] = true
+				}
+			}
+		}
+	}
+	for _, g := range order {
+		bestR, bestCost, bestKS := 0, -1, 0
+		var bestRots []int
+		for r := 0; r <= maxLogBSGSRatio; r++ {
+			ks := 0
+			var prev map[int]bool
+			rots := map[int]bool{}
+			for _, mi := range g.mats {
+				diags := lts[mi].Diagonals()
+				n1 := lhe.FindBestBSGSRatio(diags, slots, r)
+				index, _, rotN2 := lhe.BSGSIndex(diags, slots, n1)
+				cur := map[int]bool{}
+				for _, b := range rotN2 {
+					if b != 0 {
+						cur[b] = true
+						rots[b] = true
+						if !prev[b] {
+							ks++
+						}
+					}
+				}
+				for j := range index {
+					if j != 0 {
+						ks++
+						rots[j] = true
+					}
+				}
+				prev = cur
+			}
+			var list []int
+			newKeys := 0
+			for k := range rots {
+				list = append(list, k)
+				if !have[k] {
+					newKeys++
+				}
+			}
+			if cost := ks + newKeys; bestCost < 0 || cost < bestCost || (cost == bestCost && ks < bestKS) {
+				bestR, bestCost, bestKS, bestRots = r, cost, ks, list
+			}
+		}
+		for _, mi := range g.mats {
+			if lts[mi].LogBSGSRatio() != bestR {
+				lt, err := lts[mi].WithLogBSGSRatio(bestR)
+				if err != nil {
+					return fmt.Errorf("matrix %s: %w", c.Mats[mi].Name, err)
+				}
+				lts[mi] = lt
+			}
+		}
+		for _, k := range bestRots {
+			have[k] = true
+		}
+	}
+	return nil
 }
 
 func (c *Circuit) keyNeeds(p *he.Parameters) (KeyNeeds, error) {

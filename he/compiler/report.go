@@ -12,8 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	lhe "github.com/tuneinsight/lattigo/v5/he"
-
 	"github.com/polyformer/polyformer/he"
 )
 
@@ -30,6 +28,10 @@ type LayerReport struct {
 	Relinearizations int `json:"relinearizations"`
 	KeySwitches      int `json:"key_switches"`
 	Bootstraps       int `json:"bootstraps"`
+	// RotationKeys is the number of distinct rotation keys the layer's ops
+	// use; NewRotationKeys those of them no earlier layer used.
+	RotationKeys    int `json:"rotation_keys"`
+	NewRotationKeys int `json:"new_rotation_keys"`
 	// Measured by Bench (per ciphertext, summed over ops; zero before).
 	TimeNs              int64 `json:"time_ns,omitempty"`
 	MeasuredKeySwitches int   `json:"measured_key_switches,omitempty"`
@@ -108,6 +110,8 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 		RotationKeys: len(c.Planned.Keys.Rotations), PredictedLog2Err: math.NaN()}
 	idx := map[string]int{}
 	prevBaby := map[int]map[int]bool{} // per input value: baby steps of the last transform of its group
+	layerKeys := map[string]map[int]bool{}
+	seenKeys := map[int]bool{}
 	for i, op := range c.Ops {
 		k, ok := idx[op.Label]
 		if !ok {
@@ -142,6 +146,19 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 				cur[b] = true
 			}
 			prevBaby[op.In[0]] = cur
+		}
+		for _, k := range opRotations(op, lts, p.Slots()) {
+			if layerKeys[op.Label] == nil {
+				layerKeys[op.Label] = map[int]bool{}
+			}
+			if !layerKeys[op.Label][k] {
+				layerKeys[op.Label][k] = true
+				l.RotationKeys++
+				if !seenKeys[k] {
+					seenKeys[k] = true
+					l.NewRotationKeys++
+				}
+			}
 		}
 		l.Rotations += rots
 		l.Relinearizations += rel
@@ -185,20 +202,25 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 // bsgsSplit returns the non-zero baby-step and giant-step rotations of a
 // transform, as he (and Lattigo) evaluate it.
 func bsgsSplit(lt *he.LinearTransform, slots int) (baby, giant []int) {
-	diags := lt.Diagonals()
-	n1 := lhe.FindBestBSGSRatio(diags, slots, he.DefaultLogBSGSRatio)
-	index, _, rotN2 := lhe.BSGSIndex(diags, slots, n1)
-	for _, r := range rotN2 {
-		if r != 0 {
-			baby = append(baby, r)
+	return lt.BabySteps(), lt.GiantSteps()
+}
+
+// opRotations returns the distinct non-zero rotation amounts (mod slots)
+// an op uses, i.e. the rotation keys it needs.
+func opRotations(op Op, lts []*he.LinearTransform, slots int) []int {
+	switch op.Kind {
+	case KindLinear:
+		return lts[op.Mat].Rotations()
+	case KindRotate, KindRotSum:
+		var out []int
+		for _, r := range op.Rot {
+			if r = ((r % slots) + slots) % slots; r != 0 {
+				out = append(out, r)
+			}
 		}
+		return out
 	}
-	for j := range index {
-		if j != 0 {
-			giant = append(giant, j)
-		}
-	}
-	return baby, giant
+	return nil
 }
 
 // peakLive is the largest number of values alive at once in op order.
@@ -325,14 +347,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "layer\tops\tlevel in\tlevel out\trotations\trelins\tkey switches\tbootstraps\ttime\tlog2 err\tlog2 rel\t")
+	fmt.Fprintln(tw, "layer\tops\tlevel in\tlevel out\trotations\trelins\tkey switches\trot keys\tnew keys\tbootstraps\ttime\tlog2 err\tlog2 rel\t")
 	for _, l := range r.Layers {
 		tm := "-"
 		if l.TimeNs > 0 {
 			tm = time.Duration(l.TimeNs).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", l.Layer, l.Ops, l.LevelIn, l.LevelOut,
-			l.Rotations, l.Relinearizations, l.KeySwitches, l.Bootstraps, tm, log2s(l.Log2Err), log2s(l.Log2RelErr))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t\n", l.Layer, l.Ops, l.LevelIn, l.LevelOut,
+			l.Rotations, l.Relinearizations, l.KeySwitches, l.RotationKeys, l.NewRotationKeys, l.Bootstraps, tm, log2s(l.Log2Err), log2s(l.Log2RelErr))
 	}
 	return tw.Flush()
 }
@@ -342,7 +364,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"layer", "ops", "level_in", "level_out", "rotations", "relinearizations", "key_switches",
-		"bootstraps", "time_ns", "measured_key_switches", "log2_err_vs_sim", "log2_rel_err_vs_sim"}); err != nil {
+		"rotation_keys", "new_rotation_keys", "bootstraps", "time_ns", "measured_key_switches", "log2_err_vs_sim", "log2_rel_err_vs_sim"}); err != nil {
 		return err
 	}
 	for _, l := range r.Layers {
@@ -353,7 +375,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			return strconv.FormatFloat(x, 'f', 3, 64)
 		}
 		rec := []string{l.Layer, strconv.Itoa(l.Ops), strconv.Itoa(l.LevelIn), strconv.Itoa(l.LevelOut), strconv.Itoa(l.Rotations),
-			strconv.Itoa(l.Relinearizations), strconv.Itoa(l.KeySwitches), strconv.Itoa(l.Bootstraps),
+			strconv.Itoa(l.Relinearizations), strconv.Itoa(l.KeySwitches), strconv.Itoa(l.RotationKeys), strconv.Itoa(l.NewRotationKeys), strconv.Itoa(l.Bootstraps),
 			strconv.FormatInt(l.TimeNs, 10), strconv.Itoa(l.MeasuredKeySwitches), f(l.Log2Err), f(l.Log2RelErr)}
 		if err := cw.Write(rec); err != nil {
 			return err
