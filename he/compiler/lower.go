@@ -19,6 +19,10 @@ type CompileOptions struct {
 	// diagonals into one ciphertext (the plain layout of DESIGN §4, kept as
 	// the baseline the packed layout is measured against).
 	OneDiagonalPerCiphertext bool
+	// NoReplicatedStream keeps the residual stream in the first channels of
+	// each token block only (the layout before replication, kept as the
+	// baseline the replicated layout is measured against).
+	NoReplicatedStream bool
 }
 
 // MaxBatch returns the largest batch (power of two) a ring with the given
@@ -70,6 +74,10 @@ type feed struct {
 	id   int
 	g    []float64
 	beta []float64
+	// rep: the value is replicated with period builder.P over the token
+	// block (the residual stream and its norms): a consumer reads channel c
+	// from whichever copy keeps its diagonals in [0, P) (or [-P, 0)).
+	rep bool
 }
 
 type builder struct {
@@ -83,6 +91,52 @@ type builder struct {
 	group  int
 	causal bool
 	noPack bool
+	// P > 0: the residual stream is replicated with period P = nextpow2(width)
+	// over the D channels of a token block (D >= 2P), so that a linear layer
+	// reading it needs P diagonals (one cyclic window) instead of up to
+	// 2P-1; its producers pay log2(D/P) rotations to replicate.
+	P int
+}
+
+// inCol returns the input column (slot within the token block) from which
+// output row row reads channel c of feed f: c itself, or, for a replicated
+// feed, the copy of c in the window [row, row+P) (or [row-P, row) for the
+// last rows), so that all rows use diagonals in [0, P) (or [-P, 0)).
+func (b *builder) inCol(f feed, row, c int) int {
+	if !f.rep || b.P == 0 {
+		return c
+	}
+	P, D := b.P, b.L.Block
+	if row+P <= D {
+		j := c
+		for j < row {
+			j += P
+		}
+		return j
+	}
+	return c + ((row-1-c)/P)*P
+}
+
+// real reports whether channel c of a stream-shaped value holds a model
+// channel (and not padding).
+func (b *builder) real(c int) bool {
+	if b.P > 0 {
+		return c%b.P < b.d
+	}
+	return c < b.d
+}
+
+// replicate copies the first P channels of each token block (the rest must
+// be zero) over the whole block: log2(D/P) rotations.
+func (b *builder) replicate(label string, x int) int {
+	if b.P == 0 {
+		return x
+	}
+	var rots []int
+	for s := b.P; s < b.L.Block; s <<= 1 {
+		rots = append(rots, -s)
+	}
+	return b.op(Op{Kind: KindRotSum, In: []int{x}, Rot: rots, Label: label})
 }
 
 func (b *builder) op(o Op) int {
@@ -130,7 +184,8 @@ func (b *builder) linearFromModel(name string, l *nn.Linear, colLo, cols int, f 
 		s := outScale(t)
 		for i := 0; i < l.In; i++ {
 			for o := 0; o < cols; o++ {
-				m[outMap(o)*D+inMap(i)] = s * f.g[i] * W[i*out+colLo+o]
+				r := outMap(o)
+				m[r*D+b.inCol(f, r, inMap(i))] = s * f.g[i] * W[i*out+colLo+o]
 			}
 		}
 	})
@@ -192,6 +247,9 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 	b := &builder{c: &Circuit{Version: FormatVersion, Task: cfg.Task, Layout: L}, m: m, L: L, d: cfg.Width,
 		heads: cfg.Heads, dh: cfg.Width / cfg.Heads, causal: cfg.Task == model.TaskText, noPack: opt.OneDiagonalPerCiphertext}
 	b.dhp = nextPow2(b.dh)
+	if P := nextPow2(cfg.Width); !opt.NoReplicatedStream && 2*P <= d {
+		b.P = P
+	}
 	in := b.op(Op{Kind: KindInput, Label: "input"})
 	x, err := b.embed(in)
 	if err != nil {
@@ -265,7 +323,8 @@ func (b *builder) embed(in int) (int, error) {
 		}
 	}
 	x := b.op(Op{Kind: KindLinear, In: []int{in}, Mat: id, Label: "embed"})
-	return b.op(Op{Kind: KindAddPlain, In: []int{x}, Vec: b.vec(bias), Label: "embed"}), nil
+	x = b.op(Op{Kind: KindAddPlain, In: []int{x}, Vec: b.vec(bias), Label: "embed"})
+	return b.replicate("embed", x), nil
 }
 
 func ones(n int) []float64 {
@@ -297,7 +356,7 @@ func (b *builder) norm(name string, n nn.Norm, x int, sigma float64) (feed, erro
 	d := b.d
 	switch nm := n.(type) {
 	case normfree.None:
-		return feed{id: x, g: fill(d, sigma), beta: make([]float64, d)}, nil
+		return feed{id: x, g: fill(d, sigma), beta: make([]float64, d), rep: b.P > 0}, nil
 	case *normfree.LayerNorm:
 		y, err := b.invSqrtNorm(name, x, sigma, nm.Eps, true, nm.Sites())
 		if err != nil {
@@ -311,7 +370,7 @@ func (b *builder) norm(name string, n nn.Norm, x int, sigma float64) (feed, erro
 				beta[j] = nm.Bias.Value.Data[j]
 			}
 		}
-		return feed{id: y, g: g, beta: beta}, nil
+		return feed{id: y, g: g, beta: beta, rep: b.P > 0}, nil
 	case *normfree.RMSNorm:
 		y, err := b.invSqrtNorm(name, x, sigma, normfree.DefaultEps, false, nm.Sites())
 		if err != nil {
@@ -322,7 +381,7 @@ func (b *builder) norm(name string, n nn.Norm, x int, sigma float64) (feed, erro
 		for j := range g {
 			g[j] = sigma * gain[j]
 		}
-		return feed{id: y, g: g, beta: make([]float64, d)}, nil
+		return feed{id: y, g: g, beta: make([]float64, d), rep: b.P > 0}, nil
 	}
 	return feed{}, fmt.Errorf("compile: normalization %q (%T) is not supported", n.Kind(), n)
 }
@@ -348,14 +407,22 @@ func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center boo
 	D, d := b.L.Block, b.d
 	xc := x
 	if center {
+		sf := feed{rep: b.P > 0}
 		id := b.mat(name+".center", false, func(_ int, m []float64) {
-			for i := 0; i < d; i++ {
+			for r := 0; r < D; r++ {
+				if !b.real(r) || (b.P == 0 && r >= d) {
+					continue
+				}
+				i := r
+				if b.P > 0 {
+					i = r % b.P
+				}
 				for j := 0; j < d; j++ {
 					v := -1 / float64(d)
 					if i == j {
 						v++
 					}
-					m[i*D+j] = v
+					m[r*D+b.inCol(sf, r, j)] = v
 				}
 			}
 		})
@@ -364,11 +431,15 @@ func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center boo
 	sq := b.op(Op{Kind: KindMul, In: []int{xc, xc}, Label: name})
 	unit, scalar, constant := unitPoly(init)
 	mid := 0.5 * (spec.Interval[0] + spec.Interval[1])
+	sf := feed{rep: b.P > 0}
 	meanMat := func(f float64) func(int, []float64) {
 		return func(_ int, m []float64) {
-			for i := 0; i < d; i++ {
+			for r := 0; r < D; r++ {
+				if !b.real(r) {
+					continue
+				}
 				for j := 0; j < d; j++ {
-					m[i*D+j] = f * sigma * sigma / float64(d)
+					m[r*D+b.inCol(sf, r, j)] = f * sigma * sigma / float64(d)
 				}
 			}
 		}
@@ -382,7 +453,7 @@ func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center boo
 	for t := 0; t < b.L.Tokens; t++ {
 		for c := 0; c < D; c++ {
 			e := eps
-			if c >= d {
+			if !b.real(c) {
 				e = mid // padded channels: keep the plan inside its interval (y there is multiplied by 0)
 			}
 			hv[t*D+c] = 0.5 * e
@@ -483,7 +554,8 @@ func (b *builder) ffn(name string, f *nn.FFN, in feed, outScale float64) (int, e
 	dnID, dnBias := b.linearFromModel(name+".down", f.Down, 0, f.Down.Out, hf, ident, ident,
 		func(int) float64 { return outScale }, false, nil)
 	y := b.op(Op{Kind: KindLinear, In: []int{u}, Mat: dnID, Label: name + ".down"})
-	return b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(dnBias), Label: name + ".down"}), nil
+	y = b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(dnBias), Label: name + ".down"})
+	return b.replicate(name+".down", y), nil
 }
 
 // attention lowers multi-head attention with the diagonal method; the
@@ -723,7 +795,8 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 		}
 	}
 	y := b.op(Op{Kind: KindLinear, In: []int{o}, Mat: oid, Label: name + ".out"})
-	return b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(obias), Label: name + ".out"}), nil
+	y = b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(obias), Label: name + ".out"})
+	return b.replicate(name+".out", y), nil
 }
 
 // power lowers x^p by binary exponentiation (ceil(log2 p) levels).
@@ -961,5 +1034,6 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		}
 	}
 	y := b.op(Op{Kind: KindLinear, In: []int{o}, Mat: oid, Label: name + ".out"})
-	return b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(obias), Label: name + ".out"}), nil
+	y = b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(obias), Label: name + ".out"})
+	return b.replicate(name+".out", y), nil
 }
