@@ -249,6 +249,12 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre 
 			consumers[in][j] = true
 		}
 	}
+	rotFanout := make([]int, len(c.Ops)) // rotations of each value
+	for _, op := range c.Ops {
+		if op.Kind == KindRotate {
+			rotFanout[op.In[0]]++
+		}
+	}
 	narrow := func(i int) bool { return len(consumers[i]) >= 3 || c.Ops[i].Kind == KindOutput }
 	dist := make([]int, len(c.Ops))
 	for i := len(c.Ops) - 1; i >= 0; i-- {
@@ -284,6 +290,19 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre 
 			continue
 		}
 		need0 := levelsOf(op)
+		if boot && op.Kind == KindRotate && rotFanout[op.In[0]] >= 2 {
+			// a value rotated into several copies (K and V of attention, Q's
+			// copies) is bootstrapped once before the fan-out, never on each
+			// copy: give it what a copy needs up to the next narrow value
+			// (or all a bootstrap gives when that is more)
+			want := min(dist[id], btpOut-floor)
+			for j := range consumers[id] {
+				want = max(want, levelsOf(c.Ops[j]))
+			}
+			if _, err := ensure(id, op, op.In[0], want); err != nil {
+				return nil, err
+			}
+		}
 		if drop && (op.Kind == KindRotate || op.Kind == KindRotSum || op.Kind == KindLinear) {
 			// key switches cost in proportion to the level: drop what no consumer needs
 			orig := op.In[0]
