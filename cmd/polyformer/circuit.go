@@ -76,6 +76,40 @@ func newCompileCommand() *cobra.Command {
 					rep.PredictedLog2Err = pe
 				}
 			}
+			// precision margin: can the predicted logit error flip a
+			// prediction? Poly-mode margins of calibration inputs (the first
+			// training images; for an LM, windows of the sample text).
+			calib := func() (model.Batch, error) {
+				if m.Cfg.Task == model.TaskMNIST {
+					train, _, err := loadMNIST(m.Cfg.Data.Dir)
+					if err != nil {
+						return model.Batch{}, err
+					}
+					train = train.Subset(256)
+					return model.Batch{B: train.N, Pixels: train.Pixels, Targets: train.Labels}, nil
+				}
+				T := m.Cfg.Context
+				text := []byte("package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hello, encrypted world\")\n}\n")
+				const n = 16
+				b := model.Batch{B: n, T: T, Inputs: make([]int, n*T), Targets: make([]int, n*T)}
+				for i := 0; i < n; i++ {
+					for t := 0; t < T; t++ {
+						b.Inputs[i*T+t] = int(text[(5*i+t)%len(text)])
+						b.Targets[i*T+t] = int(text[(5*i+t+1)%len(text)])
+					}
+				}
+				return b, nil
+			}
+			if b, err := calib(); err == nil && !math.IsNaN(rep.PredictedLog2Err) {
+				if margins, err := compiler.PolyMargins(m, b); err == nil {
+					if mc, err := compiler.CheckMargins(margins, rep.PredictedLog2Err); err == nil {
+						rep.Margin = &mc
+						if mc.Warn() {
+							fmt.Fprintln(cmd.ErrOrStderr(), mc.String())
+						}
+					}
+				}
+			}
 			if err := compiler.WriteCircuitFile(out, c, overwrite); err != nil {
 				return fmt.Errorf("compile: %w", err)
 			}

@@ -54,21 +54,24 @@ type Report struct {
 	MaxLevel    int    `json:"max_level"`
 	Layout      Layout `json:"layout"`
 	// InputsPerCiphertext is Batch (the layout is replicated over all slots).
-	InputsPerCiphertext int           `json:"inputs_per_ciphertext"`
-	Depth               int           `json:"depth"`
-	InputLevel          int           `json:"input_level"`
-	Bootstraps          int           `json:"bootstraps"`
-	Ops                 int           `json:"ops"`
-	Rotations           int           `json:"rotations"`
-	Relinearizations    int           `json:"relinearizations"`
-	KeySwitches         int           `json:"key_switches"`
-	RotationKeys        int           `json:"rotation_keys"`
-	RotationAmounts     []int         `json:"rotation_amounts"`
-	KeyBytes            KeyBytes      `json:"key_bytes"`
-	InputCiphertextSize int64         `json:"input_ciphertext_bytes"`
-	MemoryBytes         int64         `json:"memory_estimate_bytes"`
-	PredictedLog2Err    float64       `json:"predicted_log2_err"`
-	Layers              []LayerReport `json:"layers"`
+	InputsPerCiphertext int      `json:"inputs_per_ciphertext"`
+	Depth               int      `json:"depth"`
+	InputLevel          int      `json:"input_level"`
+	Bootstraps          int      `json:"bootstraps"`
+	Ops                 int      `json:"ops"`
+	Rotations           int      `json:"rotations"`
+	Relinearizations    int      `json:"relinearizations"`
+	KeySwitches         int      `json:"key_switches"`
+	RotationKeys        int      `json:"rotation_keys"`
+	RotationAmounts     []int    `json:"rotation_amounts"`
+	KeyBytes            KeyBytes `json:"key_bytes"`
+	InputCiphertextSize int64    `json:"input_ciphertext_bytes"`
+	MemoryBytes         int64    `json:"memory_estimate_bytes"`
+	PredictedLog2Err    float64  `json:"predicted_log2_err"`
+	// Margin, when set (by the caller, from calibration inputs), compares
+	// PredictedLog2Err with the model's logit margins.
+	Margin *MarginCheck  `json:"margin,omitempty"`
+	Layers []LayerReport `json:"layers"`
 	// Measured by Bench.
 	WallNs      int64   `json:"wall_ns,omitempty"`
 	PerInputNs  int64   `json:"per_input_ns,omitempty"`
@@ -339,6 +342,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		mb(r.KeyBytes.Relinearization), mb(r.KeyBytes.Rotation), mb(r.KeyBytes.Bootstrapping), mb(r.KeyBytes.Total),
 		mb(r.InputCiphertextSize), mb(r.MemoryBytes))
 	fmt.Fprintf(&sb, "predicted log2 output error %s\n", log2s(r.PredictedLog2Err))
+	if r.Margin != nil {
+		fmt.Fprintln(&sb, r.Margin.String())
+	}
 	if r.WallNs > 0 {
 		fmt.Fprintf(&sb, "measured: wall %s, per input %s, max logit error vs simulator %.3g\n",
 			time.Duration(r.WallNs).Round(time.Millisecond), time.Duration(r.PerInputNs).Round(time.Millisecond), r.MaxLogitErr)
