@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/normfree"
@@ -97,4 +98,25 @@ func TestRecordedCosts(t *testing.T) {
 			require.Equal(t, want, got)
 		})
 	}
+}
+
+// The replicated stream is cheaper than the layout without it and computes
+// the same function (simulator = poly mode in both).
+func TestReplicatedStreamCheaper(t *testing.T) {
+	m, b := tinyMNIST(t, nil, shallowFit())
+	p, err := he.ParametersFromPreset(he.PresetN16) // dry run only
+	require.NoError(t, err)
+	ks := map[bool]int{}
+	for _, no := range []bool{false, true} {
+		c, err := Compile(m, CompileOptions{Batch: 4, NoReplicatedStream: no})
+		require.NoError(t, err)
+		require.Less(t, maxAbsDiff(polyLogits(t, m, b), simLogits(t, c, b, m.Cfg)), 1e-9)
+		pc, err := Plan(c, p, PlanOptions{})
+		require.NoError(t, err)
+		rep, err := NewReport(pc, p)
+		require.NoError(t, err)
+		ks[no] = rep.KeySwitches
+	}
+	t.Logf("key switches: replicated %d, not replicated %d", ks[false], ks[true])
+	require.Less(t, ks[false], ks[true])
 }
