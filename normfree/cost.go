@@ -40,7 +40,7 @@ func (o CostOptions) defaults() CostOptions {
 }
 
 // Cost is the CKKS cost of a normalization method under the row-major slot
-// packing of DESIGN.md section 4 (a token's D channels in consecutive
+// packing of docs/design.md §3 (a token's D channels in consecutive
 // slots; a sum over a token's channels is a log2(D)-step rotate-and-add
 // butterfly that leaves the sum in every slot of the token).
 //

@@ -89,7 +89,7 @@ func TestEncryptedMatchesSimulator(t *testing.T) {
 	buf.Reset()
 	require.NoError(t, rep.WriteCSV(&buf))
 	require.Equal(t, len(rep.Layers)+1, strings.Count(buf.String(), "\n"))
-	// the unpacked layout of DESIGN §4 (one diagonal per ciphertext) is correct too, and costlier
+	// the unpacked layout of docs/design.md §3 (one diagonal per ciphertext) is correct too, and costlier
 	cu, err := Compile(m, CompileOptions{Batch: 2, OneDiagonalPerCiphertext: true})
 	require.NoError(t, err)
 	repU := encryptedRun(t, m, cu, b, he.PresetTestN13, PlanOptions{}, 1e-5)

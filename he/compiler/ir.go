@@ -42,7 +42,7 @@
 // layer producing its input; 1/sqrt(dh), temperatures, the Power-Softmax
 // length norm and Goldschmidt's normalizer into the score mask; the mask's
 // per-row factors and Goldschmidt's sign into the out projection. Attention
-// uses the diagonal method of DESIGN §4: for r = 0..T-1, Q ⊙ rot(K, r·B·D)
+// uses the diagonal method of docs/design.md §3: for r = 0..T-1, Q ⊙ rot(K, r·B·D)
 // summed over each head (butterfly), masked to the head's first slot (which
 // also applies causal masks), x^p, row sums by additions, the Goldschmidt
 // iterations of the calibrated plan, weights broadcast back over the head

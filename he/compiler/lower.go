@@ -16,7 +16,7 @@ type CompileOptions struct {
 	// Batch is the number of inputs per ciphertext (a power of two; 0 means 1).
 	Batch int
 	// OneDiagonalPerCiphertext disables the packing of several attention
-	// diagonals into one ciphertext (the plain layout of DESIGN §4, kept as
+	// diagonals into one ciphertext (the baseline layout of docs/design.md §3, kept as
 	// the baseline the packed layout is measured against).
 	OneDiagonalPerCiphertext bool
 	// NoReplicatedStream keeps the residual stream in the first channels of
