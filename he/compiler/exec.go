@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -34,6 +35,9 @@ type ExecOptions struct {
 	// Workers). Smaller chunks bound memory (live ciphertexts); encoded
 	// linear transforms are shared within a chunk and re-encoded per chunk.
 	Chunk int
+	// Context, when non-nil, stops the evaluation between ops once it is
+	// done (deadline or cancellation): Run then returns its error.
+	Context context.Context
 }
 
 // Executor evaluates a planned circuit on encrypted inputs.
@@ -152,6 +156,9 @@ func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 	}
 	var outs []*rlwe.Ciphertext
 	for lo := 0; lo < len(inputs); lo += chunk {
+		if ctx := x.opt.Context; ctx != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("run: evaluation stopped: %w", context.Cause(ctx))
+		}
 		hi := min(lo+chunk, len(inputs))
 		o, err := x.run(inputs[lo:hi], lo)
 		if err != nil {
@@ -414,6 +421,12 @@ func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext,
 					cond.Wait()
 				}
 				if pending == 0 || firstErr != nil {
+					mu.Unlock()
+					return
+				}
+				if ctx := x.opt.Context; ctx != nil && ctx.Err() != nil {
+					firstErr = fmt.Errorf("run: evaluation stopped: %w", context.Cause(ctx))
+					cond.Broadcast()
 					mu.Unlock()
 					return
 				}
