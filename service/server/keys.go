@@ -13,6 +13,7 @@ import (
 
 	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/service/api"
+	"github.com/polyformer/polyformer/service/keystore"
 )
 
 var errDeadline = os.ErrDeadlineExceeded
@@ -38,12 +39,12 @@ func (s *Server) keyStatus(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, api.KeyStatus{ID: id, Complete: true, Size: info.Size, Offset: info.Size})
 		return
 	}
-	if !errors.Is(err, s.cfg.Errors.NotFound) {
+	if !errors.Is(err, keystore.ErrNotFound) {
 		s.internal(w, "stat key set", err)
 		return
 	}
 	off, err := s.cfg.Store.UploadOffset(ctx, id)
-	if err != nil && !errors.Is(err, s.cfg.Errors.NotFound) {
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) {
 		s.internal(w, "upload offset", err)
 		return
 	}
@@ -72,7 +73,7 @@ func (s *Server) putKeys(w http.ResponseWriter, r *http.Request) {
 	if info, err := s.cfg.Store.Stat(ctx, id); err == nil {
 		writeJSON(w, http.StatusOK, api.KeyStatus{ID: id, Complete: true, Size: info.Size, Offset: info.Size, Existed: true})
 		return
-	} else if !errors.Is(err, s.cfg.Errors.NotFound) {
+	} else if !errors.Is(err, keystore.ErrNotFound) {
 		s.internal(w, "stat key set", err)
 		return
 	}
@@ -105,15 +106,14 @@ func (s *Server) putKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) keyError(w http.ResponseWriter, id string, err error) {
-	e := s.cfg.Errors
 	switch {
-	case errors.Is(err, e.HashMismatch):
+	case errors.Is(err, keystore.ErrHashMismatch):
 		s.fail(w, http.StatusUnprocessableEntity, api.KindHashMismatch, fmt.Sprintf("key set %s: the body's SHA-256 differs from the id in the path (nothing stored)", id))
-	case e.OffsetMismatch != nil && errors.Is(err, e.OffsetMismatch):
+	case errors.Is(err, keystore.ErrOffsetMismatch):
 		s.fail(w, http.StatusConflict, api.KindConflict, fmt.Sprintf("key set %s: %v", id, err))
 	case errors.Is(err, he.ErrFingerprintMismatch):
 		s.fail(w, http.StatusUnprocessableEntity, api.KindBadKeys, fmt.Sprintf("key set %s: %v", id, err))
-	case errors.Is(err, errSlowClient) || errors.Is(err, errDeadline) || errors.Is(err, he.ErrTooLarge) || (e.TooLarge != nil && errors.Is(err, e.TooLarge)):
+	case errors.Is(err, errSlowClient) || errors.Is(err, errDeadline) || errors.Is(err, he.ErrTooLarge) || errors.Is(err, keystore.ErrTooLarge):
 		s.bodyError(w, "key set "+id, api.KindBadKeys, err)
 	case errors.Is(err, he.ErrMalformed) || errors.Is(err, he.ErrTruncated) || errors.Is(err, he.ErrChecksum) ||
 		errors.Is(err, he.ErrBadMagic) || errors.Is(err, he.ErrWrongKind) || errors.Is(err, he.ErrUnsupportedVersion) ||
@@ -154,7 +154,7 @@ func (s *Server) putChunk(w http.ResponseWriter, r *http.Request, id, header str
 		return
 	}
 	off, err := s.cfg.Store.UploadOffset(ctx, id)
-	if err != nil && !errors.Is(err, s.cfg.Errors.NotFound) {
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) {
 		s.internal(w, "upload offset", err)
 		return
 	}
@@ -202,7 +202,7 @@ func (s *Server) putChunk(w http.ResponseWriter, r *http.Request, id, header str
 	s.clearDeadline(w)
 	info, err := s.cfg.Store.CompleteUpload(ctx, id)
 	if err != nil {
-		if errors.Is(err, s.cfg.Errors.HashMismatch) {
+		if errors.Is(err, keystore.ErrHashMismatch) {
 			_ = s.cfg.Store.AbortUpload(context.WithoutCancel(ctx), id)
 		}
 		s.keyError(w, id, err)

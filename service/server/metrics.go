@@ -15,7 +15,6 @@ type metrics struct {
 	bytesIn     *prometheus.CounterVec
 	bytesOut    *prometheus.CounterVec
 	evalSeconds *prometheus.HistogramVec
-	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
 }
 
@@ -32,12 +31,10 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		evalSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "polyformer_evaluation_seconds",
 			Help:    "Encrypted evaluation latency per circuit (first 16 hex digits of its id).",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18)}, []string{"circuit"}),
-		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "polyformer_key_cache_hits_total",
-			Help: "Infer requests whose key set was already loaded."}),
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "polyformer_key_cache_misses_total",
 			Help: "Infer requests that loaded their key set from the store."}),
 	}
-	reg.MustRegister(m.requests, m.errors, m.bytesIn, m.bytesOut, m.evalSeconds, m.cacheHits, m.cacheMisses,
+	reg.MustRegister(m.requests, m.errors, m.bytesIn, m.bytesOut, m.evalSeconds, m.cacheMisses,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "polyformer_queue_depth",
 			Help: "Admitted infer requests waiting for an evaluation slot."}, func() float64 { return float64(s.adm.waiting.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "polyformer_evaluations_in_flight",
@@ -54,6 +51,10 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			}
 			return float64(n)
 		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "polyformer_key_cache_hits_total",
+			Help: "Key-set lookups served by the in-memory cache."}, func() float64 { return float64(s.cfg.Cache.Stats().Hits) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "polyformer_key_cache_bytes",
+			Help: "Bytes of loaded key sets in the cache."}, func() float64 { return float64(s.cfg.Cache.Stats().Bytes) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m

@@ -26,39 +26,20 @@ import (
 	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/he/compiler"
 	"github.com/polyformer/polyformer/service/api"
+	"github.com/polyformer/polyformer/service/keystore"
 )
 
-// Store is the key store (service/keystore implements it: a content-addressed
-// directory or an S3-compatible bucket).
-type Store interface {
-	Stat(ctx context.Context, id string) (KeyInfo, error)
-	Open(ctx context.Context, id string) (io.ReadCloser, KeyInfo, error)
-	Put(ctx context.Context, id string, r io.Reader, maxBytes int64) (KeyInfo, error)
-	UploadOffset(ctx context.Context, id string) (int64, error)
-	AppendUpload(ctx context.Context, id string, offset int64, r io.Reader, maxBytes int64) (int64, error)
-	CompleteUpload(ctx context.Context, id string) (KeyInfo, error)
-	AbortUpload(ctx context.Context, id string) error
-	Delete(ctx context.Context, id string) error
-	TotalBytes(ctx context.Context) (int64, error)
-}
+// KeyCache holds loaded key sets, bounded in bytes.
+type KeyCache = keystore.Cache[*he.EvaluationKeys]
 
-// KeyCache holds loaded key sets, bounded in bytes (keystore.Cache).
-type KeyCache interface {
-	Get(ctx context.Context, id string, load func(ctx context.Context) (*he.EvaluationKeys, int64, error)) (*he.EvaluationKeys, error)
-	Remove(id string)
-}
-
-// StoreErrors are the store's sentinel errors (keystore.ErrNotFound, ...).
-type StoreErrors struct {
-	NotFound, HashMismatch, OffsetMismatch, InvalidID, TooLarge error
-}
+// NewKeyCache returns a key cache of at most maxBytes of loaded keys.
+func NewKeyCache(maxBytes int64) *KeyCache { return keystore.NewCache[*he.EvaluationKeys](maxBytes) }
 
 // Config configures a Server.
 type Config struct {
 	Circuits []*Circuit
-	Store    Store
-	Errors   StoreErrors
-	Cache    KeyCache
+	Store    keystore.Store
+	Cache    *KeyCache
 	// MaxConcurrent evaluations at once (0: runtime.NumCPU()); MaxQueue
 	// requests waiting beyond those (0: 4*MaxConcurrent, <0: none) before
 	// 503 with Retry-After.
@@ -104,9 +85,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Store == nil || cfg.Cache == nil {
 		return nil, errors.New("server: a key store and a key cache are required")
-	}
-	if cfg.Errors.NotFound == nil {
-		return nil, errors.New("server: the store's errors are required")
 	}
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = runtime.NumCPU()
@@ -342,7 +320,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if _, err := s.cfg.Store.Stat(ctx, strings.Repeat("0", 64)); err != nil && !errors.Is(err, s.cfg.Errors.NotFound) {
+	if _, err := s.cfg.Store.Stat(ctx, strings.Repeat("0", 64)); err != nil && !errors.Is(err, keystore.ErrNotFound) {
 		s.log.Warn("readyz: key store unreachable", "err", err)
 		s.fail(w, http.StatusServiceUnavailable, api.KindInternal, "key store unreachable")
 		return
@@ -391,7 +369,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if _, err := s.cfg.Store.Stat(ctx, keyID); err != nil {
-		if errors.Is(err, s.cfg.Errors.NotFound) {
+		if errors.Is(err, keystore.ErrNotFound) {
 			s.fail(w, http.StatusNotFound, api.KindUnknownKeys, fmt.Sprintf("key set %s is not stored: upload it with PUT /v1/keys/%s", keyID, keyID))
 			return
 		}
@@ -475,7 +453,7 @@ func (s *Server) bodyError(w http.ResponseWriter, what, kind string, err error) 
 	switch {
 	case errors.Is(err, errSlowClient) || errors.Is(err, errDeadline):
 		s.fail(w, http.StatusRequestTimeout, api.KindTimeout, fmt.Sprintf("%s: %v", what, err))
-	case errors.Is(err, he.ErrTooLarge) || errors.As(err, &mbe) || (s.cfg.Errors.TooLarge != nil && errors.Is(err, s.cfg.Errors.TooLarge)):
+	case errors.Is(err, he.ErrTooLarge) || errors.As(err, &mbe) || errors.Is(err, keystore.ErrTooLarge):
 		s.fail(w, http.StatusRequestEntityTooLarge, api.KindTooLarge, fmt.Sprintf("%s: %v", what, err))
 	default:
 		s.fail(w, http.StatusBadRequest, kind, fmt.Sprintf("%s: %v", what, err))
@@ -483,9 +461,8 @@ func (s *Server) bodyError(w http.ResponseWriter, what, kind string, err error) 
 }
 
 func (s *Server) loadKeys(ctx context.Context, id string, c *Circuit) (*he.EvaluationKeys, error) {
-	loaded := false
 	keys, err := s.cfg.Cache.Get(ctx, id, func(ctx context.Context) (*he.EvaluationKeys, int64, error) {
-		loaded = true
+		s.m.cacheMisses.Inc()
 		rc, _, err := s.cfg.Store.Open(ctx, id)
 		if err != nil {
 			return nil, 0, err
@@ -499,11 +476,6 @@ func (s *Server) loadKeys(ctx context.Context, id string, c *Circuit) (*he.Evalu
 	})
 	if err != nil {
 		return nil, err
-	}
-	if loaded {
-		s.m.cacheMisses.Inc()
-	} else {
-		s.m.cacheHits.Inc()
 	}
 	if keys.Parameters().Fingerprint() != c.Params.Fingerprint() {
 		return nil, fmt.Errorf("%w: keys made for %s, circuit uses %s", he.ErrFingerprintMismatch, keys.Parameters().Name(), c.Params.Name())
