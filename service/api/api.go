@@ -96,15 +96,19 @@ type CircuitList struct {
 // needs to generate keys and encode inputs, without the model's weights.
 type CircuitInfo struct {
 	// ID is the SHA-256 of the server's circuit file (content address).
-	ID          string            `json:"id"`
-	Task        string            `json:"task"`
-	Preset      string            `json:"preset"`
-	Fingerprint string            `json:"fingerprint"`
-	Params      he.ParamsInfo     `json:"params"`
-	KeySpec     compiler.KeyNeeds `json:"key_spec"`
-	Layout      compiler.Layout   `json:"layout"`
-	InputLevel  int               `json:"input_level"`
-	LogScale    int               `json:"log_scale"`
+	ID          string `json:"id"`
+	Task        string `json:"task"`
+	Preset      string `json:"preset"`
+	Fingerprint string `json:"fingerprint"`
+	// Params is the parameters' summary (for people); Parameters the
+	// parameters themselves (he.MarshalParametersJSON), from which a
+	// client recomputes security and the fingerprint.
+	Params     he.ParamsInfo     `json:"params"`
+	Parameters json.RawMessage   `json:"parameters"`
+	KeySpec    compiler.KeyNeeds `json:"key_spec"`
+	Layout     compiler.Layout   `json:"layout"`
+	InputLevel int               `json:"input_level"`
+	LogScale   int               `json:"log_scale"`
 	// MaxCiphertexts is the most ciphertexts one infer request may carry.
 	MaxCiphertexts int `json:"max_ciphertexts"`
 	// DryRun is the compiler's dry-run report (cost before any key exists).

@@ -33,20 +33,16 @@ type Circuit struct {
 // file's bytes (its SHA-256 is the id). Circuits planned for insecure test
 // presets are refused unless allowInsecure.
 func NewCircuit(data []byte, allowInsecure bool, maxCiphertexts int) (*Circuit, error) {
-	c, err := compiler.DecodeCircuit(data, nil)
+	c, p, err := compiler.DecodeCircuitAndParameters(data, nil)
 	if err != nil {
 		return nil, err
 	}
-	p, err := he.ParametersFromPreset(c.Planned.Preset)
+	if _, err := he.RequireSecure(p, allowInsecure); err != nil {
+		return nil, fmt.Errorf("%w (serve test presets only with --insecure)", err)
+	}
+	pjson, err := he.MarshalParametersJSON(p)
 	if err != nil {
 		return nil, err
-	}
-	if p.Fingerprint().String() != c.Planned.Fingerprint {
-		return nil, fmt.Errorf("circuit planned for %s with fingerprint %.16s, this build's %s has %s: %w",
-			c.Planned.Preset, c.Planned.Fingerprint, p.Name(), p.Fingerprint().Short(), he.ErrFingerprintMismatch)
-	}
-	if p.Insecure() && !allowInsecure {
-		return nil, fmt.Errorf("circuit uses the insecure test preset %s (serve it only with --insecure)", p.Name())
 	}
 	if c.Planned.InsecureSKBootstrap {
 		return nil, fmt.Errorf("circuit was planned for the insecure secret-key bootstrapper, which needs the secret key: it cannot be served")
@@ -71,7 +67,7 @@ func NewCircuit(data []byte, allowInsecure bool, maxCiphertexts int) (*Circuit, 
 	sc := &Circuit{ID: id, Circuit: c, Params: p, Spec: c.Planned.Keys.KeySpec()}
 	sc.Info = api.CircuitInfo{
 		ID: id, Task: c.Task, Preset: p.Name(), Fingerprint: p.Fingerprint().String(), Params: p.Info(),
-		KeySpec: c.Planned.Keys, Layout: c.Layout, InputLevel: c.Planned.InputLevel, LogScale: p.LogDefaultScale(),
+		Parameters: json.RawMessage(pjson), KeySpec: c.Planned.Keys, Layout: c.Layout, InputLevel: c.Planned.InputLevel, LogScale: p.LogDefaultScale(),
 		MaxCiphertexts: maxCiphertexts, DryRun: json.RawMessage(bytes.TrimSpace(dry.Bytes())), Circuit: pub,
 	}
 	sc.Summary = api.CircuitSummary{ID: id, Task: c.Task, Preset: p.Name(), Fingerprint: p.Fingerprint().String(),
