@@ -10,6 +10,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newParamsCommand(), newApproxCommand(), newBenchCommand(), newDemoCommand(), newTrainCommand(), newEvalCommand(), newNormsCommand(),
-		newCompileCommand(), newKeygenCommand(), newInferCommand())
+		newCompileCommand(), newKeygenCommand(), newInferCommand(), newServeCommand(), newClientCommand())
 	return root
 }
