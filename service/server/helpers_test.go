@@ -107,16 +107,16 @@ func modelCircuitFile(t testing.TB) ([]byte, *model.Model, model.Batch) {
 
 // toyCircuitFile is a hand-built circuit at test-n12 (milliseconds per
 // evaluation): a 4x4 "image" as one token of 16 channels, linear, square,
-// linear, 4 outputs.
+// linear, 4 outputs; the matrices are bidiagonal (few keys).
 func toyCircuitFile(t testing.TB, seed uint64) []byte {
 	t.Helper()
 	r := mrand.New(mrand.NewPCG(seed, 9))
 	D := 16
 	mat := func(name string, rows int) compiler.Matrix {
 		b := make([]float64, D*D)
-		for i := 0; i < rows; i++ {
-			for j := 0; j < D; j++ {
-				b[i*D+j] = (r.Float64() - 0.5) / 4
+		for i := 0; i < rows; i++ { // diagonals 0 and 1 only: two rotation keys in all
+			for j := i; j < min(i+2, D); j++ {
+				b[i*D+j] = r.Float64() - 0.5
 			}
 		}
 		return compiler.Matrix{Name: name, Blocks: [][]float64{b}}
