@@ -224,3 +224,5 @@ func selfSigned(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
