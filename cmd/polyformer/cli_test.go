@@ -139,17 +139,32 @@ func TestNormsJSON(t *testing.T) {
 	require.Error(t, err)
 }
 
-// TestPipelineDemo runs the whole demo (embedded checkpoint, compile, keygen,
-// encrypted inference, per-layer breakdown) on a fast insecure preset and
-// checks that every encrypted prediction equals the plaintext one.
+// TestPipelineDemo runs the whole demo (embedded checkpoint, compile, an
+// in-process server on a loopback port, the client over HTTP: verify,
+// keygen, upload, encrypted inference; then the per-layer breakdown in
+// process) on a fast insecure preset and checks that every encrypted
+// prediction equals the plaintext one.
 func TestPipelineDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encrypted pipeline")
 	}
 	out, err := runCLI(t, "demo", "--preset", "test-n13", "--insecure")
 	require.NoError(t, err, out)
-	require.Contains(t, out, "encrypted = plaintext prediction on 4 of 4", out)
+	require.Regexp(t, `(?m)^encrypted = plaintext prediction on 4 of 4;`, out)
+	require.Regexp(t, `== server: listening on http://127\.0\.0\.1:\d+ `, out)
+	require.Contains(t, out, "fetched and verified")
+	require.Regexp(t, `== upload: [1-9]\d* bytes of evaluation keys sent`, out)
+	require.Regexp(t, `== time per stage: compile [\d.]+ s, keygen [\d.]+ s, upload [\d.]+ s, encrypt [\d.]+ s, evaluate [\d.]+ s \(server; HTTP round trip [\d.]+ s\), decrypt [\d.]+ s`, out)
+	require.Contains(t, out, "== service overhead: in-process evaluation")
 	require.Contains(t, out, "blocks.0.attn.scores")
+	// The stages come in the order of the protocol.
+	order := []string{"== compile", "== server:", "== client: circuit", "== client keygen", "== upload", "encrypted = plaintext", "== per-layer breakdown"}
+	last := -1
+	for _, s := range order {
+		i := strings.Index(out, s)
+		require.Greater(t, i, last, "%q out of order:\n%s", s, out)
+		last = i
+	}
 	_, err = runCLI(t, "demo", "--preset", "test-n13")
 	require.ErrorContains(t, err, "--insecure")
 }

@@ -63,6 +63,9 @@ const (
 	HeaderKeySet = "Polyformer-Key-Set"
 	// HeaderEvalNanos is the server-side evaluation time of an infer request.
 	HeaderEvalNanos = "Polyformer-Eval-Ns"
+	// HeaderKeyLoadNanos is the time an infer request spent loading its
+	// key set from the key store (0 when it was already in memory).
+	HeaderKeyLoadNanos = "Polyformer-Key-Load-Ns"
 	// MediaEnvelope is the media type of binary bodies (he envelopes).
 	MediaEnvelope = "application/vnd.polyformer.envelope"
 	MediaJSON     = "application/json"

@@ -329,9 +329,11 @@ func (c *Client) uploadFrom(ctx context.Context, f *os.File, id string, off, siz
 
 // InferResult is the raw answer of one infer request.
 type InferResult struct {
-	Body       []byte
-	ServerEval time.Duration
-	Sent       int64
+	Body []byte
+	// ServerEval is the server's evaluation time, KeyLoad the time it spent
+	// loading the key set from its store (0 when it was in memory).
+	ServerEval, KeyLoad time.Duration
+	Sent                int64
 }
 
 // maxResponseBytes bounds an infer response a client reads.
@@ -361,5 +363,6 @@ func (c *Client) Infer(ctx context.Context, circuitID, keyID string, body []byte
 		return nil, fmt.Errorf("answer larger than %d bytes", maxResponseBytes)
 	}
 	ns, _ := strconv.ParseInt(resp.Header.Get(api.HeaderEvalNanos), 10, 64)
-	return &InferResult{Body: out, ServerEval: time.Duration(max(ns, 0)), Sent: int64(len(body))}, nil
+	kl, _ := strconv.ParseInt(resp.Header.Get(api.HeaderKeyLoadNanos), 10, 64)
+	return &InferResult{Body: out, ServerEval: time.Duration(max(ns, 0)), KeyLoad: time.Duration(max(kl, 0)), Sent: int64(len(body))}, nil
 }

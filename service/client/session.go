@@ -172,9 +172,12 @@ func fileSHA256(path string) (string, int64, error) {
 
 // Stats are the client-side measurements of a prediction.
 type Stats struct {
-	Encrypt, Request, ServerEval, Decrypt time.Duration
-	BytesSent, BytesReceived              int64
-	Requests                              int
+	// Request is the round trip of the infer requests; ServerEval and
+	// KeyLoad the parts the server reported (evaluation, loading the key
+	// set from its store).
+	Encrypt, Request, ServerEval, KeyLoad, Decrypt time.Duration
+	BytesSent, BytesReceived                       int64
+	Requests                                       int
 }
 
 // Predict encrypts the encoded inputs (virtual slot vectors of the
@@ -209,6 +212,7 @@ func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]
 		}
 		st.Request += time.Since(t1)
 		st.ServerEval += res.ServerEval
+		st.KeyLoad += res.KeyLoad
 		st.BytesSent += res.Sent
 		st.BytesReceived += int64(len(res.Body))
 		st.Requests++

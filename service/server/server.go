@@ -397,7 +397,12 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	s.clearDeadline(w)
 
-	keys, err := s.loadKeys(ctx, keyID, c)
+	tk := time.Now()
+	keys, loaded, err := s.loadKeys(ctx, keyID, c)
+	keyLoad := time.Since(tk)
+	if !loaded {
+		keyLoad = 0
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -437,6 +442,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	s.m.evalSeconds.WithLabelValues(c.ID[:16]).Observe(elapsed.Seconds())
 	w.Header().Set("Content-Type", api.MediaEnvelope)
 	w.Header().Set(api.HeaderEvalNanos, strconv.FormatInt(elapsed.Nanoseconds(), 10))
+	w.Header().Set(api.HeaderKeyLoadNanos, strconv.FormatInt(keyLoad.Nanoseconds(), 10))
 	if err := he.WriteCiphertexts(w, c.Params, outs); err != nil {
 		s.log.Warn("write response", "err", err)
 	}
@@ -460,8 +466,12 @@ func (s *Server) bodyError(w http.ResponseWriter, what, kind string, err error) 
 	}
 }
 
-func (s *Server) loadKeys(ctx context.Context, id string, c *Circuit) (*he.EvaluationKeys, error) {
+// loadKeys returns the key set id for circuit c from the cache, loading it
+// from the store on a miss (loaded: this request waited for a load).
+func (s *Server) loadKeys(ctx context.Context, id string, c *Circuit) (*he.EvaluationKeys, bool, error) {
+	var missed atomic.Bool // set by the load, which runs in the cache's goroutine
 	keys, err := s.cfg.Cache.Get(ctx, id, func(ctx context.Context) (*he.EvaluationKeys, int64, error) {
+		missed.Store(true)
 		s.m.cacheMisses.Inc()
 		rc, _, err := s.cfg.Store.Open(ctx, id)
 		if err != nil {
@@ -474,11 +484,12 @@ func (s *Server) loadKeys(ctx context.Context, id string, c *Circuit) (*he.Evalu
 		}
 		return k, int64(k.SizeBytes()), nil
 	})
+	loaded := missed.Load()
 	if err != nil {
-		return nil, err
+		return nil, loaded, err
 	}
 	if keys.Parameters().Fingerprint() != c.Params.Fingerprint() {
-		return nil, fmt.Errorf("%w: keys made for %s, circuit uses %s", he.ErrFingerprintMismatch, keys.Parameters().Name(), c.Params.Name())
+		return nil, loaded, fmt.Errorf("%w: keys made for %s, circuit uses %s", he.ErrFingerprintMismatch, keys.Parameters().Name(), c.Params.Name())
 	}
-	return keys, nil
+	return keys, loaded, nil
 }
