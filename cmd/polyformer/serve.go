@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -29,7 +31,7 @@ type serveFlags struct {
 	keyCacheBytes, maxKeyBytes         int64
 	maxInferBytes                      int64
 	evalTimeout, bodyIdle, readHeader  time.Duration
-	idle, shutdown                     time.Duration
+	idle, shutdown, uploadExpiry       time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -49,7 +51,7 @@ func newServeCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
-			return runServe(ctx, &f)
+			return runServe(ctx, &f, cmd.ErrOrStderr())
 		},
 	}
 	fl := cmd.Flags()
@@ -77,18 +79,24 @@ func newServeCommand() *cobra.Command {
 	fl.DurationVar(&f.readHeader, "read-header-timeout", 10*time.Second, "time to read request headers")
 	fl.DurationVar(&f.idle, "idle-timeout", 2*time.Minute, "keep-alive idle timeout")
 	fl.DurationVar(&f.shutdown, "shutdown-timeout", 15*time.Minute, "on SIGTERM, wait this long for in-flight requests")
+	fl.DurationVar(&f.uploadExpiry, "upload-expiry", 24*time.Hour, "abort staged key uploads with no chunk for this long (0: never)")
 	fl.BoolVar(&f.insecure, "insecure", false, "serve circuits on presets below 128-bit security (tests only)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json (stderr)")
 	return cmd
 }
 
-func runServe(ctx context.Context, f *serveFlags) error {
+// serveReadyKey is the context key of a func(net.Addr) that `serve` calls
+// once it listens (tests serve on 127.0.0.1:0 and need the port).
+type serveReadyKey struct{}
+
+// runServe serves until ctx is done; the log goes to logw.
+func runServe(ctx context.Context, f *serveFlags, logw io.Writer) error {
 	var h slog.Handler
 	switch f.logFormat {
 	case "json":
-		h = slog.NewJSONHandler(os.Stderr, nil)
+		h = slog.NewJSONHandler(logw, nil)
 	case "text":
-		h = slog.NewTextHandler(os.Stderr, nil)
+		h = slog.NewTextHandler(logw, nil)
 	default:
 		return fmt.Errorf("serve: --log-format %q: want text or json", f.logFormat)
 	}
@@ -96,6 +104,19 @@ func runServe(ctx context.Context, f *serveFlags) error {
 	if f.circuits == "" {
 		return errors.New("serve: --circuits DIR is required")
 	}
+	// Flag errors before anything is loaded or opened.
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("serve: --tls-cert and --tls-key go together")
+	}
+	if f.tlsCert == "" {
+		if err := server.CheckPlaintext(f.addr, f.insecurePlaintext); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	if f.uploadExpiry < 0 {
+		return fmt.Errorf("serve: --upload-expiry %s is negative (0 disables the expiry)", f.uploadExpiry)
+	}
+	ready, _ := ctx.Value(serveReadyKey{}).(func(net.Addr))
 	store, err := openStore(ctx, f)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -117,18 +138,22 @@ func runServe(ctx context.Context, f *serveFlags) error {
 			return fmt.Errorf("serve: token file %s is empty", f.tokenFile)
 		}
 	}
+	expiry := f.uploadExpiry
+	if expiry == 0 {
+		expiry = -1 // never
+	}
 	s, err := server.New(server.Config{
 		Circuits: circuits, Store: store, Cache: server.NewKeyCache(f.keyCacheBytes),
 		MaxConcurrent: f.maxConcurrent, MaxQueue: f.maxQueue, Workers: f.workers,
 		MaxKeyBytes: f.maxKeyBytes, MaxInferBytes: f.maxInferBytes, MaxCiphertexts: f.maxCiphertexts,
-		EvalTimeout: f.evalTimeout, BodyIdleTimeout: f.bodyIdle, Token: token, Logger: log,
+		EvalTimeout: f.evalTimeout, BodyIdleTimeout: f.bodyIdle, Token: token, Logger: log, UploadExpiry: expiry,
 	})
 	if err != nil {
 		return err
 	}
 	return s.ListenAndServe(ctx, server.ListenConfig{
 		Addr: f.addr, TLSCert: f.tlsCert, TLSKey: f.tlsKey, InsecurePlaintext: f.insecurePlaintext,
-		ReadHeaderTimeout: f.readHeader, IdleTimeout: f.idle, ShutdownTimeout: f.shutdown,
+		ReadHeaderTimeout: f.readHeader, IdleTimeout: f.idle, ShutdownTimeout: f.shutdown, Ready: ready,
 	})
 }
 

@@ -90,6 +90,9 @@ func (s *Server) ListenAndServe(ctx context.Context, lc ListenConfig) error {
 	}
 	s.log.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "circuits", len(s.circuits),
 		"max_concurrent", s.cfg.MaxConcurrent, "max_queue", s.cfg.MaxQueue)
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go s.sweepUploads(sweepCtx)
 	errc := make(chan error, 1)
 	go func() {
 		if useTLS {

@@ -58,6 +58,11 @@ type Config struct {
 	BodyIdleTimeout time.Duration
 	// RetryAfter is the Retry-After of 503 answers (0: 1 s).
 	RetryAfter time.Duration
+	// UploadExpiry: staged (unfinished) key uploads whose last chunk is
+	// older than this are aborted, when the store lists its uploads
+	// (keystore.UploadLister) (0: 24 h; <0: never). ListenAndServe checks
+	// every UploadSweep (0: UploadExpiry/4, at most 1 h).
+	UploadExpiry, UploadSweep time.Duration
 	// Token, when set, is the bearer token every /v1 and /metrics request needs.
 	Token  string
 	Logger *slog.Logger
@@ -114,6 +119,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = time.Second
+	}
+	if cfg.UploadExpiry == 0 {
+		cfg.UploadExpiry = 24 * time.Hour
+	}
+	if cfg.UploadSweep <= 0 {
+		cfg.UploadSweep = min(max(cfg.UploadExpiry/4, time.Millisecond), time.Hour)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
