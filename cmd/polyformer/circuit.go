@@ -19,6 +19,7 @@ import (
 	"github.com/polyformer/polyformer/model/data"
 	"github.com/polyformer/polyformer/normfree"
 	"github.com/polyformer/polyformer/normfree/convert"
+	"github.com/polyformer/polyformer/service/client"
 )
 
 // Key directory layout written by `polyformer keygen`.
@@ -329,19 +330,7 @@ func (in *inferInputs) encode(c *compiler.Circuit) ([][]float64, int, []int, err
 		if in.text == "" {
 			return nil, 0, nil, errors.New("--text is required for a byte LM circuit")
 		}
-		T := c.Layout.Tokens
-		b := []byte(in.text)
-		if len(b) > T {
-			b = b[len(b)-T:]
-		}
-		ids := make([]int, T)
-		for i := range ids { // left-pad with spaces to the context length
-			ids[i] = ' '
-		}
-		for i, v := range b {
-			ids[T-len(b)+i] = int(v)
-		}
-		vecs, err := c.EncodeBytes(ids, 1, T)
+		vecs, err := client.EncodeText(c, in.text)
 		return vecs, 1, nil, err
 	}
 	return nil, 0, nil, fmt.Errorf("circuit task %q", c.Task)

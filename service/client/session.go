@@ -246,7 +246,9 @@ func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]
 }
 
 // EncodeText encodes the last Tokens bytes of text (left-padded with
-// spaces) for a byte-LM circuit.
+// spaces) for a byte-LM circuit: one input. It is the one text encoding of
+// the toolkit (`polyformer infer --text`, `client --text` and
+// `client --input` all use it).
 func EncodeText(c *compiler.Circuit, text string) ([][]float64, error) {
 	if text == "" {
 		return nil, errors.New("empty text")

@@ -1,0 +1,44 @@
+package client_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/service/client"
+)
+
+// EncodeText keeps the last Tokens bytes, left-padded with spaces.
+func TestEncodeText(t *testing.T) {
+	c := &compiler.Circuit{Task: model.TaskText, Layout: compiler.Layout{Tokens: 4, Batch: 1, Block: 256, InputWidth: 256, Outputs: 256, OutputTokens: 4}}
+	hot := func(vec []float64) []int { // the byte of each position
+		out := make([]int, c.Layout.Tokens)
+		for tok := range out {
+			out[tok] = -1
+			for id := 0; id < c.Layout.InputWidth; id++ {
+				if vec[c.Layout.Slot(tok, 0, id)] == 1 {
+					require.Equal(t, -1, out[tok], "one byte per position")
+					out[tok] = id
+				}
+			}
+		}
+		return out
+	}
+	for text, want := range map[string][]int{
+		"ab":        {' ', ' ', 'a', 'b'},
+		"abcd":      {'a', 'b', 'c', 'd'},
+		"xyzabcdef": {'c', 'd', 'e', 'f'},
+	} {
+		vecs, err := client.EncodeText(c, text)
+		require.NoError(t, err, text)
+		require.Len(t, vecs, 1)
+		require.Equal(t, want, hot(vecs[0]), text)
+	}
+	_, err := client.EncodeText(c, "")
+	require.ErrorContains(t, err, "empty")
+	c.Task = model.TaskMNIST
+	_, err = client.EncodeText(c, "ab")
+	require.Error(t, err)
+}
