@@ -72,6 +72,10 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
+	// Client and server share this process: the live heap is mostly the
+	// evaluation keys (pointer-free, cheap to mark), so a tighter GC target
+	// bounds the peak at little cost.
+	defer debug.SetGCPercent(debug.SetGCPercent(demoGCPercent))
 	in := inferInputs{mnist: images, dataDir: dataDir}
 	if _, err := in.loadImages(); err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -217,6 +221,9 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 	}
 	return nil
 }
+
+// demoGCPercent is the demo's GOGC (see runPipelineDemo).
+const demoGCPercent = 25
 
 // demoWorkers is the evaluation parallelism of the demo, on the server and
 // in process alike.
