@@ -9,6 +9,11 @@ import (
 	"github.com/tuneinsight/lattigo/v5/ring"
 )
 
+// Ciphertext is a CKKS ciphertext: the type every package outside he/ names,
+// so that Lattigo stays behind this package (an alias, so he's functions and
+// Lattigo's accept the same values without conversion).
+type Ciphertext = rlwe.Ciphertext
+
 // Ciphertext files.
 //
 // payload: u32 count, then per ciphertext:

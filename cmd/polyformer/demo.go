@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 
 	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/polyapprox"
@@ -22,7 +21,7 @@ type demoItem struct {
 	truth    func(float64) float64
 	twin     func(float64) float64
 	depth    int
-	evaluate func(ev *he.Evaluator, ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error)
+	evaluate func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error)
 }
 
 func newDemoCommand() *cobra.Command {
@@ -87,35 +86,35 @@ func demoItems() ([]demoItem, error) {
 		{
 			name: "invsqrt remez-rel deg 31", domain: normIv,
 			truth: func(x float64) float64 { return 1 / math.Sqrt(x) }, twin: invSqrtPoly.Evaluate, depth: invSqrtPoly.Depth,
-			evaluate: func(ev *he.Evaluator, ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
 				return ev.Polynomial(ct, invSqrtPoly.Poly)
 			},
 		},
 		{
 			name: "invsqrt newton init 7 + 2 it", domain: normIv,
 			truth: func(x float64) float64 { return 1 / math.Sqrt(x) }, twin: newton.Evaluate, depth: newton.Depth(),
-			evaluate: func(ev *he.Evaluator, ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
 				return ev.EvaluateNewtonInvSqrt(ct, newton)
 			},
 		},
 		{
 			name: "inv goldschmidt 5 it", domain: gold.Interval,
 			truth: func(x float64) float64 { return 1 / x }, twin: gold.Evaluate, depth: gold.Depth(),
-			evaluate: func(ev *he.Evaluator, ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
 				return ev.EvaluateGoldschmidtInv(ct, gold)
 			},
 		},
 		{
 			name: "gelu remez deg 31", domain: actIv,
 			truth: polyapprox.GELU, twin: gelu.Evaluate, depth: gelu.Depth,
-			evaluate: func(ev *he.Evaluator, ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
 				return ev.Polynomial(ct, gelu.Poly)
 			},
 		},
 		{
 			name: "x^4 by squaring", domain: polyapprox.Interval{A: -1, B: 1},
 			truth: pow, twin: pow, depth: 2,
-			evaluate: func(ev *he.Evaluator, ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
 				return ev.Power(ct, 4)
 			},
 		},
