@@ -1,66 +1,91 @@
 // Package importgraph holds the test of the module's import rules
 // (docs/architecture.md): Lattigo is imported only under he/, and the
 // service's server side never imports its client side.
+//
+// The test parses the import clauses of every Go file of the module (test
+// files included) rather than running `go list`, so that go test's cache
+// sees every file it depends on.
 package importgraph
 
 import (
-	"encoding/json"
-	"io"
-	"os/exec"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-const module = "github.com/polyformer/polyformer"
-
-type pkg struct {
-	ImportPath string
-	Imports    []string
-}
-
-// listPackages runs `go list -json ./...` from the module root.
-func listPackages(t *testing.T) []pkg {
+// imports maps each directory of the module (relative, slash-separated, ""
+// for the root) to the import paths of its Go files (with or without the
+// _test.go files).
+func imports(t *testing.T, withTests bool) map[string][]string {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-json", "./...")
-	cmd.Dir = "../.."
-	out, err := cmd.Output()
-	require.NoError(t, err, "go list")
-	var pkgs []pkg
-	dec := json.NewDecoder(strings.NewReader(string(out)))
-	for {
-		var p pkg
-		if err := dec.Decode(&p); err == io.EOF {
-			break
-		} else {
-			require.NoError(t, err)
+	root := filepath.Join("..", "..")
+	out := map[string][]string{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		pkgs = append(pkgs, p)
-	}
-	require.NotEmpty(t, pkgs)
-	return pkgs
+		if d.IsDir() {
+			if name := d.Name(); path != root && (name == "testdata" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || (!withTests && strings.HasSuffix(path, "_test.go")) {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			rel = ""
+		}
+		for _, imp := range f.Imports {
+			p, err := strconv.Unquote(imp.Path.Value)
+			if err != nil {
+				return err
+			}
+			out[rel] = append(out[rel], p)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Contains(t, out, "he", "the walk must reach the module's packages")
+	return out
 }
 
 func TestLattigoOnlyUnderHE(t *testing.T) {
-	for _, p := range listPackages(t) {
-		rel := strings.TrimPrefix(p.ImportPath, module)
-		underHE := rel == "/he" || strings.HasPrefix(rel, "/he/")
-		for _, imp := range p.Imports {
+	for dir, imps := range imports(t, true) {
+		underHE := dir == "he" || strings.HasPrefix(dir, "he/")
+		for _, imp := range imps {
 			if strings.HasPrefix(imp, "github.com/tuneinsight/lattigo/") {
-				require.True(t, underHE, "%s imports %s: Lattigo is imported only under he/", p.ImportPath, imp)
+				require.True(t, underHE, "%s/ imports %s: Lattigo is imported only under he/", dir, imp)
 			}
 		}
 	}
 }
 
+// TestServerDoesNotImportClient: the server's code (not its tests, which
+// play the client) never imports the client side.
 func TestServerDoesNotImportClient(t *testing.T) {
-	for _, p := range listPackages(t) {
-		if !strings.HasPrefix(p.ImportPath, module+"/service/server") && p.ImportPath != module+"/service/api" && p.ImportPath != module+"/service/keystore" {
+	for dir, imps := range imports(t, false) {
+		if dir != "service/api" && dir != "service/keystore" && dir != "service/server" && !strings.HasPrefix(dir, "service/server/") {
 			continue
 		}
-		for _, imp := range p.Imports {
-			require.NotEqual(t, module+"/service/client", imp, "%s imports the client side", p.ImportPath)
+		for _, imp := range imps {
+			require.NotEqual(t, "github.com/polyformer/polyformer/service/client", imp, "%s/ imports the client side", dir)
 		}
 	}
 }
