@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -445,7 +446,7 @@ func newInferCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&keys, "keys", "", "key directory made by polyformer keygen (required)")
-	cmd.Flags().IntVar(&workers, "workers", 2, "goroutines evaluating independent ciphertext work")
+	registerThreads(cmd, &workers)
 	in.register(cmd)
 	pol.register(cmd)
 	return cmd
@@ -626,11 +627,21 @@ func newBenchLayersCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&keys, "keys", "", "key directory made by polyformer keygen (required)")
-	cmd.Flags().IntVar(&workers, "workers", 2, "goroutines evaluating independent ciphertext work")
+	registerThreads(cmd, &workers)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&asCSV, "csv", false, "print CSV")
 	cmd.Flags().StringVar(&png, "png", "", "also plot per-layer time to this PNG file")
 	in.register(cmd)
 	pol.register(cmd)
 	return cmd
+}
+
+// registerThreads adds --threads (default: the number of cores): the
+// goroutines that evaluate independent ciphertext work of one query (input
+// ciphertexts, attention diagonals, heads), each on its own evaluator copy.
+// --workers is its former name.
+func registerThreads(cmd *cobra.Command, threads *int) {
+	cmd.Flags().IntVar(threads, "threads", runtime.NumCPU(), "goroutines evaluating independent ciphertext work of a query (default: the number of cores)")
+	cmd.Flags().IntVar(threads, "workers", runtime.NumCPU(), "former name of --threads")
+	_ = cmd.Flags().MarkDeprecated("workers", "use --threads")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"runtime"
 	"sync"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
@@ -17,7 +18,7 @@ import (
 
 // ExecOptions control an Executor.
 type ExecOptions struct {
-	// Workers is the number of goroutines (0: 2). Independent ops (input
+	// Workers is the number of goroutines (0: runtime.NumCPU()). Independent ops (input
 	// ciphertexts, attention diagonals, heads' chains) run concurrently,
 	// each worker on its own evaluator copy.
 	Workers int
@@ -99,7 +100,7 @@ func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt Exec
 		return nil, fmt.Errorf("executor: %w", err)
 	}
 	if opt.Workers <= 0 {
-		opt.Workers = 2
+		opt.Workers = runtime.NumCPU()
 	}
 	ev := he.NewEvaluator(p.HE(), keys.KeySet(), opt.Trace)
 	if k.Bootstrapping {
