@@ -20,7 +20,9 @@ import (
 //
 //	offset  size  field
 //	0       8     magic "\x89PLYFMR\n"
-//	8       2     format version (little endian), currently 1
+//	8       2     format version (little endian): 2 for evaluation keys
+//	              (per-key levels, seeded random halves; version 1 still
+//	              loads), 1 for every other kind
 //	10      2     kind (Kind)
 //	12      32    parameter fingerprint (all zero for kind-independent files)
 //	44      1     label length L (<= 64)
@@ -36,8 +38,24 @@ import (
 // EnvelopeMagic starts every polyformer file.
 var EnvelopeMagic = [8]byte{0x89, 'P', 'L', 'Y', 'F', 'M', 'R', '\n'}
 
-// EnvelopeVersion is the current format version.
+// EnvelopeVersion is the current format version of every kind but
+// evaluation keys.
 const EnvelopeVersion uint16 = 1
+
+// EvaluationKeysVersion is the current format version of evaluation-key
+// files: version 2 records each key's own level and carries the seed of
+// each key's random half instead of the half itself. Version 1 files (every
+// key at the top level, in full) still load.
+const EvaluationKeysVersion uint16 = 2
+
+// versionFor returns the format version this build writes for kind (and the
+// highest it reads; every kind reads from version 1 up).
+func versionFor(kind Kind) uint16 {
+	if kind == KindEvaluationKeys {
+		return EvaluationKeysVersion
+	}
+	return EnvelopeVersion
+}
 
 const (
 	maxLabelLen = 64
@@ -144,7 +162,7 @@ func NewEnvelopeWriter(w io.Writer, kind Kind, fp Fingerprint, label string, pay
 	}
 	var hdr bytes.Buffer
 	hdr.Write(EnvelopeMagic[:])
-	_ = binary.Write(&hdr, binary.LittleEndian, EnvelopeVersion)
+	_ = binary.Write(&hdr, binary.LittleEndian, versionFor(kind))
 	_ = binary.Write(&hdr, binary.LittleEndian, uint16(kind))
 	hdr.Write(fp[:])
 	hdr.WriteByte(byte(len(label)))
@@ -242,11 +260,17 @@ func OpenEnvelope(r io.Reader, want EnvelopeExpect) (*EnvelopeReader, error) {
 	hdr.Version = binary.LittleEndian.Uint16(fixed[8:10])
 	hdr.Kind = Kind(binary.LittleEndian.Uint16(fixed[10:12]))
 	copy(hdr.Fingerprint[:], fixed[12:44])
-	if hdr.Version != EnvelopeVersion {
-		return nil, fmt.Errorf("%w: file has version %d, this build reads version %d", ErrUnsupportedVersion, hdr.Version, EnvelopeVersion)
-	}
 	if want.Kind != 0 && hdr.Kind != want.Kind {
+		if hdr.Version < 1 || hdr.Version > versionFor(hdr.Kind) {
+			return nil, fmt.Errorf("%w: file has version %d, this build reads version %d", ErrUnsupportedVersion, hdr.Version, versionFor(want.Kind))
+		}
 		return nil, fmt.Errorf("%w: file holds %s, expected %s", ErrWrongKind, hdr.Kind, want.Kind)
+	}
+	if top := versionFor(hdr.Kind); hdr.Version < 1 || hdr.Version > top {
+		if top == 1 {
+			return nil, fmt.Errorf("%w: file has version %d, this build reads version 1", ErrUnsupportedVersion, hdr.Version)
+		}
+		return nil, fmt.Errorf("%w: %s file has version %d, this build reads versions 1 to %d", ErrUnsupportedVersion, hdr.Kind, hdr.Version, top)
 	}
 	labelLen := int(fixed[44])
 	if labelLen > maxLabelLen {

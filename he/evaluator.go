@@ -166,6 +166,11 @@ func (e *Evaluator) begin(ct *rlwe.Ciphertext) opStart {
 }
 
 func (e *Evaluator) end(s opStart, kind OpKind, out *rlwe.Ciphertext, ks, rots int, hoisted bool, note string) {
+	e.endKeys(s, kind, out, ks, rots, hoisted, note, nil)
+}
+
+// endKeys is end for an op that used switching keys.
+func (e *Evaluator) endKeys(s opStart, kind OpKind, out *rlwe.Ciphertext, ks, rots int, hoisted bool, note string, uses []KeyUse) {
 	if e.trace == nil {
 		return
 	}
@@ -174,7 +179,7 @@ func (e *Evaluator) end(s opStart, kind OpKind, out *rlwe.Ciphertext, ks, rots i
 		Kind: kind, Label: e.label, Worker: e.worker,
 		LevelIn: s.level, LogScaleIn: s.scale,
 		KeySwitches: ks, Rotations: rots, Hoisted: hoisted,
-		Duration: d, Note: note,
+		Duration: d, Note: note, KeyUses: uses,
 	}
 	if out != nil {
 		r.LevelOut = out.Level()
@@ -599,7 +604,8 @@ func (e *Evaluator) MulRelin(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	if err := checkCt("mul relin", a, b); err != nil {
 		return nil, err
 	}
-	if err := e.checkRelinKey("mul relin"); err != nil {
+	level := min(a.Level(), b.Level())
+	if err := e.checkRelinKey("mul relin", level); err != nil {
 		return nil, err
 	}
 	s := e.begin(a)
@@ -607,19 +613,30 @@ func (e *Evaluator) MulRelin(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mul relin: %w", err)
 	}
-	e.end(s, OpMulRelin, out, 1, 0, false, "")
+	e.endKeys(s, OpMulRelin, out, 1, 0, false, "", []KeyUse{{Level: level}})
 	return out, nil
 }
 
-func (e *Evaluator) checkRelinKey(op string) error {
+// checkRelinKey checks that the relinearization key is present and at
+// least at level (a key below the ciphertext's level gives garbage without
+// any error in Lattigo v5.0.7).
+func (e *Evaluator) checkRelinKey(op string, level int) error {
 	if e.keys == nil {
 		return fmt.Errorf("%s: no evaluation keys (relinearization key needed)", op)
 	}
-	if rlk, err := e.keys.GetRelinearizationKey(); err != nil || rlk == nil {
+	rlk, err := e.keys.GetRelinearizationKey()
+	if err != nil || rlk == nil {
 		return fmt.Errorf("%s: relinearization key missing from the evaluation key set", op)
+	}
+	if rlk.LevelQ() < level {
+		return fmt.Errorf("%s: %w: the relinearization key is at level %d, the ciphertext at level %d", op, ErrKeyLevel, rlk.LevelQ(), level)
 	}
 	return nil
 }
+
+// ErrKeyLevel is wrapped by errors refusing a switching key whose level is
+// below the level of the ciphertext it would switch.
+var ErrKeyLevel = errors.New("key below the ciphertext's level")
 
 // Rescale divides ct by its last modulus (1 level) and returns the result.
 func (e *Evaluator) Rescale(ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
@@ -682,7 +699,10 @@ func (e *Evaluator) normRot(k int) int {
 	return k
 }
 
-func (e *Evaluator) checkRotKey(op string, k int) error {
+// checkRotKey checks that the key for rotation k is present and at least
+// at level (a key below the ciphertext's level gives garbage without any
+// error in Lattigo v5.0.7).
+func (e *Evaluator) checkRotKey(op string, k, level int) error {
 	if e.normRot(k) == 0 {
 		return nil
 	}
@@ -690,10 +710,35 @@ func (e *Evaluator) checkRotKey(op string, k int) error {
 		return fmt.Errorf("%s: no evaluation keys (Galois key for rotation %d needed)", op, k)
 	}
 	galEl := e.params.GaloisElement(k)
-	if gk, err := e.keys.GetGaloisKey(galEl); err != nil || gk == nil {
+	gk, err := e.keys.GetGaloisKey(galEl)
+	if err != nil || gk == nil {
 		return fmt.Errorf("%s: Galois key for rotation %d (element %d) missing from the evaluation key set", op, k, galEl)
 	}
+	if gk.LevelQ() < level {
+		return fmt.Errorf("%s: %w: the Galois key for rotation %d (element %d) is at level %d, the ciphertext at level %d", op, ErrKeyLevel, k, galEl, gk.LevelQ(), level)
+	}
 	return nil
+}
+
+// rotUses returns the key uses of rotations ks at level (zero rotations
+// need no key).
+func (e *Evaluator) rotUses(ks []int, level int) []KeyUse {
+	if e.trace == nil {
+		return nil
+	}
+	var out []KeyUse
+	seen := map[uint64]bool{}
+	for _, k := range ks {
+		if e.normRot(k) == 0 {
+			continue
+		}
+		g := e.params.GaloisElement(k)
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, KeyUse{GaloisElement: g, Level: level})
+		}
+	}
+	return out
 }
 
 // Rotate returns ct rotated left by k slots (negative k rotates right);
@@ -702,7 +747,7 @@ func (e *Evaluator) Rotate(ct *rlwe.Ciphertext, k int) (*rlwe.Ciphertext, error)
 	if err := checkCt("rotate", ct); err != nil {
 		return nil, err
 	}
-	if err := e.checkRotKey("rotate", k); err != nil {
+	if err := e.checkRotKey("rotate", k, ct.Level()); err != nil {
 		return nil, err
 	}
 	s := e.begin(ct)
@@ -715,7 +760,7 @@ func (e *Evaluator) Rotate(ct *rlwe.Ciphertext, k int) (*rlwe.Ciphertext, error)
 	if err != nil {
 		return nil, fmt.Errorf("rotate by %d: %w", k, err)
 	}
-	e.end(s, OpRotate, out, 1, 1, false, "")
+	e.endKeys(s, OpRotate, out, 1, 1, false, "", e.rotUses([]int{k}, ct.Level()))
 	return out, nil
 }
 
@@ -732,7 +777,7 @@ func (e *Evaluator) RotateHoisted(ct *rlwe.Ciphertext, ks []int) (map[int]*rlwe.
 	distinct := map[int]bool{}
 	var rots []int
 	for _, k := range ks {
-		if err := e.checkRotKey("rotate hoisted", k); err != nil {
+		if err := e.checkRotKey("rotate hoisted", k, ct.Level()); err != nil {
 			return nil, err
 		}
 		if !distinct[k] {
@@ -759,7 +804,7 @@ func (e *Evaluator) RotateHoisted(ct *rlwe.Ciphertext, ks []int) (map[int]*rlwe.
 			out[k] = ct.CopyNew()
 		}
 	}
-	e.end(s, OpRotateHoisted, out[rots[0]], len(nonzero), len(nonzero), true, fmt.Sprintf("%d rotations, 1 shared decomposition", len(nonzero)))
+	e.endKeys(s, OpRotateHoisted, out[rots[0]], len(nonzero), len(nonzero), true, fmt.Sprintf("%d rotations, 1 shared decomposition", len(nonzero)), e.rotUses(nonzero, ct.Level()))
 	return out, nil
 }
 

@@ -147,10 +147,10 @@ func BenchmarkTraceBookkeeping(b *testing.B) {
 		if err := checkCt("x", ct, ct); err != nil {
 			b.Fatal(err)
 		}
-		if err := ev.checkRelinKey("x"); err != nil {
+		if err := ev.checkRelinKey("x", ct.Level()); err != nil {
 			b.Fatal(err)
 		}
-		if err := ev.checkRotKey("x", 1); err != nil {
+		if err := ev.checkRotKey("x", 1, ct.Level()); err != nil {
 			b.Fatal(err)
 		}
 		_ = relScaleDiff(ct.Scale, ct.Scale)

@@ -24,6 +24,14 @@ type EvaluationKeysInfo struct {
 	GaloisElements  []uint64
 	Bootstrapping   bool
 	PayloadBytes    uint64
+	// Version is the file format version (1 or 2).
+	Version uint16
+	// RelinearizationLevel is the relinearization key's level (LevelQ).
+	RelinearizationLevel int
+	// GaloisLevels maps each Galois element to its key's level (LevelQ).
+	GaloisLevels map[uint64]int
+	// SeededKeys counts the key records whose random half is a seed.
+	SeededKeys int
 }
 
 // Covers reports the keys of spec that the stream lacked ("" when none).
@@ -72,7 +80,8 @@ func VerifyEvaluationKeysStream(r io.Reader, params func(fp Fingerprint, label s
 		return nil, fmt.Errorf("verify evaluation keys: %w: keys made for %q (%s), expected %s (%s)",
 			ErrFingerprintMismatch, hdr.Label, hdr.Fingerprint.Short(), p.Name(), p.Fingerprint().Short())
 	}
-	info := &EvaluationKeysInfo{Params: p, PayloadBytes: hdr.PayloadLen}
+	info := &EvaluationKeysInfo{Params: p, PayloadBytes: hdr.PayloadLen, Version: hdr.Version, GaloisLevels: map[uint64]int{}}
+	version := hdr.Version
 	pr := newPayloadReader(er)
 	scratch := make([]uint64, p.N())
 	hp := p.HE().Parameters.Parameters
@@ -86,7 +95,7 @@ func VerifyEvaluationKeysStream(r io.Reader, params func(fp Fingerprint, label s
 			return fmt.Errorf("%w: unknown evaluation key flags %#x", ErrMalformed, flags)
 		}
 		info.Relinearization = flags&flagRelin != 0
-		info.GaloisElements = verifyKeySet(er, pr, hp, info.Relinearization, nGalois, "evaluation keys:", scratch)
+		info.GaloisElements = verifyKeySet(er, pr, hp, version, keySetRule(hp, version, false), info.Relinearization, nGalois, "evaluation keys:", scratch, info)
 		if pr.err != nil {
 			return pr.err
 		}
@@ -112,11 +121,11 @@ func VerifyEvaluationKeysStream(r io.Reader, params func(fp Fingerprint, label s
 			if mask&(1<<i) == 0 {
 				continue
 			}
-			rule := levelRule{exactQ: -2, exactP: -2}
+			rule := anyLevel
 			if i == btpDenseToSparse {
 				rule = levelRule{exactQ: 0, exactP: 0}
 			}
-			verifyEvk(er, pr, bp, rule, "bootstrapping "+btpComponentNames[i], scratch)
+			verifyEvk(er, pr, bp, version, rule, "bootstrapping "+btpComponentNames[i], scratch)
 			if pr.err != nil {
 				return pr.err
 			}
@@ -129,7 +138,7 @@ func VerifyEvaluationKeysStream(r io.Reader, params func(fp Fingerprint, label s
 		if hasRelin > 1 {
 			return fmt.Errorf("%w: bootstrapping relinearization flag %d", ErrMalformed, hasRelin)
 		}
-		verifyKeySet(er, pr, bp, hasRelin == 1, n, "bootstrapping keys:", scratch)
+		verifyKeySet(er, pr, bp, version, keySetRule(bp, version, true), hasRelin == 1, n, "bootstrapping keys:", scratch, nil)
 		return pr.err
 	}()
 	if err == nil && er.Remaining() != 0 {
@@ -145,12 +154,18 @@ func VerifyEvaluationKeysStream(r io.Reader, params func(fp Fingerprint, label s
 }
 
 // verifyKeySet is readKeySet without building the keys; it returns the
-// Galois elements.
-func verifyKeySet(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, hasRelin bool, nGalois uint32, what string, scratch []uint64) []uint64 {
-	full := levelRule{exactQ: rp.MaxLevelQ(), exactP: rp.MaxLevelP()}
+// Galois elements and, when info is non-nil, records the keys' levels.
+func verifyKeySet(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, version uint16, rule levelRule, hasRelin bool, nGalois uint32, what string, scratch []uint64, info *EvaluationKeysInfo) []uint64 {
 	if hasRelin {
-		if verifyEvk(er, pr, rp, full, what+" relinearization key", scratch); pr.err != nil {
+		h := verifyEvk(er, pr, rp, version, rule, what+" relinearization key", scratch)
+		if pr.err != nil {
 			return nil
+		}
+		if info != nil {
+			info.RelinearizationLevel = h.levelQ
+			if h.seeded {
+				info.SeededKeys++
+			}
 		}
 	}
 	nthRoot := uint64(rp.RingQ().NthRoot())
@@ -170,55 +185,45 @@ func verifyKeySet(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, has
 			return nil
 		}
 		prev = g
-		if verifyEvk(er, pr, rp, full, fmt.Sprintf("%s Galois key %d", what, g), scratch); pr.err != nil {
+		h := verifyEvk(er, pr, rp, version, rule, fmt.Sprintf("%s Galois key %d", what, g), scratch)
+		if pr.err != nil {
 			return nil
+		}
+		if info != nil {
+			info.GaloisLevels[g] = h.levelQ
+			if h.seeded {
+				info.SeededKeys++
+			}
 		}
 		gals = append(gals, g)
 	}
 	return gals
 }
 
-// verifyEvk checks one key record (see readEvk) and skips its coefficients
-// after checking each is below its modulus.
-func verifyEvk(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, rule levelRule, what string, scratch []uint64) {
-	levelQ := int(pr.u8())
-	levelP := int(pr.u8()) - 1
-	var rb [2]byte
-	pr.read(rb[:])
-	if pr.err != nil {
-		return
+// verifyEvk checks one key record (see readEvk: declared levels, gadget rows
+// for those levels, form, length) and skips its coefficients after checking
+// each is below its modulus. A seeded record's random half is not expanded
+// (the seed needs no check: every seed gives a valid key shape).
+func verifyEvk(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, version uint16, rule levelRule, what string, scratch []uint64) evkHeader {
+	h, ok := readEvkHeader(er, pr, rp, version, rule, what)
+	if !ok {
+		return h
 	}
-	rows := int(rb[0]) | int(rb[1])<<8
-	if levelQ > rp.MaxLevelQ() || levelP > rp.MaxLevelP() {
-		pr.fail(fmt.Errorf("%w: %s at levels (Q %d, P %d) exceeds the parameters' maximum (Q %d, P %d)", ErrMalformed, what, levelQ, levelP, rp.MaxLevelQ(), rp.MaxLevelP()))
-		return
-	}
-	if (rule.exactQ != -2 && levelQ != rule.exactQ) || (rule.exactP != -2 && levelP != rule.exactP) {
-		pr.fail(fmt.Errorf("%w: %s at levels (Q %d, P %d), expected (Q %d, P %d) for these parameters", ErrMalformed, what, levelQ, levelP, rule.exactQ, rule.exactP))
-		return
-	}
-	if levelP < 0 {
-		pr.fail(fmt.Errorf("%w: %s without special primes P is not supported", ErrMalformed, what))
-		return
-	}
-	if want := rp.BaseRNSDecompositionVectorSize(levelQ, levelP); rows != want {
-		pr.fail(fmt.Errorf("%w: %s declares %d gadget rows, parameters need %d at these levels", ErrMalformed, what, rows, want))
-		return
-	}
-	if need := evkRecordSize(rp, levelQ, levelP) - 4; er.Remaining() < need {
-		pr.fail(fmt.Errorf("%w: %s needs %d more bytes, payload has %d", ErrTruncated, what, need, er.Remaining()))
-		return
+	comps := 2
+	if h.seeded {
+		comps = 1
 	}
 	q, p := rp.Q(), rp.P()
 	buf := scratch[:rp.N()]
-	for row := 0; row < rows && pr.err == nil; row++ {
-		for comp := 0; comp < 2; comp++ {
-			for i := 0; i <= levelQ; i++ {
+	for row := 0; row < h.rows && pr.err == nil; row++ {
+		for comp := 0; comp < comps; comp++ {
+			for i := 0; i <= h.levelQ; i++ {
 				pr.u64sBelow(buf, q[i], what)
 			}
-			for i := 0; i <= levelP; i++ {
+			for i := 0; i <= h.levelP; i++ {
 				pr.u64sBelow(buf, p[i], what)
 			}
 		}
 	}
+	return h
 }

@@ -442,7 +442,7 @@ func (e *Evaluator) linearTransforms(op string, ct *rlwe.Ciphertext, encs []*Enc
 	rots := 0
 	for _, enc := range encs {
 		for _, r := range enc.src.rotations {
-			if err := e.checkRotKey(op, r); err != nil {
+			if err := e.checkRotKey(op, r, level); err != nil {
 				return nil, err
 			}
 		}
@@ -478,7 +478,11 @@ func (e *Evaluator) linearTransforms(op string, ct *rlwe.Ciphertext, encs []*Enc
 		outs[i].Scale = in.Scale // exact: diagonals were encoded at Q[level]
 	}
 	note := fmt.Sprintf("%d transform(s), BSGS, 1 shared decomposition", len(encs))
-	e.end(s, OpLinearTransform, outs[0], ks, rots, true, note)
+	var all []int
+	for _, enc := range encs {
+		all = append(all, enc.src.rotations...)
+	}
+	e.endKeys(s, OpLinearTransform, outs[0], ks, rots, true, note, e.rotUses(all, level))
 	return outs, nil
 }
 

@@ -66,7 +66,11 @@ func (e *Evaluator) Polynomial(ct *rlwe.Ciphertext, p polyapprox.Chebyshev) (*rl
 	if err != nil {
 		return nil, err
 	}
-	e.end(s, OpPolynomial, out, ks, 0, false, fmt.Sprintf("degree %d on [%g, %g]", p.Degree(), p.Interval.A, p.Interval.B))
+	var uses []KeyUse
+	if p.Degree() > 1 {
+		uses = []KeyUse{{Level: PolynomialRelinLevel(ct.Level(), p)}}
+	}
+	e.endKeys(s, OpPolynomial, out, ks, 0, false, fmt.Sprintf("degree %d on [%g, %g]", p.Degree(), p.Interval.A, p.Interval.B), uses)
 	return out, nil
 }
 
@@ -81,7 +85,7 @@ func (e *Evaluator) polynomial(ct *rlwe.Ciphertext, p polyapprox.Chebyshev) (*rl
 		return nil, 0, err
 	}
 	if p.Degree() > 1 {
-		if err := e.checkRelinKey("polynomial"); err != nil {
+		if err := e.checkRelinKey("polynomial", PolynomialRelinLevel(ct.Level(), p)); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -111,6 +115,17 @@ func (e *Evaluator) polynomial(ct *rlwe.Ciphertext, p polyapprox.Chebyshev) (*rl
 	return out, cnt.n, nil
 }
 
+// PolynomialRelinLevel is the highest level at which Polynomial uses the
+// relinearization key on an input at level: the input level, or one below
+// after the change of basis of a polynomial on an interval other than
+// [-1, 1] (which rescales first).
+func PolynomialRelinLevel(level int, p polyapprox.Chebyshev) int {
+	if p.Interval.IsUnit() {
+		return level
+	}
+	return level - 1
+}
+
 // Power returns ct^p (p >= 1) by binary exponentiation (repeated squaring):
 // ceil(log2 p) levels, floor(log2 p) + popcount(p) - 1 ciphertext
 // products (one key switch each). The level check is done up front.
@@ -126,7 +141,7 @@ func (e *Evaluator) Power(ct *rlwe.Ciphertext, p int) (*rlwe.Ciphertext, error) 
 		return nil, err
 	}
 	if p > 1 {
-		if err := e.checkRelinKey("power"); err != nil {
+		if err := e.checkRelinKey("power", ct.Level()); err != nil {
 			return nil, err
 		}
 	}
@@ -159,7 +174,11 @@ func (e *Evaluator) Power(ct *rlwe.Ciphertext, p int) (*rlwe.Ciphertext, error) 
 	if result == ct {
 		result = ct.CopyNew()
 	}
-	e.end(s, OpPower, result, ks, 0, false, fmt.Sprintf("x^%d", p))
+	var uses []KeyUse
+	if ks > 0 {
+		uses = []KeyUse{{Level: ct.Level()}}
+	}
+	e.endKeys(s, OpPower, result, ks, 0, false, fmt.Sprintf("x^%d", p), uses)
 	return result, nil
 }
 
@@ -208,7 +227,7 @@ func (e *Evaluator) EvaluateNewtonInvSqrt(ct *rlwe.Ciphertext, n polyapprox.Newt
 	if err := e.needLevels("newton inverse sqrt", ct, n.Depth()); err != nil {
 		return nil, err
 	}
-	if err := e.checkRelinKey("newton inverse sqrt"); err != nil {
+	if err := e.checkRelinKey("newton inverse sqrt", ct.Level()); err != nil {
 		return nil, err
 	}
 	s := e.begin(ct)
@@ -280,7 +299,7 @@ func (e *Evaluator) EvaluateGoldschmidtInv(ct *rlwe.Ciphertext, g polyapprox.Gol
 		return nil, err
 	}
 	if g.Iterations > 0 {
-		if err := e.checkRelinKey("goldschmidt inverse"); err != nil {
+		if err := e.checkRelinKey("goldschmidt inverse", ct.Level()); err != nil {
 			return nil, err
 		}
 	}

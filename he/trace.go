@@ -62,6 +62,16 @@ type OpRecord struct {
 	Hoisted     bool          `json:"hoisted,omitempty"`
 	Duration    time.Duration `json:"duration_ns"`
 	Note        string        `json:"note,omitempty"`
+	// KeyUses lists the switching keys the op used and the highest
+	// ciphertext level it used each at (a key must be at least there).
+	KeyUses []KeyUse `json:"key_uses,omitempty"`
+}
+
+// KeyUse is one switching key used by an op at a ciphertext level.
+type KeyUse struct {
+	// GaloisElement is the Galois key's element; 0 is the relinearization key.
+	GaloisElement uint64 `json:"galois_element"`
+	Level         int    `json:"level"`
 }
 
 // LevelsConsumed returns LevelIn - LevelOut.
