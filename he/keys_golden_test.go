@@ -1,6 +1,7 @@
 package he
 
 import (
+	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ func TestGoldenEvaluationKeysV1(t *testing.T) {
 	pPath, skPath, evkPath := filepath.Join(dir, "tiny12.params"), filepath.Join(dir, "tiny12.sk"), filepath.Join(dir, "tiny12-v1.evk")
 	want := tinyParams(t, "tiny12", 12)
 	if *updateEvkGolden {
+		require.Equal(t, uint16(1), EvaluationKeysVersion, "this build writes evaluation keys in version %d; the recorded file must stay version 1", EvaluationKeysVersion)
 		sk, evk, err := GenerateKeys(want, KeySpec{Relinearization: true, Rotations: []int{1}})
 		require.NoError(t, err)
 		require.NoError(t, WriteParametersFile(pPath, want, true))
@@ -41,8 +43,14 @@ func TestGoldenEvaluationKeysV1(t *testing.T) {
 	defer f.Close()
 	sk, err := ReadSecretKey(f, p)
 	require.NoError(t, err)
+	raw, err := os.ReadFile(evkPath)
+	require.NoError(t, err)
+	require.Equal(t, []byte{1, 0}, raw[8:10], "the recorded file is format version 1")
 	evk, err := ReadEvaluationKeysFile(evkPath, p)
 	require.NoError(t, err)
+	require.False(t, evk.Seeded())
+	l, _ := evk.RelinearizationKeyLevel()
+	require.Equal(t, p.MaxLevel(), l)
 	require.True(t, evk.HasRelinearization())
 	require.True(t, evk.HasRotation(1))
 
@@ -65,4 +73,20 @@ func TestGoldenEvaluationKeysV1(t *testing.T) {
 	for i, v := range goldenEvkValues {
 		require.InDelta(t, v*v, gotSq[i], 1e-3, "slot %d", i)
 	}
+
+	// Re-written by this build: format version 2, keys in full (no seeds),
+	// identical keys after reloading.
+	var buf bytes.Buffer
+	require.NoError(t, WriteEvaluationKeys(&buf, evk))
+	require.Equal(t, []byte{2, 0}, buf.Bytes()[8:10])
+	evk2, err := ReadEvaluationKeys(bytes.NewReader(buf.Bytes()), p)
+	require.NoError(t, err)
+	require.True(t, evk.relin.Equal(evk2.relin))
+	for g, gk := range evk.galois {
+		require.True(t, gk.EvaluationKey.Equal(&evk2.galois[g].EvaluationKey))
+	}
+	info, err := VerifyEvaluationKeysStream(bytes.NewReader(raw), func(Fingerprint, string) (*Parameters, error) { return p, nil }, 0)
+	require.NoError(t, err)
+	require.Equal(t, uint16(1), info.Version)
+	require.Equal(t, 0, info.SeededKeys)
 }
