@@ -99,6 +99,9 @@ func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt Exec
 	if err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
+	if err := (&Executor{c: c, params: p, lts: lts}).checkKeyLevels(keys); err != nil {
+		return nil, err // before evaluating anything: Lattigo would return garbage
+	}
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.NumCPU()
 	}

@@ -36,11 +36,19 @@ type KeyNeeds struct {
 	Relinearization bool  `json:"relinearization"`
 	Rotations       []int `json:"rotations"`
 	Bootstrapping   bool  `json:"bootstrapping"`
+	// Levels are the levels the keys are generated at: the highest level
+	// at which the circuit uses each (nil in circuit files of earlier
+	// builds: every key at the top level).
+	Levels *KeyLevels `json:"levels,omitempty"`
 }
 
 // KeySpec returns the he.KeySpec to generate exactly these keys.
 func (k KeyNeeds) KeySpec() he.KeySpec {
-	return he.KeySpec{Relinearization: k.Relinearization, Rotations: append([]int(nil), k.Rotations...), Bootstrapping: k.Bootstrapping}
+	s := he.KeySpec{Relinearization: k.Relinearization, Rotations: append([]int(nil), k.Rotations...), Bootstrapping: k.Bootstrapping}
+	if k.Levels != nil {
+		s.Levels = &he.KeyLevels{Relinearization: k.Levels.Relinearization, Rotations: append([]int(nil), k.Levels.Rotations...)}
+	}
+	return s
 }
 
 func (p *PlanInfo) validate(n int) error {
@@ -67,6 +75,16 @@ func (p *PlanInfo) validate(n int) error {
 	for _, r := range p.Keys.Rotations {
 		if r <= 0 || r >= maxRot {
 			return fmt.Errorf("plan: rotation %d out of range", r)
+		}
+	}
+	if kl := p.Keys.Levels; kl != nil { // their number and values: VerifyCircuit (ErrKeySpec)
+		if err := tooMany("plan.keys.levels.rotations", "rotation key levels", len(kl.Rotations), MaxRotationKeys); err != nil {
+			return err
+		}
+		for _, l := range append([]int{kl.Relinearization}, kl.Rotations...) {
+			if l < 0 || l > 64 {
+				return fmt.Errorf("plan.keys.levels: level %d", l)
+			}
 		}
 	}
 	if p.Bootstraps < 0 || p.Bootstraps > n {
@@ -375,12 +393,13 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre 
 	for i, s := range st {
 		levels[i] = s.level
 	}
-	keys, err := out.keyNeeds(p)
+	out.Planned = &PlanInfo{Preset: p.Name(), Fingerprint: p.Fingerprint().String(), InputLevel: start,
+		Levels: levels, Bootstraps: bootstraps, InsecureSKBootstrap: boot && skBoot}
+	keys, err := out.keyNeeds(p) // the key levels follow from the plan's levels
 	if err != nil {
 		return nil, err
 	}
-	out.Planned = &PlanInfo{Preset: p.Name(), Fingerprint: p.Fingerprint().String(), InputLevel: start,
-		Levels: levels, Keys: keys, Bootstraps: bootstraps, InsecureSKBootstrap: boot && skBoot}
+	out.Planned.Keys = keys
 	return out, nil
 }
 
@@ -575,6 +594,9 @@ func (c *Circuit) keyNeeds(p *he.Parameters) (KeyNeeds, error) {
 		k.Rotations = append(k.Rotations, r)
 	}
 	sort.Ints(k.Rotations)
+	if c.Planned != nil && len(c.Planned.Levels) == len(c.Ops) {
+		k.Levels = c.keyLevels(p, c.Planned.Levels, lts, k)
+	}
 	return k, nil
 }
 

@@ -96,7 +96,10 @@ var ErrKeySpec = errors.New("key spec does not match the circuit's ops")
 //     parameters, no secret-key test bootstrapper unless pol.AllowInsecure;
 //   - the key spec recomputed from the op graph (relinearization, every
 //     rotation of every rotate, rotsum and linear op, bootstrapping) must
-//     equal the file's: no key the ops do not use, none missing;
+//     equal the file's: no key the ops do not use, none missing, each key
+//     at exactly the highest level the ops use it (a key below would give
+//     garbage, one above costs bytes); a file without levels (an earlier
+//     build) gets every key at the top level;
 //   - the key budget: key count, key bytes and memory, refused above
 //     pol.MaxKeyBytes.
 //
@@ -256,6 +259,22 @@ func sameKeys(got, want KeyNeeds) error {
 	}
 	if len(missing) > 0 {
 		diffs = append(diffs, fmt.Sprintf("%d rotation keys the ops use are missing %s", len(missing), some(missing)))
+	}
+	if got.Levels != nil && want.Levels != nil { // nil: a circuit file of an earlier build, every key at the top level
+		if got.Levels.Relinearization != want.Levels.Relinearization {
+			diffs = append(diffs, fmt.Sprintf("relinearization key at level %d, the ops use it at level %d", got.Levels.Relinearization, want.Levels.Relinearization))
+		}
+		if len(got.Levels.Rotations) != len(got.Rotations) {
+			diffs = append(diffs, fmt.Sprintf("%d rotation key levels for %d rotations", len(got.Levels.Rotations), len(got.Rotations)))
+		} else if len(unused)+len(dup)+len(missing) == 0 {
+			for i, r := range got.Rotations {
+				j, _ := slices.BinarySearch(want.Rotations, r)
+				if j < len(want.Rotations) && got.Levels.Rotations[i] != want.Levels.Rotations[j] {
+					diffs = append(diffs, fmt.Sprintf("rotation key %d at level %d, the ops use it at level %d", r, got.Levels.Rotations[i], want.Levels.Rotations[j]))
+					break
+				}
+			}
+		}
 	}
 	if !slices.IsSorted(got.Rotations) && len(diffs) == 0 {
 		diffs = append(diffs, "rotations not sorted")
