@@ -33,11 +33,13 @@ func encryptedRun(t *testing.T, m *model.Model, c *Circuit, b model.Batch, prese
 	require.NoError(t, err)
 	pc, err := Plan(c, p, opt)
 	require.NoError(t, err)
-	sk, evk, err := he.GenerateKeys(p, he.KeySpec{Relinearization: pc.Planned.Keys.Relinearization, Rotations: pc.Planned.Keys.Rotations})
+	spec := pc.Planned.Keys.KeySpec() // each key at its level
+	spec.Bootstrapping = false        // the secret-key test bootstrapper needs none
+	sk, evk, err := he.GenerateKeys(p, spec)
 	require.NoError(t, err)
 	client, err := he.NewClient(p, sk)
 	require.NoError(t, err)
-	eo := ExecOptions{Chunk: 1} // one ciphertext at a time: exercises chunking
+	eo := ExecOptions{Chunk: 1, Trace: he.NewTrace()} // one ciphertext at a time: exercises chunking
 	if pc.Planned.Bootstraps > 0 {
 		eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk)
 		require.NoError(t, err)
@@ -57,6 +59,7 @@ func encryptedRun(t *testing.T, m *model.Model, c *Circuit, b model.Batch, prese
 		preset, e, rep.PredictedLog2Err, pc.Planned.Bootstraps, rep.KeySwitches)
 	require.Less(t, e, tol)
 	require.Less(t, math.Log2(e), rep.PredictedLog2Err, "the dry run's precision prediction holds")
+	checkTraceKeyLevels(t, pc, p, eo.Trace)
 	for _, l := range rep.Layers {
 		require.False(t, math.IsNaN(l.Log2Err), "layer %s has no error measurement", l.Layer)
 		require.Less(t, l.Log2Err, math.Log2(tol)+10, "layer %s", l.Layer)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -78,12 +79,81 @@ type Report struct {
 	MaxLogitErr float64 `json:"max_logit_err_vs_sim,omitempty"`
 }
 
-// KeyBytes are evaluation-key size estimates (Lattigo's gadget layout).
+// KeyBytes are the evaluation keys' sizes: each relinearization and
+// rotation key at its own level (KeyNeeds.Levels), exact for the key file's
+// records; bootstrapping keys are an estimate (Lattigo's gadget layout, top
+// level, in full).
 type KeyBytes struct {
+	// Relinearization, Rotation (all rotation keys), Bootstrapping and
+	// Total are on disk and on the wire: key file format version 2, the
+	// random half of each relinearization and rotation key as a 32-byte
+	// seed (Total is the key file's payload less its 5-byte header).
 	Relinearization int64 `json:"relinearization"`
-	Rotation        int64 `json:"rotation"` // all rotation keys
+	Rotation        int64 `json:"rotation"`
 	Bootstrapping   int64 `json:"bootstrapping"`
 	Total           int64 `json:"total"`
+	// Memory is the size of the keys in memory (both halves, expanded on load).
+	Memory int64 `json:"memory"`
+	// TopLevelMemory is what the keys took before per-key levels and seeds:
+	// every key at the top level and in full (format version 1).
+	TopLevelMemory int64 `json:"top_level_memory"`
+	// Keys lists the relinearization and rotation keys with their levels.
+	Keys []KeySize `json:"keys,omitempty"`
+}
+
+// KeySize is one key's level and sizes.
+type KeySize struct {
+	// Key is "relinearization" or "rotation k".
+	Key   string `json:"key"`
+	Level int    `json:"level"`
+	// MemoryBytes is the expanded key, FileBytes its record in the key
+	// file (with the Galois element for a rotation key).
+	MemoryBytes int64 `json:"memory_bytes"`
+	FileBytes   int64 `json:"file_bytes"`
+}
+
+// circuitKeyBytes sizes the keys k lists for p, each relinearization and
+// rotation key at its level (the top level without k.Levels).
+func circuitKeyBytes(k KeyNeeds, p *he.Parameters) KeyBytes {
+	hp := p.HE()
+	var kb KeyBytes
+	topMem, _ := he.EvaluationKeyBytes(p, hp.MaxLevelQ(), hp.MaxLevelP())
+	add := func(name string, level int, galois bool) int64 {
+		mem, file := he.EvaluationKeyBytes(p, level, hp.MaxLevelP())
+		if galois {
+			file += 8
+		}
+		kb.Keys = append(kb.Keys, KeySize{Key: name, Level: level, MemoryBytes: int64(mem), FileBytes: int64(file)})
+		kb.Memory += int64(mem)
+		kb.TopLevelMemory += int64(topMem)
+		return int64(file)
+	}
+	level := func(l func(*KeyLevels) int) int {
+		if k.Levels == nil {
+			return hp.MaxLevelQ()
+		}
+		return l(k.Levels)
+	}
+	if k.Relinearization {
+		kb.Relinearization = add("relinearization", level(func(l *KeyLevels) int { return l.Relinearization }), false)
+	}
+	for i, r := range k.Rotations {
+		kb.Rotation += add(fmt.Sprintf("rotation %d", r), level(func(l *KeyLevels) int {
+			if i < len(l.Rotations) {
+				return l.Rotations[i]
+			}
+			return hp.MaxLevelQ()
+		}), true)
+	}
+	if k.Bootstrapping && p.HasBootstrapping() {
+		bp := p.BootstrappingParameters()
+		b := bp.BootstrappingParameters
+		kb.Bootstrapping = keySize(b.LogN(), b.QCount(), b.PCount()) * int64(len(bp.GaloisElements(hp))+1)
+		kb.Memory += kb.Bootstrapping
+		kb.TopLevelMemory += kb.Bootstrapping
+	}
+	kb.Total = kb.Relinearization + kb.Rotation + kb.Bootstrapping
+	return kb
 }
 
 func keySize(logN, qCount, pCount int) int64 {
@@ -175,18 +245,8 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 		r.Relinearizations += l.Relinearizations
 		r.KeySwitches += l.KeySwitches
 	}
-	qn, pn := hp.QCount(), hp.PCount()
-	ks := keySize(p.LogN(), qn, pn)
-	if c.Planned.Keys.Relinearization {
-		r.KeyBytes.Relinearization = ks
-	}
-	r.KeyBytes.Rotation = ks * int64(len(c.Planned.Keys.Rotations))
-	if c.Planned.Keys.Bootstrapping && p.HasBootstrapping() {
-		bp := p.BootstrappingParameters()
-		b := bp.BootstrappingParameters
-		r.KeyBytes.Bootstrapping = keySize(b.LogN(), b.QCount(), b.PCount()) * int64(len(bp.GaloisElements(hp))+1)
-	}
-	r.KeyBytes.Total = r.KeyBytes.Relinearization + r.KeyBytes.Rotation + r.KeyBytes.Bootstrapping
+	pn := hp.PCount()
+	r.KeyBytes = circuitKeyBytes(c.Planned.Keys, p)
 	ctBytes := func(level int) int64 { return 2 * int64(p.N()) * int64(level+1) * 8 }
 	r.InputCiphertextSize = ctBytes(c.Planned.InputLevel)
 	// memory: keys + the largest encoded transform + peak live ciphertexts (per program, 2 workers)
@@ -198,7 +258,7 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 			maxLT = max(maxLT, sz)
 		}
 	}
-	r.MemoryBytes = r.KeyBytes.Total + 3*maxLT + 2*int64(c.peakLive())*ctBytes(p.MaxLevel())
+	r.MemoryBytes = r.KeyBytes.Memory + 3*maxLT + 2*int64(c.peakLive())*ctBytes(p.MaxLevel())
 	return r, nil
 }
 
@@ -338,9 +398,25 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&sb, "depth %d levels, input level %d, bootstraps %d, ops %d\n", r.Depth, r.InputLevel, r.Bootstraps, r.Ops)
 	fmt.Fprintf(&sb, "key switches %d (rotations %d, relinearizations %d); rotation keys %d\n",
 		r.KeySwitches, r.Rotations, r.Relinearizations, r.RotationKeys)
-	fmt.Fprintf(&sb, "keys: relinearization %s, rotations %s, bootstrapping %s, total %s; input ciphertext %s; memory estimate %s\n",
+	fmt.Fprintf(&sb, "keys on disk/wire (seeded, each at its level): relinearization %s, rotations %s, bootstrapping %s, total %s; in memory %s (all at the top level, in full: %s); input ciphertext %s; memory estimate %s\n",
 		mb(r.KeyBytes.Relinearization), mb(r.KeyBytes.Rotation), mb(r.KeyBytes.Bootstrapping), mb(r.KeyBytes.Total),
-		mb(r.InputCiphertextSize), mb(r.MemoryBytes))
+		mb(r.KeyBytes.Memory), mb(r.KeyBytes.TopLevelMemory), mb(r.InputCiphertextSize), mb(r.MemoryBytes))
+	if len(r.KeyBytes.Keys) > 0 {
+		byLevel := map[int]int{}
+		var lv []int
+		for _, k := range r.KeyBytes.Keys {
+			if byLevel[k.Level] == 0 {
+				lv = append(lv, k.Level)
+			}
+			byLevel[k.Level]++
+		}
+		sort.Sort(sort.Reverse(sort.IntSlice(lv)))
+		var parts []string
+		for _, l := range lv {
+			parts = append(parts, fmt.Sprintf("%d at level %d", byLevel[l], l))
+		}
+		fmt.Fprintf(&sb, "key levels (of %d): %s\n", r.MaxLevel, strings.Join(parts, ", "))
+	}
 	fmt.Fprintf(&sb, "predicted log2 output error %s\n", log2s(r.PredictedLog2Err))
 	if r.Margin != nil {
 		fmt.Fprintln(&sb, r.Margin.String())

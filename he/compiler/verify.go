@@ -36,8 +36,12 @@ type KeyBudget struct {
 	Relinearization bool `json:"relinearization"`
 	// BootstrappingKeys counts the bootstrapping circuit's keys (0 without).
 	BootstrappingKeys int `json:"bootstrapping_keys"`
-	// KeyBytes is the size of the evaluation keys (as the dry-run report).
+	// KeyBytes is the size of the evaluation keys on disk and on the wire
+	// (as the dry-run report: each key at its level, random halves as
+	// seeds); the budget applies to it.
 	KeyBytes uint64 `json:"key_bytes"`
+	// KeyMemoryBytes is their size in memory, expanded on load.
+	KeyMemoryBytes uint64 `json:"key_memory_bytes"`
 	// SecretKeyBytes is the size of the secret key file's payload.
 	SecretKeyBytes uint64 `json:"secret_key_bytes"`
 	// MemoryBytes is the dry-run estimate of the encrypted evaluation's
@@ -59,8 +63,8 @@ func (b KeyBudget) String() string {
 	if b.Relinearization {
 		relin = 1
 	}
-	return fmt.Sprintf("%d evaluation keys (%d relinearization, %d rotation%s): %s of keys (limit %s), memory estimate %s; security ~%.0f bits",
-		b.Keys, relin, b.RotationKeys, boot, FormatBytes(b.KeyBytes), FormatBytes(b.MaxKeyBytes), FormatBytes(b.MemoryBytes), b.Security.MinEstimatedBits())
+	return fmt.Sprintf("%d evaluation keys (%d relinearization, %d rotation%s): %s of keys on disk/wire (limit %s), %s in memory, memory estimate %s; security ~%.0f bits",
+		b.Keys, relin, b.RotationKeys, boot, FormatBytes(b.KeyBytes), FormatBytes(b.MaxKeyBytes), FormatBytes(b.KeyMemoryBytes), FormatBytes(b.MemoryBytes), b.Security.MinEstimatedBits())
 }
 
 // FormatBytes formats a byte count in decimal units (B, kB, MB, GB).
@@ -310,6 +314,7 @@ func budget(c *Circuit, p *he.Parameters, pol ClientPolicy, b *KeyBudget) error 
 	}
 	hp := p.HE()
 	b.KeyBytes = uint64(rep.KeyBytes.Total)
+	b.KeyMemoryBytes = uint64(rep.KeyBytes.Memory)
 	b.SecretKeyBytes = uint64(hp.N()) * uint64(hp.QCount()+hp.PCount()) * 8
 	b.MemoryBytes = uint64(max(rep.MemoryBytes, 0))
 	b.MaxKeyBytes = pol.MaxKeyBytes
