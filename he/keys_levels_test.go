@@ -248,3 +248,24 @@ func TestKeyLevelsSpec(t *testing.T) {
 	require.Equal(t, 2, rl)
 	require.Equal(t, map[uint64]int{hp.GaloisElement(1): 5, hp.GaloisElementForComplexConjugation(): 8}, gal)
 }
+
+// TestVerifiedKeysCoverLevels: the streaming validator's summary refuses
+// keys below the levels a spec asks for.
+func TestVerifiedKeysCoverLevels(t *testing.T) {
+	p, _, evk := leveledKeys(t)
+	var buf bytes.Buffer
+	require.NoError(t, WriteEvaluationKeys(&buf, evk))
+	info, err := VerifyEvaluationKeysStream(bytes.NewReader(buf.Bytes()), func(Fingerprint, string) (*Parameters, error) { return p, nil }, 0)
+	require.NoError(t, err)
+	spec := KeySpec{Relinearization: true, Rotations: []int{1, 2, 3}, Levels: &KeyLevels{Relinearization: 3, Rotations: []int{4, 2, 1}}}
+	require.NoError(t, info.Covers(spec))
+	spec.Levels.Rotations[1] = 3
+	err = info.Covers(spec)
+	require.ErrorIs(t, err, ErrKeyLevel)
+	require.ErrorContains(t, err, "the Galois key 25 is at level 2, the circuit uses it at level 3")
+	spec.Levels.Rotations[1] = 2
+	spec.Levels.Relinearization = 4
+	require.ErrorContains(t, info.Covers(spec), "the relinearization key is at level 3, the circuit uses it at level 4")
+	spec.Levels = nil // top level: a key set of leveled keys does not cover it
+	require.ErrorIs(t, info.Covers(spec), ErrKeyLevel)
+}

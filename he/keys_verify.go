@@ -58,7 +58,33 @@ func (i *EvaluationKeysInfo) Covers(spec KeySpec) error {
 	case spec.Bootstrapping && !i.Bootstrapping:
 		return fmt.Errorf("evaluation keys for %s lack the bootstrapping keys", i.Params)
 	}
+	return i.coversLevels(spec)
+}
+
+// coversLevels refuses keys below the levels spec asks for (a key below
+// the ciphertext's level gives garbage).
+func (i *EvaluationKeysInfo) coversLevels(spec KeySpec) error {
+	relin, levels, err := spec.ResolveKeyLevels(i.Params)
+	if err != nil {
+		return err
+	}
+	if spec.Relinearization && i.RelinearizationLevel < relin && i.GaloisLevels != nil {
+		return fmt.Errorf("evaluation keys for %s: %w: the relinearization key is at level %d, the circuit uses it at level %d", i.Params, ErrKeyLevel, i.RelinearizationLevel, relin)
+	}
+	for _, g := range sortedUint64(mapKeys(levels)) {
+		if got, ok := i.GaloisLevels[g]; ok && got < levels[g] {
+			return fmt.Errorf("evaluation keys for %s: %w: the Galois key %d is at level %d, the circuit uses it at level %d", i.Params, ErrKeyLevel, g, got, levels[g])
+		}
+	}
 	return nil
+}
+
+func mapKeys(m map[uint64]int) []uint64 {
+	out := make([]uint64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // VerifyEvaluationKeysStream reads one evaluation-keys envelope from r and
