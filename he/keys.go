@@ -182,6 +182,18 @@ func (e *EvaluationKeys) CheckCovers(spec KeySpec) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("evaluation keys for %s lack: %s", e.params, strings.Join(missing, ", "))
 	}
+	relinLevel, levels, err := spec.ResolveKeyLevels(e.params)
+	if err != nil {
+		return err
+	}
+	if l, ok := e.RelinearizationKeyLevel(); ok && spec.Relinearization && l < relinLevel {
+		return fmt.Errorf("evaluation keys for %s: %w: the relinearization key is at level %d, the circuit uses it at level %d", e.params, ErrKeyLevel, l, relinLevel)
+	}
+	for _, g := range need {
+		if l, _ := e.GaloisKeyLevel(g); l < levels[g] {
+			return fmt.Errorf("evaluation keys for %s: %w: the Galois key %d is at level %d, the circuit uses it at level %d", e.params, ErrKeyLevel, g, l, levels[g])
+		}
+	}
 	return nil
 }
 

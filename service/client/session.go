@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/polyformer/polyformer/he"
@@ -81,6 +82,14 @@ func sameKeyNeeds(a, b compiler.KeyNeeds) bool {
 	}
 	for i := range a.Rotations {
 		if a.Rotations[i] != b.Rotations[i] {
+			return false
+		}
+	}
+	if (a.Levels == nil) != (b.Levels == nil) {
+		return false
+	}
+	if a.Levels != nil {
+		if a.Levels.Relinearization != b.Levels.Relinearization || !slices.Equal(a.Levels.Rotations, b.Levels.Rotations) {
 			return false
 		}
 	}

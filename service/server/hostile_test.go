@@ -282,6 +282,7 @@ func TestHostileInfer(t *testing.T) {
 	spec := e.v.Skeleton.Planned.Keys.KeySpec()
 	require.NotEmpty(t, spec.Rotations)
 	spec.Rotations = spec.Rotations[1:]
+	spec.Levels.Rotations = spec.Levels.Rotations[1:] // levels parallel the rotations
 	_, part, err := he.GenerateKeys(p, spec)
 	require.NoError(t, err)
 	var pb bytes.Buffer
