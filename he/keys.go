@@ -231,7 +231,7 @@ func GenerateEvaluationKeys(sk *SecretKey, spec KeySpec) (*EvaluationKeys, error
 		return nil, fmt.Errorf("generate keys: %w", err)
 	}
 	rp := p.HE().Parameters.Parameters
-	levelP := rp.MaxLevelP()
+	levelP := rp.MaxLevelP() // always: see keySetRule (smaller LevelP would also make keys larger, docs/design.md §4)
 	kg := newSeededKeyGen(rp)
 	seeds := map[uint64]keySeed{}
 	var relin *rlwe.RelinearizationKey
@@ -641,6 +641,10 @@ func readEvkHeader(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, ve
 		pr.fail(fmt.Errorf("%w: %s at levels (Q %d, P %d) exceeds the parameters' maximum (Q %d, P %d)", ErrMalformed, what, h.levelQ, h.levelP, rp.MaxLevelQ(), rp.MaxLevelP()))
 		return h, false
 	}
+	if rule.exactQ == -2 && rule.exactP != -2 && h.levelP != rule.exactP {
+		pr.fail(fmt.Errorf("%w: %s at levels (Q %d, P %d), expected P %d (every special prime) for these parameters", ErrMalformed, what, h.levelQ, h.levelP, rule.exactP))
+		return h, false
+	}
 	if (rule.exactQ != -2 && h.levelQ != rule.exactQ) || (rule.exactP != -2 && h.levelP != rule.exactP) {
 		pr.fail(fmt.Errorf("%w: %s at levels (Q %d, P %d), expected (Q %d, P %d) for these parameters", ErrMalformed, what, h.levelQ, h.levelP, rule.exactQ, rule.exactP))
 		return h, false
@@ -748,12 +752,15 @@ func writeKeySet(pw *payloadWriter, rp rlwe.Parameters, relin *rlwe.Relinearizat
 
 // keySetRule is the level rule of the relinearization and Galois keys of a
 // key set: at the top level in version 1 and for bootstrapping keys, at any
-// level otherwise.
+// level Q otherwise, always with every special prime (LevelP = MaxLevelP):
+// Lattigo v5.0.7's hoisted rotations and linear transforms decompose with
+// MaxLevelP whatever the key's LevelP, so a key with fewer special primes
+// would give garbage there without an error.
 func keySetRule(rp rlwe.Parameters, version uint16, bootstrapping bool) levelRule {
 	if version < 2 || bootstrapping {
 		return levelRule{exactQ: rp.MaxLevelQ(), exactP: rp.MaxLevelP()}
 	}
-	return anyLevel
+	return levelRule{exactQ: -2, exactP: rp.MaxLevelP()}
 }
 
 func readKeySet(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, version uint16, rule levelRule, hasRelin bool, nGalois uint32, what string) (*rlwe.RelinearizationKey, []*rlwe.GaloisKey, keySeeds) {

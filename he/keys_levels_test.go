@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
 )
 
@@ -268,4 +269,25 @@ func TestVerifiedKeysCoverLevels(t *testing.T) {
 	require.ErrorContains(t, info.Covers(spec), "the relinearization key is at level 3, the circuit uses it at level 4")
 	spec.Levels = nil // top level: a key set of leveled keys does not cover it
 	require.ErrorIs(t, info.Covers(spec), ErrKeyLevel)
+}
+
+// TestKeyWithFewerSpecialPrimesRefused: keys must keep every special prime
+// (Lattigo's hoisted rotations decompose with MaxLevelP).
+func TestKeyWithFewerSpecialPrimesRefused(t *testing.T) {
+	p, err := ParametersFromPreset(PresetTestN13) // 3 special primes
+	require.NoError(t, err)
+	rp := p.HE().Parameters.Parameters
+	sk, evk, err := GenerateKeys(p, KeySpec{Rotations: []int{1}, Levels: &KeyLevels{Rotations: []int{4}}})
+	require.NoError(t, err)
+	g := p.HE().GaloisElement(1)
+	low, seed, err := newSeededKeyGen(rp).galois(sk.sk, g, 4, 1)
+	require.NoError(t, err)
+	evk.galois[g] = low
+	evk.seeds[g] = seed
+	evk.set = rlwe.NewMemEvaluationKeySet(nil, low)
+	var buf bytes.Buffer
+	require.NoError(t, WriteEvaluationKeys(&buf, evk))
+	_, err = ReadEvaluationKeys(bytes.NewReader(buf.Bytes()), p)
+	require.ErrorIs(t, err, ErrMalformed)
+	require.ErrorContains(t, err, "Galois key 5 at levels (Q 4, P 1), expected P 2 (every special prime)")
 }
