@@ -29,7 +29,12 @@
 //     ErrChecksum, ErrTooLarge, ErrMalformed, ErrTrailingData) and capped
 //     allocations.
 //   - Keys: GenerateKeys from a KeySpec (relinearization, rotations, raw
-//     Galois elements, conjugation, bootstrapping); SecretKey files are
+//     Galois elements, conjugation, bootstrapping), each relinearization
+//     and rotation key at its own level (KeySpec.Levels) with its random
+//     half derived from a per-key seed (keys_levels.go); evaluation-key
+//     files are format version 2 (levels, seeds; version 1 still loads),
+//     and a key below a ciphertext's level is refused (ErrKeyLevel), never
+//     used (Lattigo v5.0.7 would return garbage); SecretKey files are
 //     written with mode 0600 and refused when group/world accessible;
 //     EvaluationKeys.KeySet feeds hefloat.NewEvaluator. Key and ciphertext
 //     files use our own coefficient format, decoded into Lattigo objects of
