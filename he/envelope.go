@@ -507,6 +507,29 @@ func (p *payloadWriter) u64s(xs []uint64) {
 	}
 }
 
+// u64sPacked writes each value of xs in its w low bytes (little endian).
+func (p *payloadWriter) u64sPacked(xs []uint64, w int) {
+	if w == 8 {
+		p.u64s(xs)
+		return
+	}
+	for len(xs) > 0 && p.err == nil {
+		n := len(p.buf) / w
+		if n > len(xs) {
+			n = len(xs)
+		}
+		for i := 0; i < n; i++ {
+			v := xs[i]
+			b := p.buf[w*i : w*i+w]
+			for k := range b {
+				b[k] = byte(v >> (8 * k))
+			}
+		}
+		p.write(p.buf[:w*n])
+		xs = xs[n:]
+	}
+}
+
 // lenBytes writes a u32 length then the bytes.
 func (p *payloadWriter) lenBytes(b []byte) {
 	p.u32(uint32(len(b)))
@@ -562,6 +585,37 @@ func (p *payloadReader) u64sBelow(xs []uint64, bound uint64, what string) {
 		}
 		for i := 0; i < n; i++ {
 			v := binary.LittleEndian.Uint64(p.buf[8*i:])
+			if v >= bound {
+				p.err = fmt.Errorf("%w: %s coefficient %d >= modulus %d", ErrMalformed, what, v, bound)
+				return
+			}
+			xs[i] = v
+		}
+		xs = xs[n:]
+	}
+}
+
+// u64sBelowPacked is u64sBelow for values stored in w bytes each.
+func (p *payloadReader) u64sBelowPacked(xs []uint64, bound uint64, w int, what string) {
+	if w == 8 {
+		p.u64sBelow(xs, bound, what)
+		return
+	}
+	for len(xs) > 0 && p.err == nil {
+		n := len(p.buf) / w
+		if n > len(xs) {
+			n = len(xs)
+		}
+		p.read(p.buf[:w*n])
+		if p.err != nil {
+			return
+		}
+		for i := 0; i < n; i++ {
+			var v uint64
+			b := p.buf[w*i : w*i+w]
+			for k := len(b) - 1; k >= 0; k-- {
+				v = v<<8 | uint64(b[k])
+			}
 			if v >= bound {
 				p.err = fmt.Errorf("%w: %s coefficient %d >= modulus %d", ErrMalformed, what, v, bound)
 				return

@@ -3,6 +3,7 @@ package he
 import (
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"sort"
 	"strings"
@@ -331,6 +332,32 @@ func readPoly(pr *payloadReader, pol ring.Poly, moduli []uint64, what string) {
 
 func polyBytes(n, level int) uint64 { return uint64(n) * uint64(level+1) * 8 }
 
+// coeffBytes is the width of a coefficient modulo q in a version-2 key
+// record: the bytes of q-1 (5 for a 40-bit prime instead of 8).
+func coeffBytes(q uint64) int { return (bits.Len64(q-1) + 7) / 8 }
+
+// packedPolyBytes is the size of a polynomial's limbs 0..level modulo
+// moduli, each coefficient in coeffBytes of its modulus.
+func packedPolyBytes(n, level int, moduli []uint64) uint64 {
+	var b uint64
+	for i := 0; i <= level; i++ {
+		b += uint64(coeffBytes(moduli[i]))
+	}
+	return uint64(n) * b
+}
+
+func writePolyPacked(pw *payloadWriter, pol ring.Poly, moduli []uint64) {
+	for i, c := range pol.Coeffs {
+		pw.u64sPacked(c, coeffBytes(moduli[i]))
+	}
+}
+
+func readPolyPacked(pr *payloadReader, pol ring.Poly, moduli []uint64, what string) {
+	for i, c := range pol.Coeffs {
+		pr.u64sBelowPacked(c, moduli[i], coeffBytes(moduli[i]), what)
+	}
+}
+
 // --- secret key file ----------------------------------------------------------
 
 // secret key payload: u8 logN, u8 #Q limbs, u8 #P limbs, then Q limbs and P
@@ -461,7 +488,9 @@ func ReadSecretKeyFile(path string, p *Parameters) (*SecretKey, error) {
 //
 // key record, version 2: u8 levelQ, u8 levelP+1, u16 gadget rows, u8 form,
 // then for form 0 (full) the rows as in version 1, for form 1 (seeded) the
-// 32-byte seed of the random halves a and, for each row, only b. The
+// 32-byte seed of the random halves a and, for each row, only b; every
+// coefficient modulo a prime q is stored in the bytes of q-1 (5 for the
+// 40-bit primes, 7 for 55 bits, 8 for 61 bits) instead of 8. The
 // relinearization and Galois keys may be at any level (the loader checks
 // the shape against the declared levels and expands a from the seed);
 // bootstrapping keys are written in full.
@@ -495,6 +524,10 @@ func evkRecordSize(rp rlwe.Parameters, levelQ, levelP int, version uint16, seede
 	}
 	if version < 2 {
 		return 4 + rows*2*per
+	}
+	per = packedPolyBytes(rp.N(), levelQ, rp.Q())
+	if levelP >= 0 {
+		per += packedPolyBytes(rp.N(), levelP, rp.P())
 	}
 	if seeded {
 		return 5 + 32 + rows*per
@@ -580,8 +613,9 @@ func evaluationKeysPayloadSize(e *EvaluationKeys) uint64 {
 	return n
 }
 
-// writeEvk writes one version-2 key record, seeded when seed is non-nil.
-func writeEvk(pw *payloadWriter, evk *rlwe.EvaluationKey, seed *keySeed) {
+// writeEvk writes one version-2 key record for parameters rp, seeded when
+// seed is non-nil.
+func writeEvk(pw *payloadWriter, rp rlwe.Parameters, evk *rlwe.EvaluationKey, seed *keySeed) {
 	pw.u8(uint8(evk.LevelQ()))
 	pw.u8(uint8(evk.LevelP() + 1))
 	rows := len(evk.Value)
@@ -598,9 +632,9 @@ func writeEvk(pw *payloadWriter, evk *rlwe.EvaluationKey, seed *keySeed) {
 				if c == 1 && seed != nil {
 					break
 				}
-				writePoly(pw, qp.Q)
+				writePolyPacked(pw, qp.Q, rp.Q())
 				if evk.LevelP() >= 0 {
-					writePoly(pw, qp.P)
+					writePolyPacked(pw, qp.P, rp.P())
 				}
 			}
 		}
@@ -703,8 +737,13 @@ func readEvk(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, version 
 				if c == 1 && h.seeded {
 					break
 				}
-				readPoly(pr, qp.Q, q, what)
-				readPoly(pr, qp.P, p, what)
+				if version < 2 {
+					readPoly(pr, qp.Q, q, what)
+					readPoly(pr, qp.P, p, what)
+				} else {
+					readPolyPacked(pr, qp.Q, q, what)
+					readPolyPacked(pr, qp.P, p, what)
+				}
 			}
 		}
 	}
@@ -737,7 +776,7 @@ func writeKeySet(pw *payloadWriter, rp rlwe.Parameters, relin *rlwe.Relinearizat
 		if err := checkEvaluationKeyShape(rp, &relin.EvaluationKey, lq, lp, what+" relinearization key"); err != nil {
 			return err
 		}
-		writeEvk(pw, &relin.EvaluationKey, seeds.relin)
+		writeEvk(pw, rp, &relin.EvaluationKey, seeds.relin)
 	}
 	for _, g := range gks {
 		lq, lp := lv(&g.EvaluationKey)
@@ -745,7 +784,7 @@ func writeKeySet(pw *payloadWriter, rp rlwe.Parameters, relin *rlwe.Relinearizat
 			return err
 		}
 		pw.u64(g.GaloisElement)
-		writeEvk(pw, &g.EvaluationKey, seeds.of(g.GaloisElement))
+		writeEvk(pw, rp, &g.EvaluationKey, seeds.of(g.GaloisElement))
 	}
 	return nil
 }
@@ -853,7 +892,7 @@ func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 			if err := checkEvaluationKeyShape(bp, *c, (*c).LevelQ(), (*c).LevelP(), "bootstrapping "+btpComponentNames[i]); err != nil {
 				return fmt.Errorf("write evaluation keys: %w", err)
 			}
-			writeEvk(pw, *c, nil)
+			writeEvk(pw, bp, *c, nil)
 		}
 		rl, bgks := memSetKeys(e.btp.MemEvaluationKeySet)
 		if rl != nil {

@@ -155,6 +155,7 @@ func TestSeededKeysRoundTrip(t *testing.T) {
 		mem, file := EvaluationKeyBytes(p, gk.LevelQ(), gk.LevelP())
 		require.Equal(t, evkRecordSize(rp, gk.LevelQ(), gk.LevelP(), 1, false)-4, mem)
 		require.Less(t, file, mem/2+64)
+		require.Less(t, float64(file), 0.4*float64(mem), "seeded, and 40-bit coefficients in 5 bytes") // test-n12: 55, 8×40 | 61 bits
 		full += mem
 	}
 	mem, _ := EvaluationKeyBytes(p, evk.relin.LevelQ(), evk.relin.LevelP())

@@ -241,13 +241,19 @@ func verifyEvk(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, versio
 	}
 	q, p := rp.Q(), rp.P()
 	buf := scratch[:rp.N()]
+	width := func(m uint64) int { // coefficient width: 8 bytes in version 1, packed in 2
+		if version < 2 {
+			return 8
+		}
+		return coeffBytes(m)
+	}
 	for row := 0; row < h.rows && pr.err == nil; row++ {
 		for comp := 0; comp < comps; comp++ {
 			for i := 0; i <= h.levelQ; i++ {
-				pr.u64sBelow(buf, q[i], what)
+				pr.u64sBelowPacked(buf, q[i], width(q[i]), what)
 			}
 			for i := 0; i <= h.levelP; i++ {
-				pr.u64sBelow(buf, p[i], what)
+				pr.u64sBelowPacked(buf, p[i], width(p[i]), what)
 			}
 		}
 	}
