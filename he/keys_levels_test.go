@@ -2,6 +2,7 @@ package he
 
 import (
 	"bytes"
+	"math/bits"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -155,7 +156,15 @@ func TestSeededKeysRoundTrip(t *testing.T) {
 		mem, file := EvaluationKeyBytes(p, gk.LevelQ(), gk.LevelP())
 		require.Equal(t, evkRecordSize(rp, gk.LevelQ(), gk.LevelP(), 1, false)-4, mem)
 		require.Less(t, file, mem/2+64)
-		require.Less(t, float64(file), 0.4*float64(mem), "seeded, and 40-bit coefficients in 5 bytes") // test-n12: 55, 8×40 | 61 bits
+		width := 0 // bytes per coefficient of b over all limbs: those of each modulus
+		for i := 0; i <= gk.LevelQ(); i++ {
+			width += (bits.Len64(rp.Q()[i]-1) + 7) / 8
+		}
+		for i := 0; i <= gk.LevelP(); i++ {
+			width += (bits.Len64(rp.P()[i]-1) + 7) / 8
+		}
+		require.Less(t, width, 8*(gk.LevelQ()+gk.LevelP()+2))
+		require.Equal(t, uint64(5+32+len(gk.Value)*p.N()*width), file)
 		full += mem
 	}
 	mem, _ := EvaluationKeyBytes(p, evk.relin.LevelQ(), evk.relin.LevelP())
