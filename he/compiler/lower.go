@@ -23,6 +23,16 @@ type CompileOptions struct {
 	// each token block only (the layout before replication, kept as the
 	// baseline the replicated layout is measured against).
 	NoReplicatedStream bool
+	// NoCompactAttention keeps the packed attention layout of
+	// attentionPacked (per-group head-sum butterflies and weight
+	// broadcasts) instead of the compact scores of attentionCompact (kept
+	// as the baseline the compact layout is measured against).
+	NoCompactAttention bool
+	// test knobs: use the compact layout even where the cost model prefers
+	// the packed one, and cap the diagonal copies per ciphertext (0: none)
+	// so that small test models get several diagonal groups.
+	forceCompact bool
+	maxCopies    int
 }
 
 // MaxBatch returns the largest batch (power of two) a ring with the given
@@ -91,6 +101,9 @@ type builder struct {
 	group  int
 	causal bool
 	noPack bool
+	// compact: 0 by cost, 1 always, -1 never (see attentionCompact)
+	compact   int
+	maxCopies int
 	// P > 0: the residual stream is replicated with period P = nextpow2(width)
 	// over the D channels of a token block (D >= 2P), so that a linear layer
 	// reading it needs P diagonals (one cyclic window) instead of up to
@@ -247,6 +260,13 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 	b := &builder{c: &Circuit{Version: FormatVersion, Task: cfg.Task, Layout: L}, m: m, L: L, d: cfg.Width,
 		heads: cfg.Heads, dh: cfg.Width / cfg.Heads, causal: cfg.Task == model.TaskText, noPack: opt.OneDiagonalPerCiphertext}
 	b.dhp = nextPow2(b.dh)
+	b.maxCopies = opt.maxCopies
+	switch {
+	case opt.NoCompactAttention:
+		b.compact = -1
+	case opt.forceCompact:
+		b.compact = 1
+	}
 	if P := nextPow2(cfg.Width); !opt.NoReplicatedStream && 2*P <= d {
 		b.P = P
 	}
@@ -656,8 +676,11 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 		return 0, fmt.Errorf("compile: %s: attention kernel %T is not supported", name, a.Kernel)
 	}
 	if w := nextPow2(b.heads * b.dhp); expSpec == nil && !b.noPack && D/w >= 2 {
-		return b.attentionPacked(name, a, in, sigma, packedKernel{p: p, gold: gold, epsC: epsC,
-			rowScale: rowScale, outRow: outRow, headW: headW, shift: shift})
+		kp := packedKernel{p: p, gold: gold, epsC: epsC, rowScale: rowScale, outRow: outRow, headW: headW, shift: shift}
+		if b.useCompact() {
+			return b.attentionCompact(name, a, in, sigma, kp)
+		}
+		return b.attentionPacked(name, a, in, sigma, kp)
 	}
 	// Q, K, V from one hoisted decomposition; 1/sqrt(dh) folded into Q.
 	qs := 1 / math.Sqrt(float64(b.dh))
@@ -833,31 +856,10 @@ func (b *builder) sumTree(label string, ids []int) int {
 	return ids[0]
 }
 
-// packedKernel is what attentionPacked needs of a power kernel.
-type packedKernel struct {
-	p        int
-	gold     *nn.PolySpec // nil for power-fixed
-	epsC     float64
-	rowScale func(t int) float64
-	outRow   func(t int) float64
-	headW    func(h int) float64
-	shift    func(h int) float64 // power-shifted: c_h (nil otherwise)
-}
-
-// attentionPacked lowers power attention when the heads use only W = D/k
-// channels of each token block (k >= 2): k diagonals share one ciphertext,
-// diagonal r = g·k + j in copy j (channels j·W..j·W+W-1), so the head sums,
-// powers, weights, broadcasts and mixing products run on T/k ciphertexts
-// instead of T. The copies are made by hoisted rotations of Q, K and V;
-// the per-row and per-head scales (1/sqrt(dh), temperature, length norm,
-// Goldschmidt normalizer, power-fixed weights) are folded into Q's
-// per-token blocks (power-shifted's c_h, times the row scale, is added to
-// the scores by a plaintext addition); the row normalizer sums the copies
-// with one small linear transform that also drops the by-products of the
-// other slots.
-func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed, sigma float64, kp packedKernel) (int, error) {
-	L, D, T := b.L, b.L.Block, b.L.Tokens
-	R := L.RowStride()
+// packedCopies returns the width W of the heads' channels (a power of two)
+// and the number k of diagonal copies per ciphertext of the packed layouts.
+func (b *builder) packedCopies() (int, int) {
+	D, T := b.L.Block, b.L.Tokens
 	W := nextPow2(b.heads * b.dhp)
 	k := D / W
 	if T%k != 0 {
@@ -866,6 +868,19 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 			k /= 2
 		}
 	}
+	if b.maxCopies > 0 && k > b.maxCopies {
+		k = b.maxCopies
+	}
+	return W, k
+}
+
+// packedInputs lowers Q, K and V (one hoisted group; every per-row and
+// per-head score factor folded into Q's per-token blocks) and their copies
+// for the packed layouts: Q in copy j (qc[j]), K and V of diagonal r = g·k + j
+// rotated by r tokens into copy j (kr[r], vr[r]; only copy j is non-zero).
+func (b *builder) packedInputs(name string, a *nn.MultiHeadAttention, in feed, kp packedKernel, W, k int) ([]int, []int, []int) {
+	D, T := b.L.Block, b.L.Tokens
+	R := b.L.RowStride()
 	qs := 1 / math.Sqrt(float64(b.dh))
 	temp := a.Temperature
 	grp := b.newGroup()
@@ -918,6 +933,35 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 			vr[r] = b.op(Op{Kind: KindRotate, In: []int{v}, Rot: []int{amt}, Group: gv, Label: name + ".rotv"})
 		}
 	}
+	return qc, kr, vr
+}
+
+// packedKernel is what attentionPacked needs of a power kernel.
+type packedKernel struct {
+	p        int
+	gold     *nn.PolySpec // nil for power-fixed
+	epsC     float64
+	rowScale func(t int) float64
+	outRow   func(t int) float64
+	headW    func(h int) float64
+	shift    func(h int) float64 // power-shifted: c_h (nil otherwise)
+}
+
+// attentionPacked lowers power attention when the heads use only W = D/k
+// channels of each token block (k >= 2): k diagonals share one ciphertext,
+// diagonal r = g·k + j in copy j (channels j·W..j·W+W-1), so the head sums,
+// powers, weights, broadcasts and mixing products run on T/k ciphertexts
+// instead of T. The copies are made by hoisted rotations of Q, K and V;
+// the per-row and per-head scales (1/sqrt(dh), temperature, length norm,
+// Goldschmidt normalizer, power-fixed weights) are folded into Q's
+// per-token blocks (power-shifted's c_h, times the row scale, is added to
+// the scores by a plaintext addition); the row normalizer sums the copies
+// with one small linear transform that also drops the by-products of the
+// other slots.
+func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed, sigma float64, kp packedKernel) (int, error) {
+	D, T := b.L.Block, b.L.Tokens
+	W, k := b.packedCopies()
+	qc, kr, vr := b.packedInputs(name, a, in, kp, W, k)
 	var sumRots, bcastRots []int
 	for s := 1; s < b.dhp; s <<= 1 {
 		sumRots = append(sumRots, s)
@@ -1019,7 +1063,14 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		vg := b.sumTree(name+".mix", vs)
 		outs[g] = b.op(Op{Kind: KindMul, In: []int{w, vg}, Label: name + ".mix"})
 	}
-	o := b.sumTree(name+".mix", outs)
+	return b.packedOut(name, a, b.sumTree(name+".mix", outs), sigma, kp, W, k), nil
+}
+
+// packedOut sums the k copies of the mixed values o (one per copy) and
+// applies the out projection (the kernel's per-row factor and 1/sigma
+// folded in) and the out bias, then replicates the result over the stream.
+func (b *builder) packedOut(name string, a *nn.MultiHeadAttention, o int, sigma float64, kp packedKernel, W, k int) int {
+	D, T := b.L.Block, b.L.Tokens
 	var copyRots []int
 	for s := 1; s < k; s <<= 1 {
 		copyRots = append(copyRots, s*W)
@@ -1035,5 +1086,5 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 	}
 	y := b.op(Op{Kind: KindLinear, In: []int{o}, Mat: oid, Label: name + ".out"})
 	y = b.op(Op{Kind: KindAddPlain, In: []int{y}, Vec: b.vec(obias), Label: name + ".out"})
-	return b.replicate(name+".out", y), nil
+	return b.replicate(name+".out", y)
 }

@@ -1,0 +1,192 @@
+package compiler
+
+import (
+	"math/bits"
+
+	"github.com/polyformer/polyformer/model/nn"
+)
+
+// The compact attention layout (issue 15, item 3).
+//
+// attentionPacked keeps G = T/k ciphertexts of score diagonals (k diagonals
+// per ciphertext, one per copy of the heads' W channels). Each of them pays a
+// log2(dhp)-rotation head sum that leaves one useful slot per head and copy,
+// its own power, weight product and a log2(dhp)-rotation broadcast back over
+// the head: 2·G·log2(dhp) rotations and G relinearizations per product.
+//
+// attentionCompact instead reduces the G products into ONE ciphertext:
+// group g's head sum goes to slot g of the head (channel h·dhp + g of
+// copy j). With P_g the products and m_c the mask of channel c,
+//
+//	S = Σ_d rot(Z_d, d),   Z_d = Σ_g m_{g+d} ⊙ P_g,   d = c - g ∈ [1-G, dh-1]
+//
+// (G+dh-2 rotations instead of G·log2(dhp); the masks also apply the
+// causal mask and zero every other slot, which the packed layout did with
+// a mask after the power). Power, normalizer, reciprocal and weights then
+// run on one ciphertext (one product each instead of G). Expanding back,
+// group g's weight is needed over every channel c of the head:
+//
+//	E_g = Σ_c m_c ⊙ rot(w, g - c)
+//
+// with G+dh-2 hoisted rotations of the one weight ciphertext instead of
+// G·log2(dhp) broadcasts. The score products also use one product per group
+// instead of k: Q summed over its copies times K summed over the group's
+// copies (each copy of K is non-zero in its own channels only).
+//
+// The expansion mask costs one level more than the packed layout (whose mask
+// before the broadcast sat where the compaction mask now is).
+
+// useCompact picks the compact layout when its key switches in the steps the
+// two layouts do differently (head sums, broadcasts, score products, the
+// groups' powers and weights) are fewer (or as forced by CompileOptions).
+func (b *builder) useCompact() bool {
+	if b.compact != 0 {
+		return b.compact > 0
+	}
+	_, k := b.packedCopies()
+	G := b.L.Tokens / k
+	if G > b.dhp {
+		return false
+	}
+	lg := bits.Len(uint(b.dhp)) - 1
+	compact := 2*(G+b.dh-2) + G
+	packed := 2*G*lg + G*k + (G - 1)
+	return compact < packed
+}
+
+// attentionCompact lowers power attention with the compact scores (see
+// above); its results equal attentionPacked's.
+func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in feed, sigma float64, kp packedKernel) (int, error) {
+	D, T := b.L.Block, b.L.Tokens
+	W, k := b.packedCopies()
+	G := T / k
+	qc, kr, vr := b.packedInputs(name, a, in, kp, W, k)
+	qall := b.sumTree(name+".scores", qc)
+	masked := func(t, g, j int) bool { return b.causal && (t+g*k+j)%T > t }
+	// m_{g,c}: channel c of every head and copy, for the rows where
+	// diagonal g·k+j is not causally masked (one pattern per c without a
+	// causal mask)
+	maskVecs := map[[2]int]int{}
+	maskVec := func(g, c int) int {
+		if !b.causal {
+			g = -1
+		}
+		key := [2]int{g, c}
+		if id, ok := maskVecs[key]; ok {
+			return id
+		}
+		m := b.pattern()
+		for t := 0; t < T; t++ {
+			for j := 0; j < k; j++ {
+				if g >= 0 && masked(t, g, j) {
+					continue
+				}
+				for h := 0; h < b.heads; h++ {
+					m[t*D+j*W+h*b.dhp+c] = 1
+				}
+			}
+		}
+		id := b.vec(m)
+		maskVecs[key] = id
+		return id
+	}
+	prods := make([]int, G)
+	for g := 0; g < G; g++ {
+		kg := b.sumTree(name+".scores", kr[g*k:(g+1)*k])
+		prods[g] = b.op(Op{Kind: KindMul, In: []int{qall, kg}, Label: name + ".scores"})
+	}
+	var parts []int
+	for d := 1 - G; d < b.dh; d++ {
+		var zs []int
+		for g := 0; g < G; g++ {
+			c := d + g
+			if c < 0 || c >= b.dh {
+				continue
+			}
+			zs = append(zs, b.op(Op{Kind: KindMulPlain, In: []int{prods[g]}, Vec: maskVec(g, c), Label: name + ".scores"}))
+		}
+		z := b.sumTree(name+".scores", zs)
+		if d != 0 {
+			z = b.op(Op{Kind: KindRotate, In: []int{z}, Rot: []int{d}, Label: name + ".scores"})
+		}
+		parts = append(parts, z)
+	}
+	sc := b.sumTree(name+".scores", parts)
+	if kp.shift != nil {
+		// s_t (x + c_h) on the unmasked slots only: the others stay 0
+		sv := b.pattern()
+		for t := 0; t < T; t++ {
+			for g := 0; g < G; g++ {
+				for j := 0; j < k; j++ {
+					if masked(t, g, j) {
+						continue
+					}
+					for h := 0; h < b.heads; h++ {
+						sv[t*D+j*W+h*b.dhp+g] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
+					}
+				}
+			}
+		}
+		sc = b.op(Op{Kind: KindAddPlain, In: []int{sc}, Vec: b.vec(sv), Label: name + ".scores"})
+	}
+	w := b.power(name+".power", sc, kp.p)
+	if kp.gold != nil {
+		// the row sum over the G slots and k copies of each head, in each of
+		// them; 0 in every other slot
+		nm := b.mat(name+".normalizer", false, func(_ int, m []float64) {
+			for h := 0; h < b.heads; h++ {
+				for j := 0; j < k; j++ {
+					for g := 0; g < G; g++ {
+						for j2 := 0; j2 < k; j2++ {
+							for g2 := 0; g2 < G; g2++ {
+								m[(j2*W+h*b.dhp+g2)*D+j*W+h*b.dhp+g] = 1
+							}
+						}
+					}
+				}
+			}
+		})
+		nsum := b.op(Op{Kind: KindLinear, In: []int{w}, Mat: nm, Label: name + ".normalizer"})
+		shift := b.pattern()
+		for t := 0; t < T; t++ {
+			for c := 0; c < D; c++ {
+				shift[t*D+c] = 1
+			}
+			for j := 0; j < k; j++ {
+				for h := 0; h < b.heads; h++ {
+					for g := 0; g < G; g++ {
+						shift[t*D+j*W+h*b.dhp+g] = kp.epsC
+					}
+				}
+			}
+		}
+		xn := b.op(Op{Kind: KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
+		ga := b.op(Op{Kind: KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
+		gb := b.op(Op{Kind: KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
+		for i := 0; i < kp.gold.Iterations; i++ {
+			gb = b.op(Op{Kind: KindMul, In: []int{gb, gb}, Label: name + ".recip"})
+			ob := b.op(Op{Kind: KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
+			ga = b.op(Op{Kind: KindMul, In: []int{ga, ob}, Label: name + ".recip"})
+		}
+		w = b.op(Op{Kind: KindMul, In: []int{w, ga}, Label: name + ".weights"})
+	}
+	// expand: rot(w, e) for e = g - c, hoisted
+	rot := map[int]int{0: w}
+	grp := b.newGroup()
+	for e := 1 - b.dh; e < G; e++ {
+		if e != 0 {
+			rot[e] = b.op(Op{Kind: KindRotate, In: []int{w}, Rot: []int{e}, Group: grp, Label: name + ".weights"})
+		}
+	}
+	outs := make([]int, G)
+	for g := 0; g < G; g++ {
+		es := make([]int, b.dh)
+		for c := 0; c < b.dh; c++ {
+			es[c] = b.op(Op{Kind: KindMulPlain, In: []int{rot[g-c]}, Vec: maskVec(-1, c), Label: name + ".weights"})
+		}
+		eg := b.sumTree(name+".weights", es)
+		vg := b.sumTree(name+".mix", vr[g*k:(g+1)*k])
+		outs[g] = b.op(Op{Kind: KindMul, In: []int{eg, vg}, Label: name + ".mix"})
+	}
+	return b.packedOut(name, a, b.sumTree(name+".mix", outs), sigma, kp, W, k), nil
+}
