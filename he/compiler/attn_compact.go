@@ -95,19 +95,39 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 		kg := b.sumTree(name+".scores", kr[g*k:(g+1)*k])
 		prods[g] = b.op(Op{Kind: KindMul, In: []int{qall, kg}, Label: name + ".scores"})
 	}
-	var parts []int
-	for d := 1 - G; d < b.dh; d++ {
+	// Z_d for d = c - τ(g), rotated baby-step/giant-step: d = a + n1·s
+	// (0 <= a < n1), S = Σ_s rot(Σ_a rot(Z_d, a), n1·s): as many rotations
+	// as one rotation per offset, but n1-1 + (giant steps) keys
+	off, n1 := b.compactSplit(G)
+	inner := map[int][]int{}
+	var giants []int
+	for d := -off - G + 1; d < b.dh-off; d++ {
 		var zs []int
 		for g := 0; g < G; g++ {
-			c := d + g
+			c := d + off + g
 			if c < 0 || c >= b.dh {
 				continue
 			}
 			zs = append(zs, b.op(Op{Kind: KindMulPlain, In: []int{prods[g]}, Vec: maskVec(g, c), Label: name + ".scores"}))
 		}
+		if len(zs) == 0 {
+			continue
+		}
 		z := b.sumTree(name+".scores", zs)
-		if d != 0 {
-			z = b.op(Op{Kind: KindRotate, In: []int{z}, Rot: []int{d}, Label: name + ".scores"})
+		a, s := floorMod(d, n1), floorDiv(d, n1)
+		if a != 0 {
+			z = b.op(Op{Kind: KindRotate, In: []int{z}, Rot: []int{a}, Label: name + ".scores"})
+		}
+		if _, ok := inner[s]; !ok {
+			giants = append(giants, s)
+		}
+		inner[s] = append(inner[s], z)
+	}
+	var parts []int
+	for _, s := range giants {
+		z := b.sumTree(name+".scores", inner[s])
+		if s != 0 {
+			z = b.op(Op{Kind: KindRotate, In: []int{z}, Rot: []int{s * n1}, Label: name + ".scores"})
 		}
 		parts = append(parts, z)
 	}
@@ -122,7 +142,7 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 						continue
 					}
 					for h := 0; h < b.heads; h++ {
-						sv[t*D+j*W+h*b.dhp+g] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
+						sv[t*D+j*W+h*b.dhp+off+g] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
 					}
 				}
 			}
@@ -130,16 +150,18 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 		sc = b.op(Op{Kind: KindAddPlain, In: []int{sc}, Vec: b.vec(sv), Label: name + ".scores"})
 	}
 	w := b.power(name+".power", sc, kp.p)
+	recip := -1
 	if kp.gold != nil {
-		// the row sum over the G slots and k copies of each head, in each of
-		// them; 0 in every other slot
+		// the row sum over the G slots and k copies of each head, in every
+		// channel of the head in every copy (the reciprocal multiplies the
+		// mixed values); 0 in every other slot
 		nm := b.mat(name+".normalizer", false, func(_ int, m []float64) {
 			for h := 0; h < b.heads; h++ {
 				for j := 0; j < k; j++ {
 					for g := 0; g < G; g++ {
 						for j2 := 0; j2 < k; j2++ {
-							for g2 := 0; g2 < G; g2++ {
-								m[(j2*W+h*b.dhp+g2)*D+j*W+h*b.dhp+g] = 1
+							for c := 0; c < b.dh; c++ {
+								m[(j2*W+h*b.dhp+c)*D+j*W+h*b.dhp+off+g] = 1
 							}
 						}
 					}
@@ -154,8 +176,8 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 			}
 			for j := 0; j < k; j++ {
 				for h := 0; h < b.heads; h++ {
-					for g := 0; g < G; g++ {
-						shift[t*D+j*W+h*b.dhp+g] = kp.epsC
+					for c := 0; c < b.dh; c++ {
+						shift[t*D+j*W+h*b.dhp+c] = kp.epsC
 					}
 				}
 			}
@@ -168,25 +190,86 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 			ob := b.op(Op{Kind: KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
 			ga = b.op(Op{Kind: KindMul, In: []int{ga, ob}, Label: name + ".recip"})
 		}
-		w = b.op(Op{Kind: KindMul, In: []int{w, ga}, Label: name + ".weights"})
+		recip = ga
 	}
-	// expand: rot(w, e) for e = g - c, hoisted
+	// expand: rot(w, e) for e = τ(g) - c = a + n1·s: hoisted baby steps
+	// rot(w, a), then the giant steps of each baby step (hoisted per a)
 	rot := map[int]int{0: w}
-	grp := b.newGroup()
-	for e := 1 - b.dh; e < G; e++ {
-		if e != 0 {
-			rot[e] = b.op(Op{Kind: KindRotate, In: []int{w}, Rot: []int{e}, Group: grp, Label: name + ".weights"})
+	baby := map[int]int{0: w}
+	bg := b.newGroup()
+	for a := 1; a < n1; a++ {
+		baby[a] = b.op(Op{Kind: KindRotate, In: []int{w}, Rot: []int{a}, Group: bg, Label: name + ".weights"})
+	}
+	giantGroup := map[int]int{}
+	for e := off + 1 - b.dh; e < off+G; e++ {
+		a, s := floorMod(e, n1), floorDiv(e, n1)
+		if s == 0 {
+			rot[e] = baby[a]
+			continue
 		}
+		if _, ok := giantGroup[a]; !ok {
+			giantGroup[a] = b.newGroup()
+		}
+		rot[e] = b.op(Op{Kind: KindRotate, In: []int{baby[a]}, Rot: []int{s * n1}, Group: giantGroup[a], Label: name + ".weights"})
 	}
 	outs := make([]int, G)
 	for g := 0; g < G; g++ {
 		es := make([]int, b.dh)
 		for c := 0; c < b.dh; c++ {
-			es[c] = b.op(Op{Kind: KindMulPlain, In: []int{rot[g-c]}, Vec: maskVec(-1, c), Label: name + ".weights"})
+			es[c] = b.op(Op{Kind: KindMulPlain, In: []int{rot[off+g-c]}, Vec: maskVec(-1, c), Label: name + ".weights"})
 		}
 		eg := b.sumTree(name+".weights", es)
 		vg := b.sumTree(name+".mix", vr[g*k:(g+1)*k])
 		outs[g] = b.op(Op{Kind: KindMul, In: []int{eg, vg}, Label: name + ".mix"})
 	}
-	return b.packedOut(name, a, b.sumTree(name+".mix", outs), sigma, kp, W, k), nil
+	o := b.sumTree(name+".mix", outs)
+	if recip >= 0 {
+		// Σ_r (x_r^p · ρ) v_r = ρ · Σ_r x_r^p v_r: one product with the
+		// reciprocal ρ of the row sum instead of one per group, and the
+		// expansion's mask stays off the reciprocal's path
+		o = b.op(Op{Kind: KindMul, In: []int{o, recip}, Label: name + ".weights"})
+	}
+	return b.packedOut(name, a, o, sigma, kp, W, k), nil
 }
+
+// compactSplit returns the slot offset τ(g) - g of the compact scores (so
+// that the offsets d = c - τ(g) are about symmetric and the compaction and
+// the expansion use the same rotation keys) and the baby-step size n1 of
+// their rotations (the one with fewest keys: n1-1 baby steps and the giant
+// steps of the offsets, ties to the smaller n1).
+func (b *builder) compactSplit(G int) (int, int) {
+	off := (b.dh - G) / 2
+	if off < 0 {
+		off = 0
+	}
+	if off+G > b.dhp {
+		off = b.dhp - G
+	}
+	lo, hi := -off-G+1, b.dh-off-1
+	best, bestKeys := 1, -1
+	for n1 := 1; n1 <= b.dhp; n1 <<= 1 {
+		keys := map[int]bool{}
+		for d := lo; d <= hi; d++ {
+			if a := floorMod(d, n1); a != 0 {
+				keys[a] = true
+			}
+			if s := floorDiv(d, n1); s != 0 {
+				keys[s*n1] = true
+			}
+		}
+		if bestKeys < 0 || len(keys) < bestKeys {
+			best, bestKeys = n1, len(keys)
+		}
+	}
+	return off, best
+}
+
+func floorDiv(a, n int) int {
+	q := a / n
+	if a%n != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+func floorMod(a, n int) int { return a - floorDiv(a, n)*n }
