@@ -152,33 +152,36 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 	w := b.power(name+".power", sc, kp.p)
 	recip := -1
 	if kp.gold != nil {
-		// the row sum over the G slots and k copies of each head, in every
-		// channel of the head in every copy (the reciprocal multiplies the
-		// mixed values); 0 in every other slot
+		// the row sum over the k copies (one rotate-and-add) and the G slots
+		// of each head, in every channel of the head in copy 0 (the
+		// reciprocal multiplies the mixed values there); 0 in every other
+		// slot, where xn = 1 keeps Goldschmidt bounded
+		nin := w
+		var copyRots []int
+		for s := 1; s < k; s <<= 1 {
+			copyRots = append(copyRots, s*W)
+		}
+		if len(copyRots) > 0 {
+			nin = b.op(Op{Kind: KindRotSum, In: []int{w}, Rot: copyRots, Label: name + ".normalizer"})
+		}
 		nm := b.mat(name+".normalizer", false, func(_ int, m []float64) {
 			for h := 0; h < b.heads; h++ {
-				for j := 0; j < k; j++ {
-					for g := 0; g < G; g++ {
-						for j2 := 0; j2 < k; j2++ {
-							for c := 0; c < b.dh; c++ {
-								m[(j2*W+h*b.dhp+c)*D+j*W+h*b.dhp+off+g] = 1
-							}
-						}
+				for g := 0; g < G; g++ {
+					for c := 0; c < b.dh; c++ {
+						m[(h*b.dhp+c)*D+h*b.dhp+off+g] = 1
 					}
 				}
 			}
 		})
-		nsum := b.op(Op{Kind: KindLinear, In: []int{w}, Mat: nm, Label: name + ".normalizer"})
+		nsum := b.op(Op{Kind: KindLinear, In: []int{nin}, Mat: nm, Label: name + ".normalizer"})
 		shift := b.pattern()
 		for t := 0; t < T; t++ {
 			for c := 0; c < D; c++ {
 				shift[t*D+c] = 1
 			}
-			for j := 0; j < k; j++ {
-				for h := 0; h < b.heads; h++ {
-					for c := 0; c < b.dh; c++ {
-						shift[t*D+j*W+h*b.dhp+c] = kp.epsC
-					}
+			for h := 0; h < b.heads; h++ {
+				for c := 0; c < b.dh; c++ {
+					shift[t*D+h*b.dhp+c] = kp.epsC
 				}
 			}
 		}
@@ -222,14 +225,11 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 		vg := b.sumTree(name+".mix", vr[g*k:(g+1)*k])
 		outs[g] = b.op(Op{Kind: KindMul, In: []int{eg, vg}, Label: name + ".mix"})
 	}
-	o := b.sumTree(name+".mix", outs)
-	if recip >= 0 {
-		// Σ_r (x_r^p · ρ) v_r = ρ · Σ_r x_r^p v_r: one product with the
-		// reciprocal ρ of the row sum instead of one per group, and the
-		// expansion's mask stays off the reciprocal's path
-		o = b.op(Op{Kind: KindMul, In: []int{o, recip}, Label: name + ".weights"})
-	}
-	return b.packedOut(name, a, o, sigma, kp, W, k), nil
+	// Σ_r (x_r^p · ρ) v_r = ρ · Σ_r x_r^p v_r: one product with the
+	// reciprocal ρ of the row sum (in copy 0, which the out projection
+	// reads) instead of one per group, and the expansion's mask stays off
+	// the reciprocal's path
+	return b.packedOutScaled(name, a, b.sumTree(name+".mix", outs), recip, sigma, kp, W, k), nil
 }
 
 // compactSplit returns the slot offset τ(g) - g of the compact scores (so

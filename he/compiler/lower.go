@@ -1070,12 +1070,21 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 // applies the out projection (the kernel's per-row factor and 1/sigma
 // folded in) and the out bias, then replicates the result over the stream.
 func (b *builder) packedOut(name string, a *nn.MultiHeadAttention, o int, sigma float64, kp packedKernel, W, k int) int {
+	return b.packedOutScaled(name, a, o, -1, sigma, kp, W, k)
+}
+
+// packedOutScaled is packedOut with the copy sum multiplied by the value
+// scale (>= 0) before the out projection.
+func (b *builder) packedOutScaled(name string, a *nn.MultiHeadAttention, o, scale int, sigma float64, kp packedKernel, W, k int) int {
 	D, T := b.L.Block, b.L.Tokens
 	var copyRots []int
 	for s := 1; s < k; s <<= 1 {
 		copyRots = append(copyRots, s*W)
 	}
 	o = b.op(Op{Kind: KindRotSum, In: []int{o}, Rot: copyRots, Label: name + ".mix"})
+	if scale >= 0 {
+		o = b.op(Op{Kind: KindMul, In: []int{o, scale}, Label: name + ".weights"})
+	}
 	hf := feed{g: ones(b.d), beta: make([]float64, b.d)}
 	oid, obias := b.linearFromModel(name+".out", a.Out, 0, b.d, hf, b.headMap, ident,
 		func(t int) float64 { return kp.outRow(t) / sigma }, b.causal, nil)
