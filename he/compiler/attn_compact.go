@@ -40,13 +40,13 @@ import (
 // two layouts do differently (head sums, broadcasts, score products, the
 // groups' powers and weights) are fewer (or as forced by CompileOptions).
 func (b *builder) useCompact() bool {
-	if b.compact != 0 {
-		return b.compact > 0
-	}
 	_, k := b.packedCopies()
 	G := b.L.Tokens / k
-	if G > b.dhp {
+	if G > b.dhp || b.compact < 0 { // the compact slots of a head hold at most dhp groups
 		return false
+	}
+	if b.compact > 0 {
+		return true
 	}
 	lg := bits.Len(uint(b.dhp)) - 1
 	compact := 2*(G+b.dh-2) + G
