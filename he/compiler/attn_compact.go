@@ -1,8 +1,6 @@
 package compiler
 
 import (
-	"math/bits"
-
 	"github.com/polyformer/polyformer/model/nn"
 )
 
@@ -36,22 +34,12 @@ import (
 // The expansion mask costs one level more than the packed layout (whose mask
 // before the broadcast sat where the compaction mask now is).
 
-// useCompact picks the compact layout when its key switches in the steps the
-// two layouts do differently (head sums, broadcasts, score products, the
-// groups' powers and weights) are fewer (or as forced by CompileOptions).
+// useCompact reports whether attentionCompact lowers the attention: when
+// asked for (CompileOptions.CompactAttention) and the compact slots of a
+// head hold the G diagonal groups.
 func (b *builder) useCompact() bool {
 	_, k := b.packedCopies()
-	G := b.L.Tokens / k
-	if G > b.dhp || b.compact < 0 { // the compact slots of a head hold at most dhp groups
-		return false
-	}
-	if b.compact > 0 {
-		return true
-	}
-	lg := bits.Len(uint(b.dhp)) - 1
-	compact := 2*(G+b.dh-2) + G
-	packed := 2*G*lg + G*k + (G - 1)
-	return compact < packed
+	return b.compact && !b.legacyAttn && b.L.Tokens/k <= b.dhp
 }
 
 // attentionCompact lowers power attention with the compact scores (see

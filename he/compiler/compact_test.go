@@ -23,12 +23,11 @@ var compactKernels = map[string]func(c *model.Config){
 	"shifted-p4": func(c *model.Config) { shiftedCase{p: 4, mode: nn.ShiftCalibrated, scope: nn.TempPosition}.apply(c) },
 }
 
-// The compact attention layout computes what the packed one does: the
-// simulator equals poly mode for every kernel (power-softmax, power-fixed,
-// power-shifted with odd and even p), causal (text) and not (mnist), with
-// one and several diagonal groups (maxCopies), and the packed layout
-// (NoCompactAttention) still does too.
-func TestCompactAttentionMatchesPolyMode(t *testing.T) {
+// The attention layouts (packed, the default; compact; legacy packed)
+// compute the model: the simulator equals poly mode for every kernel
+// (power-softmax, power-fixed, power-shifted with odd and even p), causal
+// (text) and not (mnist), with one and several diagonal groups (maxCopies).
+func TestAttentionLayoutsMatchPolyMode(t *testing.T) {
 	fit := nn.DefaultFitOptions()
 	fit.Degree = 15
 	for _, task := range []string{model.TaskMNIST, model.TaskText} {
@@ -44,9 +43,10 @@ func TestCompactAttentionMatchesPolyMode(t *testing.T) {
 					m, b = tinyText(t, mod, fit)
 				}
 				for _, opt := range []CompileOptions{
-					{Batch: 2, forceCompact: true},
-					{Batch: 2, forceCompact: true, maxCopies: 2},
-					{Batch: 2, NoCompactAttention: true, maxCopies: 2},
+					{Batch: 2, CompactAttention: true},
+					{Batch: 2, CompactAttention: true, maxCopies: 2},
+					{Batch: 2, maxCopies: 2},
+					{Batch: 2, LegacyPackedAttention: true, maxCopies: 2},
 					{Batch: 2},
 				} {
 					c, err := Compile(m, opt)
@@ -65,38 +65,42 @@ func TestCompactAttentionMatchesPolyMode(t *testing.T) {
 	}
 }
 
-// The compact layout is chosen by default where it is cheaper, and it is:
-// fewer key switches than the packed layout, no more rotation keys, and the
-// same depth for power-softmax (the reciprocal multiplies the mixed values).
-func TestCompactAttentionCheaper(t *testing.T) {
+// The packed layout (default) needs fewer key switches than the legacy one
+// and one level less for a normalized kernel (the reciprocal multiplies the
+// mixed values); the compact layout needs fewer key switches still, and no
+// more rotation keys.
+func TestAttentionLayoutsCost(t *testing.T) {
 	if testing.Short() {
-		t.Skip("dry run at n16")
+		t.Skip("dry runs at n16")
 	}
-	m, _ := tinyText(t, func(c *model.Config) {
-		compactKernels["power-softmax"](c)
-	}, shallowFit())
+	m, _ := tinyText(t, compactKernels["power-softmax"], shallowFit())
 	p, err := he.ParametersFromPreset(he.PresetN16) // dry run only
 	require.NoError(t, err)
 	type cost struct{ ks, keys, depth int }
-	costs := map[bool]cost{}
-	for _, no := range []bool{false, true} {
-		c, err := Compile(m, CompileOptions{Batch: 1, NoCompactAttention: no, maxCopies: 2})
+	costs := map[string]cost{}
+	for name, opt := range map[string]CompileOptions{
+		"packed":  {Batch: 1, maxCopies: 2},
+		"legacy":  {Batch: 1, maxCopies: 2, LegacyPackedAttention: true},
+		"compact": {Batch: 1, maxCopies: 2, CompactAttention: true},
+	} {
+		c, err := Compile(m, opt)
 		require.NoError(t, err)
-		compact := false
+		masked := false
 		for _, op := range c.Ops {
-			compact = compact || op.Label == "blocks.0.attn.weights" && op.Kind == KindMulPlain
+			masked = masked || op.Label == "blocks.0.attn.weights" && op.Kind == KindMulPlain
 		}
-		require.Equal(t, !no, compact, "the default uses the compact layout")
+		require.Equal(t, name == "compact", masked, "%s: the compact layout's expansion masks", name)
 		pc, err := Plan(c, p, PlanOptions{})
 		require.NoError(t, err)
 		rep, err := NewReport(pc, p)
 		require.NoError(t, err)
-		costs[no] = cost{rep.KeySwitches, rep.RotationKeys, rep.Depth}
+		costs[name] = cost{rep.KeySwitches, rep.RotationKeys, rep.Depth}
 	}
-	t.Logf("compact %+v, packed %+v", costs[false], costs[true])
-	require.Less(t, costs[false].ks, costs[true].ks)
-	require.LessOrEqual(t, costs[false].keys, costs[true].keys)
-	require.LessOrEqual(t, costs[false].depth, costs[true].depth)
+	t.Logf("%+v", costs)
+	require.Less(t, costs["packed"].ks, costs["legacy"].ks)
+	require.Equal(t, costs["legacy"].depth-1, costs["packed"].depth)
+	require.Less(t, costs["compact"].ks, costs["packed"].ks)
+	require.LessOrEqual(t, costs["compact"].keys, costs["legacy"].keys)
 }
 
 // Encrypted = simulator for the compact layout of a causal LM with several
@@ -107,7 +111,7 @@ func TestEncryptedCompactCausal(t *testing.T) {
 	}
 	sc := shiftedCase{p: 4, mode: nn.ShiftLearned, scope: nn.TempHead, eps: 0.5, ctx: 8, noAct: true}
 	m, b := shiftedModel(t, model.TaskText, sc, shallowFit())
-	c, err := Compile(m, CompileOptions{Batch: 1, forceCompact: true, maxCopies: 2})
+	c, err := Compile(m, CompileOptions{Batch: 1, CompactAttention: true, maxCopies: 2})
 	require.NoError(t, err)
 	p13, err := he.ParametersFromPreset(he.PresetTestN13)
 	require.NoError(t, err)

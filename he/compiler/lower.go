@@ -23,16 +23,21 @@ type CompileOptions struct {
 	// each token block only (the layout before replication, kept as the
 	// baseline the replicated layout is measured against).
 	NoReplicatedStream bool
-	// NoCompactAttention keeps the packed attention layout of
-	// attentionPacked (per-group head-sum butterflies and weight
-	// broadcasts) instead of the compact scores of attentionCompact (kept
-	// as the baseline the compact layout is measured against).
-	NoCompactAttention bool
-	// test knobs: use the compact layout even where the cost model prefers
-	// the packed one, and cap the diagonal copies per ciphertext (0: none)
-	// so that small test models get several diagonal groups.
-	forceCompact bool
-	maxCopies    int
+	// LegacyPackedAttention keeps the packed attention layout as it was
+	// before issue 15's attention work (one score product per diagonal, the
+	// reciprocal multiplied into every group's weights before the
+	// broadcast), the baseline the current packed layout is measured
+	// against.
+	LegacyPackedAttention bool
+	// CompactAttention uses the compact scores of attentionCompact where
+	// they fit (at most dhp diagonal groups): fewer key switches than the
+	// packed layout, but G·dh masked products each way, which the executor
+	// pays with an encoding and a rescale each (slower at the measured
+	// shapes; see benchmarks/cost/README.md).
+	CompactAttention bool
+	// test knob: cap the diagonal copies per ciphertext (0: none) so that
+	// small test models get several diagonal groups.
+	maxCopies int
 }
 
 // MaxBatch returns the largest batch (power of two) a ring with the given
@@ -91,19 +96,19 @@ type feed struct {
 }
 
 type builder struct {
-	c      *Circuit
-	m      *model.Model
-	L      Layout
-	d      int // model width
-	dh     int // head width
-	dhp    int // padded head width
-	heads  int
-	group  int
-	causal bool
-	noPack bool
-	// compact: 0 by cost, 1 always, -1 never (see attentionCompact)
-	compact   int
-	maxCopies int
+	c          *Circuit
+	m          *model.Model
+	L          Layout
+	d          int // model width
+	dh         int // head width
+	dhp        int // padded head width
+	heads      int
+	group      int
+	causal     bool
+	noPack     bool
+	compact    bool // CompileOptions.CompactAttention
+	legacyAttn bool // CompileOptions.LegacyPackedAttention
+	maxCopies  int
 	// P > 0: the residual stream is replicated with period P = nextpow2(width)
 	// over the D channels of a token block (D >= 2P), so that a linear layer
 	// reading it needs P diagonals (one cyclic window) instead of up to
@@ -261,12 +266,7 @@ func Compile(m *model.Model, opt CompileOptions) (*Circuit, error) {
 		heads: cfg.Heads, dh: cfg.Width / cfg.Heads, causal: cfg.Task == model.TaskText, noPack: opt.OneDiagonalPerCiphertext}
 	b.dhp = nextPow2(b.dh)
 	b.maxCopies = opt.maxCopies
-	switch {
-	case opt.NoCompactAttention:
-		b.compact = -1
-	case opt.forceCompact:
-		b.compact = 1
-	}
+	b.compact, b.legacyAttn = opt.CompactAttention, opt.LegacyPackedAttention
 	if P := nextPow2(cfg.Width); !opt.NoReplicatedStream && 2*P <= d {
 		b.P = P
 	}
@@ -969,12 +969,25 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 	}
 	G := T / k
 	pw, mpw := make([]int, G), make([]int, G)
+	qall := -1
+	if !b.legacyAttn {
+		// one product per group: Q summed over its copies times K summed
+		// over the group's copies (each copy of K is non-zero in its own
+		// channels only)
+		qall = b.sumTree(name+".scores", qc)
+	}
 	for g := 0; g < G; g++ {
-		prods := make([]int, k)
-		for j := 0; j < k; j++ {
-			prods[j] = b.op(Op{Kind: KindMul, In: []int{qc[j], kr[g*k+j]}, Label: name + ".scores"})
+		var sc int
+		if qall >= 0 {
+			kg := b.sumTree(name+".scores", kr[g*k:(g+1)*k])
+			sc = b.op(Op{Kind: KindMul, In: []int{qall, kg}, Label: name + ".scores"})
+		} else {
+			prods := make([]int, k)
+			for j := 0; j < k; j++ {
+				prods[j] = b.op(Op{Kind: KindMul, In: []int{qc[j], kr[g*k+j]}, Label: name + ".scores"})
+			}
+			sc = b.sumTree(name+".scores", prods)
 		}
-		sc := b.sumTree(name+".scores", prods)
 		if len(sumRots) > 0 {
 			sc = b.op(Op{Kind: KindRotSum, In: []int{sc}, Rot: sumRots, Label: name + ".scores"})
 		}
@@ -1010,6 +1023,7 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		mpw[g] = b.op(Op{Kind: KindMulPlain, In: []int{pw[g]}, Vec: b.vec(mask), Label: name + ".power"})
 	}
 	weights := mpw
+	recip := -1
 	if kp.gold != nil {
 		src := pw // the normalizer transform reads only the heads' first slots
 		if b.causal {
@@ -1027,9 +1041,13 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		})
 		nsum := b.op(Op{Kind: KindLinear, In: []int{nin}, Mat: nm, Label: name + ".normalizer"})
 		shift := b.pattern()
+		other := 1.0 // outside the heads' first slots (where N is 0): Goldschmidt stays at a = 1
+		if !b.legacyAttn {
+			other = 2 // ... or at a = 0 (ρ is broadcast over the heads)
+		}
 		for t := 0; t < T; t++ {
 			for c := 0; c < D; c++ {
-				shift[t*D+c] = 1
+				shift[t*D+c] = other
 			}
 			for j := 0; j < k; j++ {
 				for h := 0; h < b.heads; h++ {
@@ -1045,9 +1063,21 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 			ob := b.op(Op{Kind: KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
 			ga = b.op(Op{Kind: KindMul, In: []int{ga, ob}, Label: name + ".recip"})
 		}
-		weights = make([]int, G)
-		for g := 0; g < G; g++ {
-			weights[g] = b.op(Op{Kind: KindMul, In: []int{mpw[g], ga}, Label: name + ".weights"})
+		if !b.legacyAttn {
+			// Σ_r (x_r^p · ρ) v_r = ρ · Σ_r x_r^p v_r: the reciprocal ρ (exactly 0
+			// outside the heads' first slots, where xn = 2 keeps Goldschmidt at
+			// a = 0) is broadcast over its head and multiplies the mixed values
+			// once, after the copy sum: one product instead of G, and one
+			// level less on the reciprocal's path
+			recip = ga
+			if len(bcastRots) > 0 {
+				recip = b.op(Op{Kind: KindRotSum, In: []int{ga}, Rot: bcastRots, Label: name + ".weights"})
+			}
+		} else {
+			weights = make([]int, G)
+			for g := 0; g < G; g++ {
+				weights[g] = b.op(Op{Kind: KindMul, In: []int{mpw[g], ga}, Label: name + ".weights"})
+			}
 		}
 	}
 	outs := make([]int, G)
@@ -1063,7 +1093,7 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		vg := b.sumTree(name+".mix", vs)
 		outs[g] = b.op(Op{Kind: KindMul, In: []int{w, vg}, Label: name + ".mix"})
 	}
-	return b.packedOut(name, a, b.sumTree(name+".mix", outs), sigma, kp, W, k), nil
+	return b.packedOutScaled(name, a, b.sumTree(name+".mix", outs), recip, sigma, kp, W, k), nil
 }
 
 // packedOut sums the k copies of the mixed values o (one per copy) and
