@@ -878,7 +878,7 @@ func (b *builder) packedCopies() (int, int) {
 // per-head score factor folded into Q's per-token blocks) and their copies
 // for the packed layouts: Q in copy j (qc[j]), K and V of diagonal r = g·k + j
 // rotated by r tokens into copy j (kr[r], vr[r]; only copy j is non-zero).
-func (b *builder) packedInputs(name string, a *nn.MultiHeadAttention, in feed, kp packedKernel, W, k int) ([]int, []int, []int) {
+func (b *builder) packedInputs(name string, a *nn.MultiHeadAttention, in feed, kp packedKernel, W, k, n1 int) ([][]int, []int, []int) {
 	D, T := b.L.Block, b.L.Tokens
 	R := b.L.RowStride()
 	qs := 1 / math.Sqrt(float64(b.dh))
@@ -911,16 +911,24 @@ func (b *builder) packedInputs(name string, a *nn.MultiHeadAttention, in feed, k
 		qkv[i] = b.op(Op{Kind: KindAddPlain, In: []int{qkv[i]}, Vec: b.vec(biases[i]), Label: name + ".qkv"})
 	}
 	q, kk, v := qkv[0], qkv[1], qkv[2]
-	// copies: Q in copy j; K and V of diagonal r = g·k + j in copy j
-	qc := make([]int, k)
-	qc[0] = q
+	// copies: Q in copy j of frame f (rotated by f·n1 rows); K and V of
+	// diagonal i (< n1) in copy i mod k
+	F := T / n1
+	qc := make([][]int, F)
 	gq := b.newGroup()
-	for j := 1; j < k; j++ {
-		qc[j] = b.op(Op{Kind: KindRotate, In: []int{q}, Rot: []int{-j * W}, Group: gq, Label: name + ".rotq"})
+	for f := 0; f < F; f++ {
+		qc[f] = make([]int, k)
+		for j := 0; j < k; j++ {
+			if f == 0 && j == 0 {
+				qc[f][j] = q
+				continue
+			}
+			qc[f][j] = b.op(Op{Kind: KindRotate, In: []int{q}, Rot: []int{-j*W - f*n1*R}, Group: gq, Label: name + ".rotq"})
+		}
 	}
-	kr, vr := make([]int, T), make([]int, T)
+	kr, vr := make([]int, n1), make([]int, n1)
 	gk, gv := b.newGroup(), b.newGroup()
-	for r := 0; r < T; r++ {
+	for r := 0; r < n1; r++ {
 		amt := r*R - (r%k)*W
 		if amt == 0 {
 			kr[r], vr[r] = kk, v
@@ -928,7 +936,7 @@ func (b *builder) packedInputs(name string, a *nn.MultiHeadAttention, in feed, k
 		}
 		kr[r] = b.op(Op{Kind: KindRotate, In: []int{kk}, Rot: []int{amt}, Group: gk, Label: name + ".rotk"})
 	}
-	for r := 1; r < T; r++ {
+	for r := 1; r < n1; r++ {
 		if amt := r*R - (r%k)*W; amt != 0 {
 			vr[r] = b.op(Op{Kind: KindRotate, In: []int{v}, Rot: []int{amt}, Group: gv, Label: name + ".rotv"})
 		}
@@ -960,31 +968,43 @@ type packedKernel struct {
 // other slots.
 func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed, sigma float64, kp packedKernel) (int, error) {
 	D, T := b.L.Block, b.L.Tokens
+	R := b.L.RowStride()
 	W, k := b.packedCopies()
-	qc, kr, vr := b.packedInputs(name, a, in, kp, W, k)
+	n1 := b.packedFrames(k, kp.gold != nil)
+	F := T / n1
+	qc, kr, vr := b.packedInputs(name, a, in, kp, W, k, n1)
 	var sumRots, bcastRots []int
 	for s := 1; s < b.dhp; s <<= 1 {
 		sumRots = append(sumRots, s)
 		bcastRots = append(bcastRots, -s)
 	}
 	G := T / k
+	// frames: diagonal r = f·n1 + i is computed in frame f, where slot row
+	// t' holds query row t = t' - f·n1 (Q rotated by f·n1 rows, K and V by
+	// i rows only); frame(g) and the slot row of query row t
+	frame := func(g int) int { return g * k / n1 }
+	slotRow := func(g, t int) int { return (t + frame(g)*n1) % T }
 	pw, mpw := make([]int, G), make([]int, G)
-	qall := -1
+	qall := make([]int, F)
 	if !b.legacyAttn {
 		// one product per group: Q summed over its copies times K summed
 		// over the group's copies (each copy of K is non-zero in its own
 		// channels only)
-		qall = b.sumTree(name+".scores", qc)
+		for f := range qall {
+			qall[f] = b.sumTree(name+".scores", qc[f])
+		}
 	}
 	for g := 0; g < G; g++ {
+		f := frame(g)
+		i0 := g*k - f*n1 // K and V of the group: baby steps i0 .. i0+k-1
 		var sc int
-		if qall >= 0 {
-			kg := b.sumTree(name+".scores", kr[g*k:(g+1)*k])
-			sc = b.op(Op{Kind: KindMul, In: []int{qall, kg}, Label: name + ".scores"})
+		if !b.legacyAttn {
+			kg := b.sumTree(name+".scores", kr[i0:i0+k])
+			sc = b.op(Op{Kind: KindMul, In: []int{qall[f], kg}, Label: name + ".scores"})
 		} else {
 			prods := make([]int, k)
 			for j := 0; j < k; j++ {
-				prods[j] = b.op(Op{Kind: KindMul, In: []int{qc[j], kr[g*k+j]}, Label: name + ".scores"})
+				prods[j] = b.op(Op{Kind: KindMul, In: []int{qc[f][j], kr[i0+j]}, Label: name + ".scores"})
 			}
 			sc = b.sumTree(name+".scores", prods)
 		}
@@ -996,12 +1016,13 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 			// get no shift and are zeroed after the power like the others
 			sv := b.pattern()
 			for t := 0; t < T; t++ {
+				tp := slotRow(g, t)
 				for j := 0; j < k; j++ {
 					if b.causal && (t+g*k+j)%T > t {
 						continue
 					}
 					for h := 0; h < b.heads; h++ {
-						sv[t*D+j*W+h*b.dhp] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
+						sv[tp*D+j*W+h*b.dhp] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
 					}
 				}
 			}
@@ -1010,17 +1031,31 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		pw[g] = b.power(name+".power", sc, kp.p)
 		mask := b.pattern()
 		for t := 0; t < T; t++ {
+			tp := slotRow(g, t)
 			for j := 0; j < k; j++ {
 				if b.causal && (t+g*k+j)%T > t {
 					continue
 				}
 				for h := 0; h < b.heads; h++ {
-					mask[t*D+j*W+h*b.dhp] = 1
+					mask[tp*D+j*W+h*b.dhp] = 1
 				}
 			}
 		}
 		// keeps the heads' first slots (and applies causal masks): needed before the broadcast
 		mpw[g] = b.op(Op{Kind: KindMulPlain, In: []int{pw[g]}, Vec: b.vec(mask), Label: name + ".power"})
+	}
+	// byFrame sums values of the groups frame by frame and rotates each
+	// frame's sum back to frame 0 (F-1 rotations)
+	byFrame := func(label string, ids []int) int {
+		var parts []int
+		for f := 0; f < F; f++ {
+			s := b.sumTree(label, ids[f*n1/k:(f+1)*n1/k])
+			if f > 0 {
+				s = b.op(Op{Kind: KindRotate, In: []int{s}, Rot: []int{f * n1 * R}, Label: label})
+			}
+			parts = append(parts, s)
+		}
+		return b.sumTree(label, parts)
 	}
 	weights := mpw
 	recip := -1
@@ -1029,7 +1064,7 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		if b.causal {
 			src = mpw
 		}
-		nin := b.sumTree(name+".normalizer", src)
+		nin := byFrame(name+".normalizer", src)
 		nm := b.mat(name+".normalizer", false, func(_ int, m []float64) {
 			for h := 0; h < b.heads; h++ {
 				for j := 0; j < k; j++ {
@@ -1040,14 +1075,12 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 			}
 		})
 		nsum := b.op(Op{Kind: KindLinear, In: []int{nin}, Mat: nm, Label: name + ".normalizer"})
+		// xn = c·(eps + N) in the heads' first slots; 1 elsewhere (N is 0
+		// there), where Goldschmidt then stays at a = -1 exactly
 		shift := b.pattern()
-		other := 1.0 // outside the heads' first slots (where N is 0): Goldschmidt stays at a = 1
-		if !b.legacyAttn {
-			other = 2 // ... or at a = 0 (ρ is broadcast over the heads)
-		}
 		for t := 0; t < T; t++ {
 			for c := 0; c < D; c++ {
-				shift[t*D+c] = other
+				shift[t*D+c] = 1
 			}
 			for j := 0; j < k; j++ {
 				for h := 0; h < b.heads; h++ {
@@ -1064,14 +1097,16 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 			ga = b.op(Op{Kind: KindMul, In: []int{ga, ob}, Label: name + ".recip"})
 		}
 		if !b.legacyAttn {
-			// Σ_r (x_r^p · ρ) v_r = ρ · Σ_r x_r^p v_r: the reciprocal ρ (exactly 0
-			// outside the heads' first slots, where xn = 2 keeps Goldschmidt at
-			// a = 0) is broadcast over its head and multiplies the mixed values
-			// once, after the copy sum: one product instead of G, and one
-			// level less on the reciprocal's path
+			// Σ_r (x_r^p · ρ) v_r = ρ · Σ_r x_r^p v_r: the reciprocal ρ is
+			// broadcast over its head and multiplies the mixed values once,
+			// after the copy sum: one product instead of G, and one level
+			// less on the reciprocal's path. Every window of dhp slots the
+			// broadcast adds holds one head's first slot and dhp-1 slots at
+			// exactly -1: adding dhp-1 leaves ρ.
 			recip = ga
 			if len(bcastRots) > 0 {
 				recip = b.op(Op{Kind: KindRotSum, In: []int{ga}, Rot: bcastRots, Label: name + ".weights"})
+				recip = b.op(Op{Kind: KindAddConst, In: []int{recip}, Const: float64(b.dhp - 1), Label: name + ".weights"})
 			}
 		} else {
 			weights = make([]int, G)
@@ -1086,14 +1121,36 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		if len(bcastRots) > 0 {
 			w = b.op(Op{Kind: KindRotSum, In: []int{w}, Rot: bcastRots, Label: name + ".weights"})
 		}
-		vs := make([]int, k)
-		for j := 0; j < k; j++ {
-			vs[j] = vr[g*k+j]
-		}
-		vg := b.sumTree(name+".mix", vs)
+		i0 := g*k - frame(g)*n1
+		vg := b.sumTree(name+".mix", vr[i0:i0+k])
 		outs[g] = b.op(Op{Kind: KindMul, In: []int{w, vg}, Label: name + ".mix"})
 	}
-	return b.packedOutScaled(name, a, b.sumTree(name+".mix", outs), recip, sigma, kp, W, k), nil
+	return b.packedOutScaled(name, a, byFrame(name+".mix", outs), recip, sigma, kp, W, k), nil
+}
+
+// packedFrames returns the baby-step size n1 of the attention diagonals of
+// the packed layout (T for the legacy layout: one frame): diagonal
+// r = f·n1 + i needs K and V rotated by i rows only and Q by f·n1 rows, at
+// the price of rotating each frame's partial mix (and normalizer) back.
+// n1 is a multiple of k dividing T, chosen for the fewest rotations.
+func (b *builder) packedFrames(k int, normalized bool) int {
+	T := b.L.Tokens
+	if b.legacyAttn {
+		return T
+	}
+	best, bestCost := T, -1
+	for n1 := T; n1 >= k; n1 /= 2 {
+		F := T / n1
+		back := F - 1
+		if normalized {
+			back *= 2
+		}
+		cost := k*F - 1 + 2*(n1-1) + back
+		if bestCost < 0 || cost < bestCost {
+			best, bestCost = n1, cost
+		}
+	}
+	return best
 }
 
 // packedOut sums the k copies of the mixed values o (one per copy) and
