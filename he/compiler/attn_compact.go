@@ -48,8 +48,8 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 	D, T := b.L.Block, b.L.Tokens
 	W, k := b.packedCopies()
 	G := T / k
-	qcf, kr, vr := b.packedInputs(name, a, in, kp, W, k, T)
-	qall := b.sumTree(name+".scores", qcf[0])
+	qcf, kr, vr := b.packedInputs(name, a, in, kp, W, k, T, true)
+	qall := qcf[0][0]
 	masked := func(t, g, j int) bool { return b.causal && (t+g*k+j)%T > t }
 	// m_{g,c}: channel c of every head and copy, for the rows where
 	// diagonal g·k+j is not causally masked (one pattern per c without a

@@ -878,7 +878,7 @@ func (b *builder) packedCopies() (int, int) {
 // per-head score factor folded into Q's per-token blocks) and their copies
 // for the packed layouts: Q in copy j (qc[j]), K and V of diagonal r = g·k + j
 // rotated by r tokens into copy j (kr[r], vr[r]; only copy j is non-zero).
-func (b *builder) packedInputs(name string, a *nn.MultiHeadAttention, in feed, kp packedKernel, W, k, n1 int) ([][]int, []int, []int) {
+func (b *builder) packedInputs(name string, a *nn.MultiHeadAttention, in feed, kp packedKernel, W, k, n1 int, sumCopies bool) ([][]int, []int, []int) {
 	D, T := b.L.Block, b.L.Tokens
 	R := b.L.RowStride()
 	qs := 1 / math.Sqrt(float64(b.dh))
@@ -912,11 +912,27 @@ func (b *builder) packedInputs(name string, a *nn.MultiHeadAttention, in feed, k
 	}
 	q, kk, v := qkv[0], qkv[1], qkv[2]
 	// copies: Q in copy j of frame f (rotated by f·n1 rows); K and V of
-	// diagonal i (< n1) in copy i mod k
+	// diagonal i (< n1) in copy i mod k. Summed copies (sumCopies): Q summed
+	// over its copies (k-1 rotations) and that sum rotated into each frame
+	// (F-1 more), qc[f] = {Σ_j copy j of frame f}.
 	F := T / n1
 	qc := make([][]int, F)
 	gq := b.newGroup()
-	for f := 0; f < F; f++ {
+	if sumCopies {
+		cs := []int{q}
+		for j := 1; j < k; j++ {
+			cs = append(cs, b.op(Op{Kind: KindRotate, In: []int{q}, Rot: []int{-j * W}, Group: gq, Label: name + ".rotq"}))
+		}
+		qall := b.sumTree(name+".rotq", cs)
+		gf := b.newGroup()
+		for f := 0; f < F; f++ {
+			qc[f] = []int{qall}
+			if f > 0 {
+				qc[f][0] = b.op(Op{Kind: KindRotate, In: []int{qall}, Rot: []int{-f * n1 * R}, Group: gf, Label: name + ".rotq"})
+			}
+		}
+	}
+	for f := 0; f < F && !sumCopies; f++ {
 		qc[f] = make([]int, k)
 		for j := 0; j < k; j++ {
 			if f == 0 && j == 0 {
@@ -972,7 +988,7 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 	W, k := b.packedCopies()
 	n1 := b.packedFrames(k, kp.gold != nil)
 	F := T / n1
-	qc, kr, vr := b.packedInputs(name, a, in, kp, W, k, n1)
+	qc, kr, vr := b.packedInputs(name, a, in, kp, W, k, n1, !b.legacyAttn)
 	var sumRots, bcastRots []int
 	for s := 1; s < b.dhp; s <<= 1 {
 		sumRots = append(sumRots, s)
@@ -991,7 +1007,7 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		// over the group's copies (each copy of K is non-zero in its own
 		// channels only)
 		for f := range qall {
-			qall[f] = b.sumTree(name+".scores", qc[f])
+			qall[f] = qc[f][0]
 		}
 	}
 	for g := 0; g < G; g++ {
@@ -1130,8 +1146,9 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 
 // packedFrames returns the baby-step size n1 of the attention diagonals of
 // the packed layout (T for the legacy layout: one frame): diagonal
-// r = f·n1 + i needs K and V rotated by i rows only and Q by f·n1 rows, at
-// the price of rotating each frame's partial mix (and normalizer) back.
+// r = f·n1 + i needs K and V rotated by i rows only and Q (summed over its
+// copies) by f·n1 rows, at the price of rotating each frame's partial mix
+// (and normalizer) back.
 // n1 is a multiple of k dividing T, chosen for the fewest rotations.
 func (b *builder) packedFrames(k int, normalized bool) int {
 	T := b.L.Tokens
@@ -1145,7 +1162,7 @@ func (b *builder) packedFrames(k int, normalized bool) int {
 		if normalized {
 			back *= 2
 		}
-		cost := k*F - 1 + 2*(n1-1) + back
+		cost := k - 1 + F - 1 + 2*(n1-1) + back
 		if bestCost < 0 || cost < bestCost {
 			best, bestCost = n1, cost
 		}
