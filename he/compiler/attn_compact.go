@@ -4,35 +4,40 @@ import (
 	"github.com/polyformer/polyformer/model/nn"
 )
 
-// The compact attention layout (issue 15, item 3).
+// The compact attention layout (issue 15, item 3), opt-in
+// (CompileOptions.CompactAttention).
 //
-// attentionPacked keeps G = T/k ciphertexts of score diagonals (k diagonals
-// per ciphertext, one per copy of the heads' W channels). Each of them pays a
-// log2(dhp)-rotation head sum that leaves one useful slot per head and copy,
-// its own power, weight product and a log2(dhp)-rotation broadcast back over
-// the head: 2·G·log2(dhp) rotations and G relinearizations per product.
+// The packed layout (attentionPacked) keeps G = T/k ciphertexts of score
+// diagonals (k diagonals per ciphertext, one per copy of the heads' W
+// channels). Each of them pays a log2(dhp)-rotation head sum that leaves one
+// useful slot per head and copy, its own power and a log2(dhp)-rotation
+// broadcast back over the head: 2·G·log2(dhp) rotations.
 //
 // attentionCompact instead reduces the G products into ONE ciphertext:
-// group g's head sum goes to slot g of the head (channel h·dhp + g of
-// copy j). With P_g the products and m_c the mask of channel c,
+// group g's head sum goes to slot τ(g) = off + g of the head (channel
+// h·dhp + τ(g) of copy j). With P_g the products and m_c the mask of
+// channel c,
 //
-//	S = Σ_d rot(Z_d, d),   Z_d = Σ_g m_{g+d} ⊙ P_g,   d = c - g ∈ [1-G, dh-1]
+//	S = Σ_d rot(Z_d, d),   Z_d = Σ_g m_{τ(g)+d} ⊙ P_g,   d = c - τ(g)
 //
-// (G+dh-2 rotations instead of G·log2(dhp); the masks also apply the
-// causal mask and zero every other slot, which the packed layout did with
-// a mask after the power). Power, normalizer, reciprocal and weights then
-// run on one ciphertext (one product each instead of G). Expanding back,
-// group g's weight is needed over every channel c of the head:
+// (G+dh-2 rotations instead of G·log2(dhp), split baby/giant so that few
+// keys are needed; the masks also apply the causal mask and zero every
+// other slot, which the packed layout did with a mask after the power).
+// Power, normalizer and reciprocal then run on one ciphertext (one product
+// each instead of G). Expanding back, group g's weight is needed over every
+// channel c of the head:
 //
-//	E_g = Σ_c m_c ⊙ rot(w, g - c)
+//	E_g = Σ_c m_c ⊙ rot(w, τ(g) - c)
 //
-// with G+dh-2 hoisted rotations of the one weight ciphertext instead of
-// G·log2(dhp) broadcasts. The score products also use one product per group
-// instead of k: Q summed over its copies times K summed over the group's
-// copies (each copy of K is non-zero in its own channels only).
+// with G+dh-2 hoisted rotations of the one ciphertext instead of
+// G·log2(dhp) broadcasts. The reciprocal multiplies the mixed values once
+// (as in the packed layout), so for normalized kernels the expansion's mask
+// is off its path; power-fixed pays one level more than the packed layout.
 //
-// The expansion mask costs one level more than the packed layout (whose mask
-// before the broadcast sat where the compaction mask now is).
+// Fewer key switches, but G·dh masked products each way, which the executor
+// pays with an encoding, a product and a rescale each: slower than the
+// packed layout at the benchmark shapes (benchmarks/cost/README.md), hence
+// opt-in until masked sums are cheap.
 
 // useCompact reports whether attentionCompact lowers the attention: when
 // asked for (CompileOptions.CompactAttention) and the compact slots of a
