@@ -16,42 +16,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/he/compiler"
-	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/internal/testcircuit"
 )
 
-// toyCircuit writes a hand-built circuit at test-n12 (milliseconds per
-// evaluation): a 4x4 "image" as one token of 16 channels, linear, square,
-// linear, 4 outputs, with bidiagonal matrices (two rotation keys).
+// toyCircuit writes testcircuit.Toy (seed 7) to path and returns it.
 func toyCircuit(t *testing.T, path string) *compiler.Circuit {
 	t.Helper()
-	r := mrand.New(mrand.NewPCG(7, 9))
-	D := 16
-	mat := func(name string, rows int) compiler.Matrix {
-		b := make([]float64, D*D)
-		for i := 0; i < rows; i++ {
-			for j := i; j < min(i+2, D); j++ {
-				b[i*D+j] = r.Float64() - 0.5
-			}
-		}
-		return compiler.Matrix{Name: name, Blocks: [][]float64{b}}
-	}
-	c := &compiler.Circuit{
-		Version: compiler.FormatVersion, Task: model.TaskMNIST,
-		Layout: compiler.Layout{Tokens: 1, Batch: 1, Block: D, InputWidth: 16, Outputs: 4, OutputTokens: 1},
-		Ops: []compiler.Op{
-			{Kind: compiler.KindInput, Label: "input", Ref: -1},
-			{Kind: compiler.KindLinear, In: []int{0}, Label: "l1", Mat: 0, Ref: -1},
-			{Kind: compiler.KindMul, In: []int{1, 1}, Label: "square", Ref: -1},
-			{Kind: compiler.KindLinear, In: []int{2}, Label: "l2", Mat: 1, Ref: -1},
-			{Kind: compiler.KindOutput, In: []int{3}, Label: "output", Ref: -1},
-		},
-		Mats: []compiler.Matrix{mat("l1", D), mat("l2", 4)},
-	}
-	p, err := he.ParametersFromPreset(he.PresetTestN12)
-	require.NoError(t, err)
-	pc, err := compiler.Plan(c, p, compiler.PlanOptions{})
+	pc, _, err := testcircuit.Toy(7)
 	require.NoError(t, err)
 	require.NoError(t, compiler.WriteCircuitFile(path, pc, false))
 	return pc
