@@ -38,6 +38,7 @@ const (
 	PresetN15         = "n15"
 	PresetN16         = "n16"
 	PresetN16Boot     = "n16-boot"
+	PresetN16Boot14   = "n16-boot14"
 	PresetTestN12     = "test-n12"
 	PresetTestN13     = "test-n13"
 	PresetTestBootN13 = "test-boot-n13"
@@ -90,6 +91,16 @@ func Presets() []Preset {
 			Bootstrapping: &bootstrapping.ParametersLiteral{},
 			Description: "Lattigo N16QP1546H192H32: 9 levels at 2^40 after each bootstrap, " +
 				"sparse secret H=192, circuit logQP≈1546 (Lattigo's bound 1550 for H=192); keys ≈8 GB",
+		},
+		{
+			Name: PresetN16Boot14,
+			Literal: hefloat.ParametersLiteral{
+				LogN: 16, LogQ: append([]int{60}, repeatInt(40, 14)...), LogP: repeatInt(61, 6),
+				Xs: ternary, LogDefaultScale: 40,
+			},
+			Bootstrapping: &bootstrapping.ParametersLiteral{},
+			Description: "Lattigo N16QP1767H32768H32 with 14 levels at 2^40 after each bootstrap (the most within the bound), " +
+				"dense ternary secret, circuit logQP≈1746 (bound 1761); 5 more levels per bootstrap than n16-boot",
 		},
 		{
 			Name: PresetTestN12,

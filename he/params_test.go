@@ -35,7 +35,7 @@ func TestPresetsPassSecurityCheck(t *testing.T) {
 func TestPresetShapes(t *testing.T) {
 	want := map[string]struct{ logN, levels, slots int }{
 		PresetN14: {14, 8, 8192}, PresetN15: {15, 16, 16384}, PresetN16: {16, 24, 32768},
-		PresetN16Boot: {16, 9, 32768}, PresetTestN12: {12, 8, 2048}, PresetTestN13: {13, 16, 4096}, PresetTestBootN13: {13, 2, 4096},
+		PresetN16Boot: {16, 9, 32768}, PresetN16Boot14: {16, 14, 32768}, PresetTestN12: {12, 8, 2048}, PresetTestN13: {13, 16, 4096}, PresetTestBootN13: {13, 2, 4096},
 	}
 	for name, w := range want {
 		p, err := ParametersFromPreset(name)
@@ -50,6 +50,15 @@ func TestPresetShapes(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, p.HasBootstrapping())
 	require.InDelta(t, 1546, p.BootstrappingParameters().BootstrappingParameters.LogQP(), 1)
+	// n16-boot14: the dense-secret set with the most levels after a
+	// bootstrap that stays under the 128-bit bound of 1761 at logN 16;
+	// one more level would not.
+	p, err = ParametersFromPreset(PresetN16Boot14)
+	require.NoError(t, err)
+	require.True(t, p.HasBootstrapping())
+	lq := p.BootstrappingParameters().BootstrappingParameters.LogQP()
+	require.InDelta(t, 1746, lq, 1)
+	require.Greater(t, lq+40, 1761.0, "a 15th level would exceed the bound")
 	_, err = LookupPreset("nope")
 	require.ErrorContains(t, err, "unknown parameter preset")
 }
