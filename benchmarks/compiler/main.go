@@ -25,8 +25,9 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/polyformer/polyformer/compiler"
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/data"
@@ -47,7 +48,7 @@ type Result struct {
 	PolyCorrect      int               `json:"poly_correct"`
 	ExactCorrect     int               `json:"exact_correct"`
 	MaxLogitErrPoly  float64           `json:"max_logit_err_vs_poly_mode"`
-	Report           *compiler.Report  `json:"report"`
+	Report           *circuit.Report   `json:"report"`
 	Trace            []he.OpStats      `json:"trace_by_kind"`
 	Extra            map[string]string `json:"extra,omitempty"`
 }
@@ -79,7 +80,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	var c *compiler.Circuit
+	var c *circuit.Circuit
 	var p *he.Parameters
 	if *insecureBoot {
 		if p, err = he.ParametersFromPreset(*preset); err != nil {
@@ -95,7 +96,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		if c, err = compiler.Plan(g, p, compiler.PlanOptions{AllowBootstrap: true, InsecureSecretKeyBootstrap: true}); err != nil {
+		if c, err = circuit.Plan(g, p, circuit.PlanOptions{AllowBootstrap: true, InsecureSecretKeyBootstrap: true}); err != nil {
 			return err
 		}
 	} else if c, p, err = compiler.CompileFor(m, *preset, *batch, *allowBoot); err != nil {
@@ -104,7 +105,7 @@ func run() error {
 	if m.Cfg.Task == model.TaskText {
 		return runText(m, c, p, *images, *textFile, *dry, *out, *workers, *chunk, *insecureBoot)
 	}
-	rep, err := compiler.NewReport(c, p)
+	rep, err := circuit.NewReport(c, p)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if pe, err := compiler.PredictPrecision(c, p, vecs[0]); err == nil {
+	if pe, err := circuit.PredictPrecision(c, p, vecs[0]); err == nil {
 		rep.PredictedLog2Err = pe
 	}
 	if *dry {
@@ -178,7 +179,7 @@ func run() error {
 }
 
 // writeResult writes res as JSON (the report through its NaN-safe encoder).
-func writeResult(path string, res Result, rep *compiler.Report) error {
+func writeResult(path string, res Result, rep *circuit.Report) error {
 	if path == "" {
 		return nil
 	}
@@ -203,8 +204,8 @@ func writeResult(path string, res Result, rep *compiler.Report) error {
 }
 
 // runText benchmarks a byte LM on n validation windows.
-func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textFile string, dry bool, out string, workers, chunk int, insecureBoot bool) error {
-	rep, err := compiler.NewReport(c, p)
+func runText(m *model.Model, c *circuit.Circuit, p *he.Parameters, n int, textFile string, dry bool, out string, workers, chunk int, insecureBoot bool) error {
+	rep, err := circuit.NewReport(c, p)
 	if err != nil {
 		return err
 	}
@@ -236,7 +237,7 @@ func runText(m *model.Model, c *compiler.Circuit, p *he.Parameters, n int, textF
 	if err != nil {
 		return err
 	}
-	if pe, err := compiler.PredictPrecision(c, p, vecs[0]); err == nil {
+	if pe, err := circuit.PredictPrecision(c, p, vecs[0]); err == nil {
 		rep.PredictedLog2Err = pe
 	}
 	if dry {
@@ -316,7 +317,7 @@ func argmax(v []float64) int {
 // the inputs, evaluates the circuit with the traced executor and decrypts:
 // the measured report and the decrypted slot vectors. It records the key
 // generation time and the per-kind op statistics in res.
-func encryptedBench(c *compiler.Circuit, p *he.Parameters, vecs [][]float64, workers, chunk int, insecureBoot bool, res *Result) (*compiler.Report, [][]float64, error) {
+func encryptedBench(c *circuit.Circuit, p *he.Parameters, vecs [][]float64, workers, chunk int, insecureBoot bool, res *Result) (*circuit.Report, [][]float64, error) {
 	t0 := time.Now()
 	spec := c.Planned.Keys.KeySpec()
 	spec.Bootstrapping = spec.Bootstrapping && !insecureBoot // the secret-key bootstrapper needs no keys
@@ -330,13 +331,13 @@ func encryptedBench(c *compiler.Circuit, p *he.Parameters, vecs [][]float64, wor
 		return nil, nil, err
 	}
 	tr := he.NewTrace()
-	eo := compiler.ExecOptions{Workers: workers, Trace: tr, Chunk: chunk}
+	eo := circuit.ExecOptions{Workers: workers, Trace: tr, Chunk: chunk}
 	if insecureBoot {
 		if eo.Bootstrapper, err = he.NewSecretKeyBootstrapper(p, sk); err != nil {
 			return nil, nil, err
 		}
 	}
-	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, eo)
+	rep, dec, err := circuit.Bench(c, p, evk, client, vecs, eo)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -37,7 +37,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/eval"
@@ -351,7 +352,7 @@ func heCost(pt *Point, m *model.Model, preset string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := compiler.NewReport(circ, params)
+	rep, err := circuit.NewReport(circ, params)
 	if err != nil {
 		return err
 	}

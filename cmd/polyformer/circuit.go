@@ -13,8 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/polyformer/polyformer/compiler"
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/data"
@@ -60,7 +61,7 @@ func newCompileCommand() *cobra.Command {
 			}
 			c, p, err := compiler.CompileFor(m, preset, batch, allowBoot)
 			if err != nil {
-				var le *compiler.LevelError
+				var le *circuit.LevelError
 				if !allowBoot && errors.As(err, &le) {
 					return fmt.Errorf("%w (pass --allow-bootstrap to place bootstraps)", err)
 				}
@@ -69,12 +70,12 @@ func newCompileCommand() *cobra.Command {
 			if _, err := he.RequireSecure(p, insecure); err != nil {
 				return fmt.Errorf("compile: %w", err)
 			}
-			rep, err := compiler.NewReport(c, p)
+			rep, err := circuit.NewReport(c, p)
 			if err != nil {
 				return fmt.Errorf("compile: %w", err)
 			}
 			if vec, err := sampleInput(m, c); err == nil {
-				if pe, err := compiler.PredictPrecision(c, p, vec); err == nil {
+				if pe, err := circuit.PredictPrecision(c, p, vec); err == nil {
 					rep.PredictedLog2Err = pe
 				}
 			}
@@ -104,7 +105,7 @@ func newCompileCommand() *cobra.Command {
 			}
 			if b, err := calib(); err == nil && !math.IsNaN(rep.PredictedLog2Err) {
 				if margins, err := compiler.PolyMargins(m, b); err == nil {
-					if mc, err := compiler.CheckMargins(margins, rep.PredictedLog2Err); err == nil {
+					if mc, err := circuit.CheckMargins(margins, rep.PredictedLog2Err); err == nil {
 						rep.Margin = &mc
 						if mc.Warn() {
 							fmt.Fprintln(cmd.ErrOrStderr(), mc.String())
@@ -112,7 +113,7 @@ func newCompileCommand() *cobra.Command {
 					}
 				}
 			}
-			if err := compiler.WriteCircuitFile(out, c, overwrite); err != nil {
+			if err := circuit.WriteCircuitFile(out, c, overwrite); err != nil {
 				return fmt.Errorf("compile: %w", err)
 			}
 			w := cmd.OutOrStdout()
@@ -159,7 +160,7 @@ func loadForCompile(dir string) (*model.Model, error) {
 
 // sampleInput returns one encoded input of the right shape for precision
 // prediction: a test image, or the first bytes of the Go corpus.
-func sampleInput(m *model.Model, c *compiler.Circuit) ([]float64, error) {
+func sampleInput(m *model.Model, c *circuit.Circuit) ([]float64, error) {
 	n := c.Layout.Batch
 	if m.Cfg.Task == model.TaskMNIST {
 		_, test, err := loadMNIST(m.Cfg.Data.Dir)
@@ -219,11 +220,11 @@ func newKeygenCommand() *cobra.Command {
 			if out == "" && !dryRun {
 				return errors.New("keygen: --out KEYDIR is required")
 			}
-			c, p, err := compiler.LoadCircuitFile(args[0])
+			c, p, err := circuit.LoadCircuitFile(args[0])
 			if err != nil {
 				return fmt.Errorf("keygen: %w", err)
 			}
-			budget, err := compiler.VerifyCircuit(c, p, pol.policy())
+			budget, err := circuit.VerifyCircuit(c, p, pol.policy())
 			if err != nil {
 				return fmt.Errorf("keygen: %s: %w", args[0], err)
 			}
@@ -267,12 +268,12 @@ type clientPolicy struct {
 
 func (c *clientPolicy) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&c.insecure, "insecure", false, "accept circuit parameters below 128-bit security (tests only)")
-	cmd.Flags().Uint64Var(&c.maxKeyBytes, "max-key-bytes", compiler.DefaultMaxKeyBytes,
-		fmt.Sprintf("refuse circuits whose evaluation keys exceed this many bytes (the default is %s)", compiler.FormatBytes(compiler.DefaultMaxKeyBytes)))
+	cmd.Flags().Uint64Var(&c.maxKeyBytes, "max-key-bytes", circuit.DefaultMaxKeyBytes,
+		fmt.Sprintf("refuse circuits whose evaluation keys exceed this many bytes (the default is %s)", circuit.FormatBytes(circuit.DefaultMaxKeyBytes)))
 }
 
-func (c *clientPolicy) policy() compiler.ClientPolicy {
-	return compiler.ClientPolicy{AllowInsecure: c.insecure, MaxKeyBytes: c.maxKeyBytes}
+func (c *clientPolicy) policy() circuit.ClientPolicy {
+	return circuit.ClientPolicy{AllowInsecure: c.insecure, MaxKeyBytes: c.maxKeyBytes}
 }
 
 // inferInputs selects the inputs of `infer`, `bench layers` and `demo`.
@@ -303,7 +304,7 @@ func (in *inferInputs) register(cmd *cobra.Command) {
 }
 
 // encode returns the encoded inputs, their count and the MNIST labels (nil for text).
-func (in *inferInputs) encode(c *compiler.Circuit) ([][]float64, int, []int, error) {
+func (in *inferInputs) encode(c *circuit.Circuit) ([][]float64, int, []int, error) {
 	switch c.Task {
 	case model.TaskMNIST:
 		if in.text != "" {
@@ -357,8 +358,8 @@ func loadKeys(dir string, p *he.Parameters, maxKeyBytes uint64) (*he.SecretKey, 
 // measured report, the decrypted logits beside the plaintext ones (the
 // float64 simulation of the same circuit), and the MNIST labels (nil for text).
 type encryptedRun struct {
-	circuit   *compiler.Circuit
-	report    *compiler.Report
+	circuit   *circuit.Circuit
+	report    *circuit.Report
 	got, want [][]float64
 	labels    []int
 }
@@ -367,12 +368,12 @@ type encryptedRun struct {
 // encodes the inputs (loading and validating their data before the keys,
 // which are large), loads the keys, encrypts, evaluates (with the per-layer
 // breakdown) and decrypts.
-func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int, pol compiler.ClientPolicy) (*encryptedRun, error) {
-	c, p, err := compiler.LoadCircuitFile(circuitPath)
+func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int, pol circuit.ClientPolicy) (*encryptedRun, error) {
+	c, p, err := circuit.LoadCircuitFile(circuitPath)
 	if err != nil {
 		return nil, err
 	}
-	budget, err := compiler.VerifyCircuit(c, p, pol)
+	budget, err := circuit.VerifyCircuit(c, p, pol)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", circuitPath, err)
 	}
@@ -399,7 +400,7 @@ func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int, pol 
 	if err != nil {
 		return nil, err
 	}
-	rep, dec, err := compiler.Bench(c, p, evk, client, vecs, compiler.ExecOptions{Workers: workers})
+	rep, dec, err := circuit.Bench(c, p, evk, client, vecs, circuit.ExecOptions{Workers: workers})
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +410,7 @@ func runEncrypted(circuitPath, keyDir string, in *inferInputs, workers int, pol 
 	}
 	sims := make([][]float64, len(vecs))
 	for i, v := range vecs {
-		if sims[i], _, err = c.Simulate(v, compiler.SimOptions{}); err != nil {
+		if sims[i], _, err = c.Simulate(v, circuit.SimOptions{}); err != nil {
 			return nil, fmt.Errorf("simulate: %w", err)
 		}
 	}

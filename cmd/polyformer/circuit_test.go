@@ -9,8 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/polyformer/polyformer/compiler"
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/nn"
@@ -63,7 +64,7 @@ func TestCircuitPipelineCLI(t *testing.T) {
 	_, statErr := os.Stat(keys)
 	require.True(t, os.IsNotExist(statErr), "no key directory before the checks pass")
 	out, err = runCLI(t, "keygen", circ, "--out", keys, "--insecure", "--max-key-bytes", "1000")
-	require.ErrorIs(t, err, compiler.ErrKeyBudget, out)
+	require.ErrorIs(t, err, circuit.ErrKeyBudget, out)
 	out, err = runCLI(t, "keygen", circ, "--out", keys, "--insecure")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "evaluation keys (1 relinearization", "the budget is printed before generation")
@@ -102,7 +103,7 @@ func TestCircuitPipelineCLI(t *testing.T) {
 	require.Error(t, err)
 
 	// Keys that lack the circuit's rotations, and keys made for other parameters.
-	_, p, err := compiler.LoadCircuitFile(circ)
+	_, p, err := circuit.LoadCircuitFile(circ)
 	require.NoError(t, err)
 	writeKeys := func(name string, p *he.Parameters, spec he.KeySpec) string {
 		kd := filepath.Join(dir, name)
@@ -165,7 +166,7 @@ func TestCompileFoldsNorms(t *testing.T) {
 			require.NoError(t, err)
 			vecs, err := circ.EncodeImages(few.Pixels, few.N, few.Rows, few.Cols)
 			require.NoError(t, err)
-			out, _, err := circ.Simulate(vecs[0], compiler.SimOptions{})
+			out, _, err := circ.Simulate(vecs[0], circuit.SimOptions{})
 			require.NoError(t, err)
 			got, err := circ.DecodeLogits([][]float64{out}, few.N)
 			require.NoError(t, err)
@@ -181,8 +182,8 @@ func TestCompileFoldsNorms(t *testing.T) {
 // TestPrintPredictionsPerPosition checks that byte-LM logits (positions ×
 // outputs per input) are compared position by position.
 func TestPrintPredictionsPerPosition(t *testing.T) {
-	c := &compiler.Circuit{Task: model.TaskText, Layout: compiler.Layout{Tokens: 2, Batch: 1, Block: 4, InputWidth: 4, Outputs: 3, OutputTokens: 2}}
-	run := &encryptedRun{circuit: c, report: &compiler.Report{},
+	c := &circuit.Circuit{Task: model.TaskText, Layout: circuit.Layout{Tokens: 2, Batch: 1, Block: 4, InputWidth: 4, Outputs: 3, OutputTokens: 2}}
+	run := &encryptedRun{circuit: c, report: &circuit.Report{},
 		got:  [][]float64{{0, 5, 1, 9, 0, 1}},
 		want: [][]float64{{0, 4, 1, 0, 0, 1}}}
 	var out strings.Builder

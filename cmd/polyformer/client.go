@@ -15,7 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/service/client"
 )
@@ -54,7 +54,7 @@ func newClientCommand() *cobra.Command {
 	fl.StringVar(&f.caCert, "ca-cert", "", "PEM certificate(s) to verify the server with (default: system roots)")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	fl.BoolVar(&f.insecure, "insecure", false, "accept circuits on parameters below 128-bit security (tests only)")
-	fl.Uint64Var(&f.maxKeyBytes, "max-key-bytes", compiler.DefaultMaxKeyBytes, "refuse circuits whose evaluation keys exceed this")
+	fl.Uint64Var(&f.maxKeyBytes, "max-key-bytes", circuit.DefaultMaxKeyBytes, "refuse circuits whose evaluation keys exceed this")
 	fl.Int64Var(&f.chunk, "chunk-bytes", 64<<20, "key upload chunk size (resumable)")
 	f.in.register(cmd)
 	return cmd
@@ -143,7 +143,7 @@ type clientResult struct {
 	Circuit       string             `json:"circuit"`
 	Preset        string             `json:"preset"`
 	Task          string             `json:"task"`
-	KeyBudget     compiler.KeyBudget `json:"key_budget"`
+	KeyBudget     circuit.KeyBudget  `json:"key_budget"`
 	KeysGenerated bool               `json:"keys_generated"`
 	KeygenSec     float64            `json:"keygen_seconds"`
 	KeySet        string             `json:"key_set"`
@@ -222,7 +222,7 @@ func clientSession(serverURL, circuitID, keyDir string, opt client.Options, pol 
 		return nil, err
 	}
 	var spinner *progressbar.ProgressBar
-	keys, err := client.EnsureKeys(keyDir, v, func(b compiler.KeyBudget) {
+	keys, err := client.EnsureKeys(keyDir, v, func(b circuit.KeyBudget) {
 		fmt.Fprintf(errw, "client: generating keys for circuit %.16s (%s): %s\n", info.ID, v.Params.Name(), b)
 		if progress {
 			spinner = progressbar.NewOptions(-1, progressbar.OptionSetWriter(errw), progressbar.OptionSetDescription("keygen"),

@@ -13,8 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/polyformer/polyformer/compiler"
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/service/client"
 	"github.com/polyformer/polyformer/service/keystore"
@@ -100,11 +101,11 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 		return fmt.Errorf("demo: %w", err)
 	}
 	var circuitFile bytes.Buffer
-	if err := compiler.WriteCircuit(&circuitFile, c); err != nil {
+	if err := circuit.WriteCircuit(&circuitFile, c); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	st.compile = time.Since(t0)
-	rep, err := compiler.NewReport(c, p)
+	rep, err := circuit.NewReport(c, p)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -172,7 +173,7 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 	// The plaintext predictions: the float64 simulation of the same circuit.
 	sims := make([][]float64, len(vecs))
 	for i, x := range vecs {
-		if sims[i], _, err = c.Simulate(x, compiler.SimOptions{}); err != nil {
+		if sims[i], _, err = c.Simulate(x, circuit.SimOptions{}); err != nil {
 			return fmt.Errorf("demo: simulate: %w", err)
 		}
 	}
@@ -180,7 +181,7 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	if pe, err := compiler.PredictPrecision(c, p, vecs[0]); err == nil {
+	if pe, err := circuit.PredictPrecision(c, p, vecs[0]); err == nil {
 		rep.PredictedLog2Err = pe
 	}
 	rep.WallNs = st.serverEval.Nanoseconds()
@@ -205,7 +206,7 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	local, _, err := compiler.Bench(c, p, evk, hc, vecs, compiler.ExecOptions{Workers: demoWorkers})
+	local, _, err := circuit.Bench(c, p, evk, hc, vecs, circuit.ExecOptions{Workers: demoWorkers})
 	if err != nil {
 		return fmt.Errorf("demo: in-process evaluation: %w", err)
 	}

@@ -10,8 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/polyformer/polyformer/compiler"
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model/checkpoint"
 )
 
@@ -31,10 +32,10 @@ func TestSpoofedPresetCircuitRefused(t *testing.T) {
 	test.Name = he.PresetN15
 	p, err := he.NewParameters(test)
 	require.NoError(t, err)
-	pc, err := compiler.Plan(c, p, compiler.PlanOptions{})
+	pc, err := circuit.Plan(c, p, circuit.PlanOptions{})
 	require.NoError(t, err)
 	circ := filepath.Join(dir, "spoof.circuit")
-	require.NoError(t, compiler.WriteCircuitFileFor(circ, pc, p, false))
+	require.NoError(t, circuit.WriteCircuitFileFor(circ, pc, p, false))
 
 	keys := filepath.Join(dir, "keys")
 	for _, args := range [][]string{
@@ -58,7 +59,7 @@ func TestSpoofedPresetCircuitRefused(t *testing.T) {
 
 func TestCheckOutputs(t *testing.T) {
 	run := func(got, want float64, pred float64) *encryptedRun {
-		return &encryptedRun{report: &compiler.Report{PredictedLog2Err: pred},
+		return &encryptedRun{report: &circuit.Report{PredictedLog2Err: pred},
 			got: [][]float64{{1, got}}, want: [][]float64{{1, want}}}
 	}
 	require.NoError(t, checkOutputs(run(2+1e-5, 2, -13)))

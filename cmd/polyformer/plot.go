@@ -7,11 +7,11 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 )
 
 // plotLayers draws the measured time per layer as a bar chart.
-func plotLayers(rep *compiler.Report, path string) error {
+func plotLayers(rep *circuit.Report, path string) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("encrypted time per layer (%s, %d inputs per ciphertext)", rep.Preset, rep.InputsPerCiphertext)
 	p.Y.Label.Text = "seconds (summed over ciphertexts)"

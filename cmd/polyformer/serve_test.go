@@ -16,16 +16,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/internal/testcircuit"
 )
 
 // toyCircuit writes testcircuit.Toy (seed 7) to path and returns it.
-func toyCircuit(t *testing.T, path string) *compiler.Circuit {
+func toyCircuit(t *testing.T, path string) *circuit.Circuit {
 	t.Helper()
 	pc, _, err := testcircuit.Toy(7)
 	require.NoError(t, err)
-	require.NoError(t, compiler.WriteCircuitFile(path, pc, false))
+	require.NoError(t, circuit.WriteCircuitFile(path, pc, false))
 	return pc
 }
 
@@ -100,7 +100,7 @@ func TestServeClientCLI(t *testing.T) {
 	require.NoError(t, err)
 	sims := make([][]float64, len(vecs))
 	for i, v := range vecs {
-		sims[i], _, err = c.Simulate(v, compiler.SimOptions{})
+		sims[i], _, err = c.Simulate(v, circuit.SimOptions{})
 		require.NoError(t, err)
 	}
 	want, err := c.DecodeLogits(sims, 3)

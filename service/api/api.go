@@ -17,7 +17,7 @@ import (
 	"strings"
 
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 )
 
 // Version is the protocol version (the /v1/ prefix).
@@ -73,7 +73,7 @@ const (
 
 // Limits of what a client accepts from a server.
 const (
-	MaxCircuitInfoBytes = compiler.MaxPublicCircuitBytes + 4<<20
+	MaxCircuitInfoBytes = circuit.MaxPublicCircuitBytes + 4<<20
 	MaxCircuitListBytes = 4 << 20
 	MaxErrorBytes       = 64 << 10
 	MaxKeyStatusBytes   = 64 << 10
@@ -106,18 +106,18 @@ type CircuitInfo struct {
 	// Params is the parameters' summary (for people); Parameters the
 	// parameters themselves (he.MarshalParametersJSON), from which a
 	// client recomputes security and the fingerprint.
-	Params     he.ParamsInfo     `json:"params"`
-	Parameters json.RawMessage   `json:"parameters"`
-	KeySpec    compiler.KeyNeeds `json:"key_spec"`
-	Layout     compiler.Layout   `json:"layout"`
-	InputLevel int               `json:"input_level"`
-	LogScale   int               `json:"log_scale"`
+	Params     he.ParamsInfo    `json:"params"`
+	Parameters json.RawMessage  `json:"parameters"`
+	KeySpec    circuit.KeyNeeds `json:"key_spec"`
+	Layout     circuit.Layout   `json:"layout"`
+	InputLevel int              `json:"input_level"`
+	LogScale   int              `json:"log_scale"`
 	// MaxCiphertexts is the most ciphertexts one infer request may carry.
 	MaxCiphertexts int `json:"max_ciphertexts"`
 	// DryRun is the compiler's dry-run report (cost before any key exists).
 	DryRun json.RawMessage `json:"dry_run"`
 	// Circuit is the public description (op graph, plan, no weights).
-	Circuit *compiler.PublicCircuit `json:"circuit"`
+	Circuit *circuit.PublicCircuit `json:"circuit"`
 }
 
 // KeyStatus is the body of GET and PUT /v1/keys/{sha256}.

@@ -5,14 +5,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/service/client"
 )
 
 // EncodeText keeps the last Tokens bytes, left-padded with spaces.
 func TestEncodeText(t *testing.T) {
-	c := &compiler.Circuit{Task: model.TaskText, Layout: compiler.Layout{Tokens: 4, Batch: 1, Block: 256, InputWidth: 256, Outputs: 256, OutputTokens: 4}}
+	c := &circuit.Circuit{Task: model.TaskText, Layout: circuit.Layout{Tokens: 4, Batch: 1, Block: 256, InputWidth: 256, Outputs: 256, OutputTokens: 4}}
 	hot := func(vec []float64) []int { // the byte of each position
 		out := make([]int, c.Layout.Tokens)
 		for tok := range out {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/service/api"
 )
 
@@ -27,7 +27,7 @@ const (
 )
 
 // Policy is what the client accepts from a server.
-type Policy = compiler.ClientPolicy
+type Policy = circuit.ClientPolicy
 
 // Verified is a circuit description the client checked.
 type Verified struct {
@@ -35,14 +35,14 @@ type Verified struct {
 	Params *he.Parameters
 	// Skeleton is the circuit rebuilt from the public description (no
 	// weights): it encodes inputs and decodes outputs; never evaluate it.
-	Skeleton *compiler.Circuit
-	Budget   compiler.KeyBudget
+	Skeleton *circuit.Circuit
+	Budget   circuit.KeyBudget
 }
 
 // VerifyCircuit checks a circuit description received from a server before
 // anything is generated or encrypted for it: the parameters are decoded
 // from their own description (bounded) and must have the announced
-// fingerprint; compiler.VerifyCircuit then computes their security from the
+// fingerprint; circuit.VerifyCircuit then computes their security from the
 // parameters themselves, re-derives the levels and the key spec from the op
 // graph and compares them with the plan's, and bounds the key bytes; the
 // key spec the server announces must equal the recomputed one. This is the
@@ -63,12 +63,12 @@ func VerifyCircuit(info *api.CircuitInfo, pol Policy) (*Verified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify circuit %.16s: %w", info.ID, err)
 	}
-	budget, err := compiler.VerifyCircuit(sk, p, pol)
+	budget, err := circuit.VerifyCircuit(sk, p, pol)
 	if err != nil {
 		return nil, fmt.Errorf("circuit %.16s from the server: %w", info.ID, err)
 	}
 	if !sameKeyNeeds(info.KeySpec, sk.Planned.Keys) {
-		return nil, fmt.Errorf("verify circuit %.16s: the announced key spec differs from the circuit's: %w", info.ID, compiler.ErrKeySpec)
+		return nil, fmt.Errorf("verify circuit %.16s: the announced key spec differs from the circuit's: %w", info.ID, circuit.ErrKeySpec)
 	}
 	if info.LogScale != p.LogDefaultScale() {
 		return nil, fmt.Errorf("verify circuit %.16s: announced scale 2^%d, parameters use 2^%d", info.ID, info.LogScale, p.LogDefaultScale())
@@ -76,7 +76,7 @@ func VerifyCircuit(info *api.CircuitInfo, pol Policy) (*Verified, error) {
 	return &Verified{Info: info, Params: p, Skeleton: sk, Budget: budget}, nil
 }
 
-func sameKeyNeeds(a, b compiler.KeyNeeds) bool {
+func sameKeyNeeds(a, b circuit.KeyNeeds) bool {
 	if a.Relinearization != b.Relinearization || a.Bootstrapping != b.Bootstrapping || len(a.Rotations) != len(b.Rotations) {
 		return false
 	}
@@ -111,7 +111,7 @@ type Keys struct {
 // them (secret key mode 0600, evaluation keys) when dir has none. Existing
 // keys must be for the circuit's parameters and cover its key spec.
 // before, if set, is called before generating (with the budget).
-func EnsureKeys(dir string, v *Verified, before func(compiler.KeyBudget)) (*Keys, error) {
+func EnsureKeys(dir string, v *Verified, before func(circuit.KeyBudget)) (*Keys, error) {
 	skPath, evPath := filepath.Join(dir, SecretKeyFile), filepath.Join(dir, EvalKeysFile)
 	_, skErr := os.Stat(skPath)
 	_, evErr := os.Stat(evPath)
@@ -192,7 +192,7 @@ type Stats struct {
 // Predict encrypts the encoded inputs (virtual slot vectors of the
 // circuit's layout, for n inputs), sends them in requests of at most the
 // circuit's MaxCiphertexts, decrypts the answers and returns each input's
-// output values (compiler.Circuit.DecodeLogits). The answers are checked:
+// output values (circuit.Circuit.DecodeLogits). The answers are checked:
 // as many ciphertexts as sent, valid for the parameters, finite values.
 func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]float64, n int) ([][]float64, *Stats, error) {
 	st := &Stats{}
@@ -205,7 +205,7 @@ func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]
 	for lo := 0; lo < len(vecs); lo += per {
 		hi := min(lo+per, len(vecs))
 		t0 := time.Now()
-		cts, err := compiler.EncryptInputs(hc, v.Skeleton, vecs[lo:hi])
+		cts, err := circuit.EncryptInputs(hc, v.Skeleton, vecs[lo:hi])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -233,7 +233,7 @@ func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]
 		if len(outs) != hi-lo {
 			return nil, nil, fmt.Errorf("answer from the server: %d ciphertexts for %d sent", len(outs), hi-lo)
 		}
-		d, err := compiler.DecryptOutputs(hc, v.Skeleton, outs)
+		d, err := circuit.DecryptOutputs(hc, v.Skeleton, outs)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -258,7 +258,7 @@ func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]
 // spaces) for a byte-LM circuit: one input. It is the one text encoding of
 // the toolkit (`polyformer infer --text`, `client --text` and
 // `client --input` all use it).
-func EncodeText(c *compiler.Circuit, text string) ([][]float64, error) {
+func EncodeText(c *circuit.Circuit, text string) ([][]float64, error) {
 	if text == "" {
 		return nil, errors.New("empty text")
 	}

@@ -11,7 +11,7 @@ import (
 	"sort"
 
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/service/api"
 )
 
@@ -22,7 +22,7 @@ const CircuitFileExt = ".circuit"
 // included: the server's asset) and what it publishes about it.
 type Circuit struct {
 	ID      string
-	Circuit *compiler.Circuit
+	Circuit *circuit.Circuit
 	Params  *he.Parameters
 	Spec    he.KeySpec
 	Info    api.CircuitInfo
@@ -33,7 +33,7 @@ type Circuit struct {
 // file's bytes (its SHA-256 is the id). Circuits planned for insecure test
 // presets are refused unless allowInsecure.
 func NewCircuit(data []byte, allowInsecure bool, maxCiphertexts int) (*Circuit, error) {
-	c, p, err := compiler.DecodeCircuitAndParameters(data, nil)
+	c, p, err := circuit.DecodeCircuitAndParameters(data, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func NewCircuit(data []byte, allowInsecure bool, maxCiphertexts int) (*Circuit, 
 	if err != nil {
 		return nil, err
 	}
-	rep, err := compiler.NewReport(c, p)
+	rep, err := circuit.NewReport(c, p)
 	if err != nil {
 		return nil, err
 	}

@@ -20,8 +20,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/polyformer/polyformer/compiler"
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/internal/testcircuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
@@ -96,10 +97,10 @@ func modelCircuitFile(t testing.TB) ([]byte, *model.Model, model.Batch) {
 		require.NoError(t, err)
 		p, err := he.ParametersFromPreset(he.PresetTestN13)
 		require.NoError(t, err)
-		pc, err := compiler.Plan(c, p, compiler.PlanOptions{})
+		pc, err := circuit.Plan(c, p, circuit.PlanOptions{})
 		require.NoError(t, err)
 		var buf bytes.Buffer
-		require.NoError(t, compiler.WriteCircuit(&buf, pc))
+		require.NoError(t, circuit.WriteCircuit(&buf, pc))
 		modelCircuit, modelM, modelBatch = buf.Bytes(), m, b
 	})
 	require.NotNil(t, modelCircuit)
@@ -112,7 +113,7 @@ func toyCircuitFile(t testing.TB, seed uint64) []byte {
 	pc, _, err := testcircuit.Toy(seed)
 	require.NoError(t, err)
 	var buf bytes.Buffer
-	require.NoError(t, compiler.WriteCircuit(&buf, pc))
+	require.NoError(t, circuit.WriteCircuit(&buf, pc))
 	return buf.Bytes()
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/service/api"
 	"github.com/polyformer/polyformer/service/client"
 	"github.com/polyformer/polyformer/service/server"
@@ -260,7 +260,7 @@ func TestHostileInfer(t *testing.T) {
 	for i := range vecs {
 		vecs[i] = make([]float64, 16)
 	}
-	cts, err := compiler.EncryptInputs(hc, e.v.Skeleton, vecs)
+	cts, err := circuit.EncryptInputs(hc, e.v.Skeleton, vecs)
 	require.NoError(t, err)
 	var five bytes.Buffer
 	require.NoError(t, he.WriteCiphertexts(&five, p, cts))

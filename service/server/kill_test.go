@@ -18,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/service/api"
 	"github.com/polyformer/polyformer/service/client"
 	"github.com/polyformer/polyformer/service/keystore"
@@ -107,7 +107,7 @@ func fileSize(path string) int64 {
 
 // predictOK checks one encrypted prediction with keys against the plaintext
 // circuit (float64 simulator).
-func predictOK(t *testing.T, ctx context.Context, cl *client.Client, v *client.Verified, keys *client.Keys, full *compiler.Circuit, seed uint64) {
+func predictOK(t *testing.T, ctx context.Context, cl *client.Client, v *client.Verified, keys *client.Keys, full *circuit.Circuit, seed uint64) {
 	t.Helper()
 	r := mrand.New(mrand.NewPCG(seed, 1))
 	px := make([]float64, 16)
@@ -118,7 +118,7 @@ func predictOK(t *testing.T, ctx context.Context, cl *client.Client, v *client.V
 	require.NoError(t, err)
 	got, _, err := cl.Predict(ctx, v, keys, vecs, 1)
 	require.NoError(t, err)
-	sim, _, err := full.Simulate(vecs[0], compiler.SimOptions{})
+	sim, _, err := full.Simulate(vecs[0], circuit.SimOptions{})
 	require.NoError(t, err)
 	want, err := full.DecodeLogits([][]float64{sim}, 1)
 	require.NoError(t, err)
@@ -138,15 +138,15 @@ func TestServerSurvivesKill9(t *testing.T) {
 		t.Skip("re-executes the test binary")
 	}
 	dir := t.TempDir()
-	store, circuit := filepath.Join(dir, "store"), filepath.Join(dir, "toy.circuit")
+	store, circuitPath := filepath.Join(dir, "store"), filepath.Join(dir, "toy.circuit")
 	data := toyCircuitFile(t, 4)
-	require.NoError(t, os.WriteFile(circuit, data, 0o644))
-	full, err := compiler.DecodeCircuit(data, nil)
+	require.NoError(t, os.WriteFile(circuitPath, data, 0o644))
+	full, err := circuit.DecodeCircuit(data, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	child, url := startChild(t, store, circuit)
+	child, url := startChild(t, store, circuitPath)
 	cl, err := client.New(url, client.Options{})
 	require.NoError(t, err)
 	info, err := cl.Circuit(ctx, "")
@@ -229,7 +229,7 @@ func TestServerSurvivesKill9(t *testing.T) {
 	}
 
 	// Restart on the same store.
-	_, url = startChild(t, store, circuit)
+	_, url = startChild(t, store, circuitPath)
 	cl, err = client.New(url, client.Options{})
 	require.NoError(t, err)
 	st, err := cl.KeyStatus(ctx, done.ID)

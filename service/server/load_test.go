@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/service/client"
 	"github.com/polyformer/polyformer/service/server"
 )
@@ -30,7 +30,7 @@ func TestLoad(t *testing.T) {
 		heapBound        = 768 << 20 // server and all 16 clients in this process
 	)
 	data := toyCircuitFile(t, 1)
-	full, err := compiler.DecodeCircuit(data, nil)
+	full, err := circuit.DecodeCircuit(data, nil)
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	ts := startServer(t, [][]byte{data}, false, server.Config{MaxConcurrent: 2, MaxQueue: 2, Workers: 1, Registry: reg, RetryAfter: time.Second})
@@ -109,7 +109,7 @@ func TestLoad(t *testing.T) {
 					return
 				}
 				lat := time.Since(t0)
-				sim, _, err := full.Simulate(vecs[0], compiler.SimOptions{})
+				sim, _, err := full.Simulate(vecs[0], circuit.SimOptions{})
 				if err != nil {
 					errs <- err
 					return

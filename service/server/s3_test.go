@@ -13,7 +13,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/stretchr/testify/require"
 
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/service/api"
 	"github.com/polyformer/polyformer/service/client"
 	"github.com/polyformer/polyformer/service/keystore"
@@ -46,7 +46,7 @@ func newS3Store(t *testing.T, endpoint string) *keystore.S3 {
 // staged upload in the bucket is expired.
 func TestS3Replicas(t *testing.T) {
 	data := toyCircuitFile(t, 5)
-	full, err := compiler.DecodeCircuit(data, nil)
+	full, err := circuit.DecodeCircuit(data, nil)
 	require.NoError(t, err)
 	endpoint := fakeS3(t)
 	a := startServer(t, [][]byte{data}, false, server.Config{Store: newS3Store(t, endpoint), MaxConcurrent: 1})

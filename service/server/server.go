@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/he/compiler"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/service/api"
 	"github.com/polyformer/polyformer/service/keystore"
 )
@@ -431,7 +431,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	ectx, cancel := context.WithTimeout(ctx, s.cfg.EvalTimeout)
 	t0 := time.Now()
-	x, err := compiler.NewExecutor(c.Circuit, c.Params, keys, compiler.ExecOptions{Workers: s.cfg.Workers, Context: ectx})
+	x, err := circuit.NewExecutor(c.Circuit, c.Params, keys, circuit.ExecOptions{Workers: s.cfg.Workers, Context: ectx})
 	var outs = cts[:0:0]
 	if err == nil {
 		outs, err = x.Run(cts)

@@ -1,0 +1,627 @@
+package circuit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"runtime"
+	"sync"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	lhe "github.com/tuneinsight/lattigo/v5/he"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+
+	"github.com/polyformer/polyformer/he"
+)
+
+// ExecOptions control an Executor.
+type ExecOptions struct {
+	// Workers is the number of goroutines (0: runtime.NumCPU()). Independent ops (input
+	// ciphertexts, attention diagonals, heads' chains) run concurrently,
+	// each worker on its own evaluator copy.
+	Workers int
+	// Trace receives every op record (labels are the layer names); nil: none.
+	Trace *he.Trace
+	// Bootstrapper is used for bootstrap ops; nil builds he.NewBootstrapper
+	// from the evaluation keys when the circuit bootstraps. Tests may pass
+	// he.NewSecretKeyBootstrapper (insecure).
+	Bootstrapper lhe.Bootstrapper[rlwe.Ciphertext]
+	// Probe, with ProbeOps, receives a copy of the output of the selected
+	// ops (input ciphertext index, op id) for per-layer error measurement.
+	Probe    func(ct, op int, v *rlwe.Ciphertext)
+	ProbeOps func(op int) bool
+	// Chunk bounds how many input ciphertexts are evaluated together (0:
+	// Workers). Smaller chunks bound memory (live ciphertexts); encoded
+	// linear transforms are shared within a chunk and re-encoded per chunk.
+	Chunk int
+	// Context, when non-nil, stops the evaluation between ops once it is
+	// done (deadline or cancellation): Run then returns its error.
+	Context context.Context
+}
+
+// Executor evaluates a planned circuit on encrypted inputs.
+type Executor struct {
+	c      *Circuit
+	params *he.Parameters
+	lts    []*he.LinearTransform
+	ev     *he.Evaluator
+	opt    ExecOptions
+	btp    lhe.Bootstrapper[rlwe.Ciphertext]
+	btpMu  sync.Mutex
+}
+
+// NewExecutor checks that the planned circuit c was made for params p and
+// that keys hold every key it uses, and returns an executor.
+func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt ExecOptions) (*Executor, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	if c.Planned == nil {
+		return nil, errors.New("executor: circuit is not planned for a parameter set (run Plan)")
+	}
+	if p == nil || keys == nil {
+		return nil, errors.New("executor: nil parameters or evaluation keys")
+	}
+	if c.Planned.Fingerprint != p.Fingerprint().String() {
+		return nil, fmt.Errorf("executor: circuit was planned for preset %s (fingerprint %.16s), parameters are %s (%s): %w",
+			c.Planned.Preset, c.Planned.Fingerprint, p.Name(), p.Fingerprint().Short(), he.ErrFingerprintMismatch)
+	}
+	if c.Layout.Slots() > p.Slots() {
+		return nil, fmt.Errorf("executor: the layout needs %d slots, parameters have %d", c.Layout.Slots(), p.Slots())
+	}
+	if keys.Parameters() == nil || keys.Parameters().Fingerprint() != p.Fingerprint() {
+		return nil, fmt.Errorf("executor: evaluation keys were made for other parameters: %w", he.ErrFingerprintMismatch)
+	}
+	k := c.Planned.Keys
+	if k.Relinearization && !keys.HasRelinearization() {
+		return nil, errors.New("executor: the relinearization key is missing")
+	}
+	var missing []int
+	for _, r := range k.Rotations {
+		if !keys.HasRotation(r) {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("executor: %d of %d rotation keys are missing (e.g. rotation %d); generate keys from the circuit's key spec",
+			len(missing), len(k.Rotations), missing[0])
+	}
+	for i, op := range c.Ops {
+		if op.Kind == KindBootstrap {
+			if _, err := bootstrapPreScale(op.Const); err != nil {
+				return nil, fmt.Errorf("executor: op %d: %w", i, err)
+			}
+		}
+	}
+	lts, err := c.transforms(p)
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	if err := (&Executor{c: c, params: p, lts: lts}).checkKeyLevels(keys); err != nil {
+		return nil, err // before evaluating anything: Lattigo would return garbage
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.NumCPU()
+	}
+	ev := he.NewEvaluator(p.HE(), keys.KeySet(), opt.Trace)
+	if k.Bootstrapping {
+		btp := opt.Bootstrapper
+		if btp == nil && c.Planned.InsecureSKBootstrap {
+			return nil, errors.New("executor: the circuit was planned for the insecure secret-key test bootstrapper (level-0 inputs); pass it in ExecOptions.Bootstrapper or re-plan without InsecureSecretKeyBootstrap")
+		}
+		if btp == nil {
+			if keys.BootstrappingKeys() == nil {
+				return nil, errors.New("executor: the circuit bootstraps but the evaluation keys have no bootstrapping keys")
+			}
+			b, err := he.NewBootstrapper(p, keys)
+			if err != nil {
+				return nil, fmt.Errorf("executor: %w", err)
+			}
+			btp = b
+		}
+		ev = ev.WithBootstrapper(levelZeroInput{btp})
+		opt.Bootstrapper = nil
+		return &Executor{c: c, params: p, lts: lts, ev: ev, opt: opt, btp: btp}, nil
+	}
+	return &Executor{c: c, params: p, lts: lts, ev: ev, opt: opt}, nil
+}
+
+// fullVec expands a pattern to every slot of the parameters.
+func (x *Executor) fullVec(p []float64) []float64 {
+	L := x.c.Layout
+	v := make([]float64, x.params.Slots())
+	R := L.RowStride()
+	for s := range v {
+		v[s] = p[((s/R)%L.Tokens)*L.Block+s%L.Block]
+	}
+	return v
+}
+
+type encKey struct{ mat, level int }
+
+type encEntry struct {
+	once sync.Once
+	enc  *he.EncodedLinearTransform
+	err  error
+	left int
+}
+
+// Run evaluates the circuit on the input ciphertexts (one per batch of
+// inputs, as made by EncryptInputs) and returns the output ciphertexts.
+func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+	if len(inputs) == 0 {
+		return nil, errors.New("run: no input ciphertexts")
+	}
+	chunk := x.opt.Chunk
+	if chunk <= 0 {
+		chunk = x.opt.Workers
+	}
+	var outs []*rlwe.Ciphertext
+	for lo := 0; lo < len(inputs); lo += chunk {
+		if ctx := x.opt.Context; ctx != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("run: evaluation stopped: %w", context.Cause(ctx))
+		}
+		hi := min(lo+chunk, len(inputs))
+		o, err := x.run(inputs[lo:hi], lo)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	return outs, nil
+}
+
+// run evaluates one chunk of inputs; base is the index of inputs[0] (for probes and errors).
+func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext, error) {
+	c := x.c
+	for i, ct := range inputs {
+		if ct == nil {
+			return nil, fmt.Errorf("run: input %d is nil", base+i)
+		}
+		if err := he.CheckCiphertext(x.params, ct); err != nil {
+			return nil, fmt.Errorf("run: input %d: %w", base+i, err)
+		}
+		if ct.Level() < c.Planned.InputLevel {
+			return nil, fmt.Errorf("run: input %d at level %d, the circuit needs level %d", base+i, ct.Level(), c.Planned.InputLevel)
+		}
+	}
+	n := len(c.Ops)
+	// dependents and group leaders
+	deps := make([][]int, n)
+	waits := make([]int, n)
+	uses := make([]int, n)
+	leader := make([]int, n)
+	members := map[int][]int{}
+	groupLead := map[[2]int]int{}
+	for i, op := range c.Ops {
+		leader[i] = i
+		if op.Group > 0 && (op.Kind == KindLinear || op.Kind == KindRotate) {
+			key := [2]int{op.Group, op.In[0]}
+			if l, ok := groupLead[key]; ok {
+				leader[i] = l
+			} else {
+				groupLead[key] = i
+			}
+			members[leader[i]] = append(members[leader[i]], i)
+		}
+		for _, in := range op.In {
+			deps[in] = append(deps[in], i)
+			waits[i]++
+			uses[in]++
+		}
+	}
+	// encoded transforms: encoded lazily at the level of use, released after the last use
+	encs := map[encKey]*encEntry{}
+	for i, op := range c.Ops {
+		if op.Kind == KindLinear {
+			k := encKey{op.Mat, c.Planned.Levels[op.In[0]]}
+			if encs[k] == nil {
+				encs[k] = &encEntry{}
+			}
+			encs[k].left += len(inputs)
+			_ = i
+		}
+	}
+	var encMu sync.Mutex
+
+	nct := len(inputs)
+	vals := make([][]*rlwe.Ciphertext, nct)
+	wait := make([][]int, nct)
+	left := make([][]int, nct)
+	for k := range vals {
+		vals[k] = make([]*rlwe.Ciphertext, n)
+		wait[k] = append([]int(nil), waits...)
+		left[k] = append([]int(nil), uses...)
+	}
+	outID, err := c.Output()
+	if err != nil {
+		return nil, err
+	}
+	type task struct{ ct, op int }
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	var queue []task
+	pending := 0
+	var firstErr error
+	for k := 0; k < nct; k++ {
+		queue = append(queue, task{k, 0})
+		pending += n
+	}
+	// done marks op i of ciphertext k complete (mu held).
+	var done func(k, i int)
+	done = func(k, i int) {
+		pending--
+		for _, d := range deps[i] {
+			if wait[k][d]--; wait[k][d] == 0 && leader[d] == d {
+				queue = append(queue, task{k, d})
+			}
+		}
+		for _, in := range c.Ops[i].In {
+			if left[k][in]--; left[k][in] == 0 && in != outID {
+				vals[k][in] = nil
+			}
+		}
+		cond.Broadcast()
+	}
+	exec := func(ev *he.Evaluator, k, i int) error {
+		op := c.Ops[i]
+		lev := ev.WithLabel(op.Label)
+		in := func(j int) *rlwe.Ciphertext {
+			mu.Lock()
+			defer mu.Unlock()
+			return vals[k][op.In[j]]
+		}
+		set := func(id int, v *rlwe.Ciphertext) {
+			mu.Lock()
+			vals[k][id] = v
+			mu.Unlock()
+			if x.opt.Probe != nil && x.opt.ProbeOps != nil && x.opt.ProbeOps(id) {
+				x.opt.Probe(base+k, id, v.CopyNew())
+			}
+		}
+		var out *rlwe.Ciphertext
+		var err error
+		switch op.Kind {
+		case KindInput:
+			out = inputs[k]
+			if out.Level() > c.Planned.InputLevel {
+				out, err = lev.DropLevel(out, out.Level()-c.Planned.InputLevel)
+			}
+		case KindLinear:
+			ms := members[i]
+			if len(ms) == 0 {
+				ms = []int{i}
+			}
+			level := c.Planned.Levels[op.In[0]]
+			list := make([]*he.EncodedLinearTransform, len(ms))
+			for j, m := range ms {
+				key := encKey{c.Ops[m].Mat, level}
+				encMu.Lock()
+				e := encs[key]
+				encMu.Unlock()
+				e.once.Do(func() { e.enc, e.err = ev.EncodeLinearTransform(x.lts[key.mat], level) })
+				if e.err != nil {
+					return fmt.Errorf("encode %s: %w", c.Mats[key.mat].Name, e.err)
+				}
+				list[j] = e.enc
+			}
+			outs, err := lev.LinearTransformMany(in(0), list)
+			if err != nil {
+				return err
+			}
+			for j, m := range ms {
+				key := encKey{c.Ops[m].Mat, level}
+				encMu.Lock()
+				if e := encs[key]; e != nil {
+					if e.left--; e.left == 0 {
+						e.enc = nil
+					}
+				}
+				encMu.Unlock()
+				if m != i {
+					set(m, outs[j])
+				}
+			}
+			out = outs[0]
+		case KindRotate:
+			ms := members[i]
+			if len(ms) == 0 {
+				ms = []int{i}
+			}
+			ks := make([]int, len(ms))
+			for j, m := range ms {
+				ks[j] = c.Ops[m].Rot[0]
+			}
+			rs, err := lev.RotateHoisted(in(0), ks)
+			if err != nil {
+				return err
+			}
+			for j, m := range ms {
+				if m != i {
+					set(m, rs[ks[j]])
+				}
+			}
+			out = rs[ks[0]]
+		case KindAdd:
+			out, err = lev.Add(in(0), in(1))
+		case KindSub:
+			out, err = lev.Sub(in(0), in(1))
+		case KindAddPlain:
+			var pt *rlwe.Plaintext
+			a := in(0)
+			if pt, err = lev.EncodeAdd(x.fullVec(c.Vecs[op.Vec]), a); err == nil {
+				out, err = lev.AddPlain(a, pt)
+			}
+		case KindAddConst:
+			out, err = lev.AddConst(in(0), op.Const)
+		case KindMulPlain:
+			var pt *rlwe.Plaintext
+			a := in(0)
+			if pt, err = lev.EncodeMul(x.fullVec(c.Vecs[op.Vec]), a.Level()); err == nil {
+				if out, err = lev.MulPlain(a, pt); err == nil {
+					out, err = lev.Rescale(out)
+				}
+			}
+		case KindMulConst:
+			if out, err = lev.MulConst(in(0), op.Const); err == nil {
+				out, err = lev.Rescale(out)
+			}
+		case KindMul:
+			out, err = lev.MulRelinRescale(in(0), in(1))
+		case KindRotSum:
+			out = in(0)
+			for _, r := range op.Rot {
+				var rot *rlwe.Ciphertext
+				if rot, err = lev.Rotate(out, r); err != nil {
+					break
+				}
+				if out, err = lev.Add(out, rot); err != nil {
+					break
+				}
+			}
+		case KindPoly:
+			out, err = lev.Polynomial(in(0), *op.Poly)
+		case KindMatchScale:
+			out, err = lev.MatchScale(in(0), in(1).Scale)
+		case KindDropLevel:
+			a := in(0)
+			out, err = lev.DropLevel(a, a.Level()-c.Planned.Levels[i])
+		case KindBootstrap:
+			if _, ok := x.btp.(*he.Bootstrapper); ok {
+				out, err = bootstrapScaled(lev, x.params, in(0), op.Const) // each worker has its own copy
+			} else {
+				x.btpMu.Lock() // e.g. the secret-key test bootstrapper: shared buffers
+				out, err = bootstrapScaled(lev, x.params, in(0), op.Const)
+				x.btpMu.Unlock()
+			}
+		case KindOutput:
+			out = in(0)
+		default:
+			err = fmt.Errorf("unknown op kind %q", op.Kind)
+		}
+		if err != nil {
+			return err
+		}
+		if out.Level() != c.Planned.Levels[i] {
+			return fmt.Errorf("output at level %d, plan says %d", out.Level(), c.Planned.Levels[i])
+		}
+		set(i, out)
+		return nil
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < x.opt.Workers; w++ {
+		ev := x.ev.ShallowCopy()
+		if b, ok := x.btp.(*he.Bootstrapper); ok && w > 0 {
+			ev = ev.WithBootstrapper(levelZeroInput{b.ShallowCopy()}) // concurrent bootstraps on separate buffers
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				for len(queue) == 0 && pending > 0 && firstErr == nil {
+					cond.Wait()
+				}
+				if pending == 0 || firstErr != nil {
+					mu.Unlock()
+					return
+				}
+				if ctx := x.opt.Context; ctx != nil && ctx.Err() != nil {
+					firstErr = fmt.Errorf("run: evaluation stopped: %w", context.Cause(ctx))
+					cond.Broadcast()
+					mu.Unlock()
+					return
+				}
+				t := queue[len(queue)-1]
+				queue = queue[:len(queue)-1]
+				mu.Unlock()
+				err := exec(ev, t.ct, t.op)
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil {
+						op := c.Ops[t.op]
+						firstErr = fmt.Errorf("run: ciphertext %d, op %d (%s in %s): %w", base+t.ct, t.op, op.Kind, op.Label, err)
+					}
+					cond.Broadcast()
+					mu.Unlock()
+					continue
+				}
+				ms := members[t.op]
+				if len(ms) == 0 {
+					ms = []int{t.op}
+				}
+				for _, m := range ms {
+					done(t.ct, m)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	outs := make([]*rlwe.Ciphertext, nct)
+	for k := range outs {
+		outs[k] = vals[k][outID]
+	}
+	return outs, nil
+}
+
+// EncryptInputs encrypts virtual slot vectors (from EncodeImages), each
+// replicated over all slots of the parameters, at the circuit's input level.
+func EncryptInputs(client *he.Client, c *Circuit, vecs [][]float64) ([]*rlwe.Ciphertext, error) {
+	if client == nil || c == nil || c.Planned == nil {
+		return nil, errors.New("encrypt inputs: nil client or unplanned circuit")
+	}
+	p := client.Parameters()
+	if p.Fingerprint().String() != c.Planned.Fingerprint {
+		return nil, fmt.Errorf("encrypt inputs: circuit planned for %s, client parameters are %s: %w", c.Planned.Preset, p.Name(), he.ErrFingerprintMismatch)
+	}
+	S := c.Layout.Slots()
+	out := make([]*rlwe.Ciphertext, len(vecs))
+	for i, v := range vecs {
+		if len(v) != S {
+			return nil, fmt.Errorf("encrypt inputs: vector %d has %d slots, the layout has %d", i, len(v), S)
+		}
+		full := make([]float64, p.Slots())
+		for s := range full {
+			full[s] = v[s%S]
+		}
+		ct, err := client.EncryptReal(full, c.Planned.InputLevel)
+		if err != nil {
+			return nil, fmt.Errorf("encrypt inputs: %w", err)
+		}
+		out[i] = ct
+	}
+	return out, nil
+}
+
+// DecryptOutputs decrypts output ciphertexts to virtual slot vectors (the
+// first Layout.Slots() slots), for DecodeLogits.
+func DecryptOutputs(client *he.Client, c *Circuit, cts []*rlwe.Ciphertext) ([][]float64, error) {
+	if client == nil || c == nil {
+		return nil, errors.New("decrypt outputs: nil client or circuit")
+	}
+	out := make([][]float64, len(cts))
+	for i, ct := range cts {
+		v, err := client.DecryptReal(ct)
+		if err != nil {
+			return nil, fmt.Errorf("decrypt outputs: %w", err)
+		}
+		if len(v) < c.Layout.Slots() {
+			return nil, fmt.Errorf("decrypt outputs: %d slots < layout %d", len(v), c.Layout.Slots())
+		}
+		out[i] = v[:c.Layout.Slots()]
+	}
+	return out, nil
+}
+
+// bootstrapPreScale checks the pre-scale s of a bootstrap op (Op.Const):
+// 0 or 1 (none) or 2^-k for 1 <= k <= 30, and returns k.
+func bootstrapPreScale(s float64) (int, error) {
+	if s == 0 || s == 1 {
+		return 0, nil
+	}
+	fr, exp := math.Frexp(s) // s = fr·2^exp, fr in [0.5, 1)
+	if fr != 0.5 || exp > 0 || exp < -29 {
+		return 0, fmt.Errorf("bootstrap pre-scale %g is not 2^-k with 1 <= k <= 30", s)
+	}
+	return 1 - exp, nil
+}
+
+// levelZeroInput lets he.Evaluator.Bootstrap pass level-0 ciphertexts to
+// a Lattigo bootstrapper, which accepts them (its ScaleDown then has nothing
+// to drop); bootstrapScaled makes such inputs at the exact scale the
+// bootstrapper expects.
+type levelZeroInput struct {
+	lhe.Bootstrapper[rlwe.Ciphertext]
+}
+
+// MinimumInputLevel implements lhe.Bootstrapper.
+func (levelZeroInput) MinimumInputLevel() int { return 0 }
+
+// bootstrapScaled bootstraps ct with its message multiplied by s = 2^-k
+// (Op.Const of the bootstrap op; 0: 1) and multiplies the result by the
+// integer 2^k (free: Lattigo multiplies by integers without a rescale).
+// The bootstrapper attached to ev must accept level-0 inputs
+// (levelZeroInput).
+//
+// Exact input scale: Lattigo's ScaleDown first drops the input to level 0
+// and then multiplies it by the integer round(q0/(scale·2^R)), about 2^12
+// at n16-boot, and ignores the rounding: the output is the message times
+// scale·round(...)·2^R/q0, a relative error of the order of the input
+// scale's distance to a power of two (measured: up to 2^-19 per bootstrap
+// in a Goldschmidt chain, adding up over successive bootstraps). Instead,
+// on an input at level >= 1, this function multiplies by the integer
+// K = round(s·(q0/2^R)·q1/scale) and rescales by q1 (the level Lattigo
+// would have dropped), which leaves m·s at scale q0/2^R to within 1/K
+// (about 2^-48): ScaleDown then multiplies by exactly 1.
+func bootstrapScaled(ev *he.Evaluator, p *he.Parameters, ct *rlwe.Ciphertext, s float64) (*rlwe.Ciphertext, error) {
+	k, err := bootstrapPreScale(s)
+	if err != nil {
+		return nil, err
+	}
+	pow := math.Exp2(float64(k))
+	var in *rlwe.Ciphertext
+	hp := p.HE()
+	if p.HasBootstrapping() && ct.Level() >= 1 && hp.LevelsConsumedPerRescaling() == 1 {
+		if in, err = exactBootstrapInput(ev, p, ct, 1/pow); err != nil {
+			return nil, err
+		}
+	}
+	if in == nil { // level 0 (secret-key test bootstrapper plans) or an unusual scale: relabel only
+		in = ct.CopyNew()
+		in.Scale = in.Scale.Mul(rlwe.NewScale(pow))
+	}
+	out, err := ev.Bootstrap(in)
+	if err != nil {
+		return nil, err
+	}
+	if k > 0 {
+		if err := ev.Lattigo().Mul(out, new(big.Int).Lsh(big.NewInt(1), uint(k)), out); err != nil {
+			return nil, fmt.Errorf("bootstrap: rescaling by 2^%d: %w", k, err)
+		}
+	}
+	return out, nil
+}
+
+// exactBootstrapInput returns ct (level >= 1) times s at level 0, labeled
+// with the bootstrapper's input scale q0/2^R, to within a relative 2^-30
+// (2^-48 at n16-boot); nil if ct's scale is too large for that.
+func exactBootstrapInput(ev *he.Evaluator, p *he.Parameters, ct *rlwe.Ciphertext, s float64) (*rlwe.Ciphertext, error) {
+	hp := p.HE()
+	q := hp.Q()
+	in := ct
+	var err error
+	if in.Level() > 1 {
+		if in, err = ev.DropLevel(in, in.Level()-1); err != nil {
+			return nil, fmt.Errorf("bootstrap input: %w", err)
+		}
+	}
+	R := p.BootstrappingParameters().Mod1ParametersLiteral.LogMessageRatio
+	target := new(big.Float).SetPrec(256).SetUint64(q[0])
+	target.Quo(target, new(big.Float).SetPrec(256).SetMantExp(big.NewFloat(1), R))
+	// K = round(s·target·q1/scale)
+	kf := new(big.Float).SetPrec(256).Mul(target, new(big.Float).SetPrec(256).SetFloat64(s))
+	kf.Mul(kf, new(big.Float).SetPrec(256).SetUint64(q[1]))
+	kf.Quo(kf, &in.Scale.Value)
+	kf.Add(kf, big.NewFloat(0.5))
+	K, _ := kf.Int(nil)
+	if K.BitLen() < 30 { // a scale far above the bootstrapper's: 1/K would not be precise
+		return nil, nil
+	}
+	m := hefloat.NewCiphertext(hp, in.Degree(), in.Level())
+	if err := ev.Lattigo().Mul(in, K, m); err != nil {
+		return nil, fmt.Errorf("bootstrap input: %w", err)
+	}
+	m.Scale = in.Scale.Mul(rlwe.NewScale(K)) // the integer product's true scale
+	out, err := ev.Rescale(m)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap input: %w", err)
+	}
+	out.Scale = rlwe.NewScale(target)
+	return out, nil
+}

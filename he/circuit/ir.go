@@ -1,0 +1,394 @@
+// Package compiler lowers a trained, calibrated polyformer model into a CKKS
+// circuit: an op graph over packed ciphertexts (the Circuit), a level and
+// scale plan for one parameter set with bootstrap placement and the exact
+// Galois-element set (Plan), a float64 simulator that executes the same op
+// graph on the same packing with the same polynomials (Simulate), and an
+// executor that evaluates it with the traced he.Evaluator (Execute).
+//
+// # Packing
+//
+// A ciphertext holds B inputs (images or sequences) of T tokens (T a power
+// of two) with D channels per token (D a power of two >= every width the
+// model uses: model width, FFN hidden width, patch pixels, padded heads).
+// Slots are token-major:
+//
+//	slot(t, b, c) = (t*B + b)*D + c        t < T, b < B, c < D
+//
+// so the T*B*D slots of one "virtual ciphertext" are filled exactly, and a
+// rotation by r*B*D slots shifts every input's tokens cyclically by r at
+// once: the diagonals of attention need no masking of wrapped tokens. A
+// parameter set with more slots holds the same layout replicated (the
+// client encodes copies), so a circuit is independent of the ring degree.
+//
+// Heads occupy dhp = nextpow2(Width/Heads) channels each (channels
+// h*dhp .. h*dhp+dh-1 hold head h), so a sum over a head is a log2(dhp)
+// rotate-and-add butterfly that leaves the head's sum in its first slot.
+//
+// # Op graph
+//
+// Ops are in topological order; op i's output is value i. Every op lives in
+// one ciphertext; the executor runs the program once per input ciphertext
+// (in parallel) and independent ops of one program in parallel. Linear
+// layers are BSGS block-diagonal transforms (one D×D block per token row,
+// shared or per token) evaluated with hoisted rotations; ops of the same
+// Group on the same input share one key-switching decomposition.
+//
+// # Lowering
+//
+// Every normalization, attention scale and constant is folded into a
+// neighbouring plaintext: the residual stream carries a scalar scale σ
+// (scaled residuals); norms' gains and biases and σ go into the next linear
+// layer; the change of basis of each Chebyshev polynomial into the linear
+// layer producing its input; 1/sqrt(dh), temperatures, the Power-Softmax
+// length norm and Goldschmidt's normalizer into the score mask; the mask's
+// per-row factors and Goldschmidt's sign into the out projection. Attention
+// uses the diagonal method of docs/design.md §3: for r = 0..T-1, Q ⊙ rot(K, r·B·D)
+// summed over each head (butterfly), masked to the head's first slot (which
+// also applies causal masks), x^p, row sums by additions, the Goldschmidt
+// iterations of the calibrated plan, weights broadcast back over the head
+// and multiplied with rot(V, r·B·D). Mean pooling is a butterfly over token
+// rotations. LayerNorm and RMSNorm evaluate the calibrated Newton plan op by
+// op, the mean and variance being linear transforms.
+//
+// # Using the package
+//
+//	c, p, err := compiler.CompileFor(m, preset, batch, allowBootstrap) // Compile + Plan ("" = smallest preset that fits)
+//	rep, err := compiler.NewReport(c, p)                               // dry run: rep.WriteTable, rep.WriteJSON
+//	err = compiler.WriteCircuitFile(path, c, false)                    // the server's artifact
+//	c, p, err = compiler.LoadCircuitFile(path)                         // the circuit and the parameters it carries
+//	budget, err := compiler.VerifyCircuit(c, p, compiler.ClientPolicy{}) // client: security, key spec, key budget
+//	sk, evk, err := he.GenerateKeys(p, c.Planned.Keys.KeySpec())       // exactly the keys the circuit uses
+//	vecs, err := c.EncodeImages(pixels, n, 28, 28)                     // or c.EncodeBytes(ids, n, seqLen)
+//	cts, err := compiler.EncryptInputs(client, c, vecs)
+//	x, err := compiler.NewExecutor(c, p, evk, compiler.ExecOptions{Trace: tr})
+//	outs, err := x.Run(cts)                                            // server side
+//	dec, err := compiler.DecryptOutputs(client, c, outs)
+//	logits, err := c.DecodeLogits(dec, n)
+//	rep, dec, err = compiler.Bench(c, p, evk, client, vecs, opts)     // per-layer breakdown vs the simulator
+package circuit
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/polyformer/polyformer/polyapprox"
+)
+
+// FormatVersion is the version of the circuit format (op graph semantics and file layout).
+const FormatVersion = 1
+
+// Kind is the kind of an op.
+type Kind string
+
+// Op kinds. "Levels" is what the op consumes on the ciphertext.
+const (
+	KindInput      Kind = "input"       // the encrypted input (0 levels)
+	KindLinear     Kind = "linear"      // block-diagonal matrix × vector, rescaled (1 level)
+	KindAdd        Kind = "add"         // a + b (level/scale aligned)
+	KindSub        Kind = "sub"         // a - b (level/scale aligned)
+	KindAddPlain   Kind = "add_plain"   // a + pattern vector (0 levels)
+	KindAddConst   Kind = "add_const"   // a + constant (0 levels)
+	KindMulPlain   Kind = "mul_plain"   // a ⊙ pattern vector, rescaled (1 level)
+	KindMulConst   Kind = "mul_const"   // a × constant, rescaled (1 level)
+	KindMul        Kind = "mul"         // a ⊙ b, relinearized and rescaled (1 level, 1 key switch)
+	KindRotate     Kind = "rotate"      // left rotation by Rot[0] slots (1 key switch; hoisted within a Group)
+	KindRotSum     Kind = "rotsum"      // x ← x + rot(x, k) for k in Rot, in order (len(Rot) key switches)
+	KindPoly       Kind = "poly"        // Chebyshev polynomial (Poly.Depth() levels)
+	KindBootstrap  Kind = "bootstrap"   // level refresh (inserted by Plan)
+	KindMatchScale Kind = "match_scale" // exact scale change before a same-level addition (1 level, inserted by Plan)
+	KindDropLevel  Kind = "drop_level"  // drop unneeded levels before key switches (cheaper rotations; inserted by Plan)
+	KindOutput     Kind = "output"      // marks a result
+)
+
+// Op is one operation of the graph. In holds the ids (indices) of earlier
+// ops whose outputs it consumes.
+type Op struct {
+	Kind  Kind    `json:"kind"`
+	In    []int   `json:"in,omitempty"`
+	Label string  `json:"label"`
+	Mat   int     `json:"mat,omitempty"`   // KindLinear: index into Circuit.Mats
+	Vec   int     `json:"vec,omitempty"`   // KindAddPlain, KindMulPlain: index into Circuit.Vecs
+	Const float64 `json:"const,omitempty"` // KindAddConst, KindMulConst; KindBootstrap: the pre-scale 2^-k applied before the bootstrap and undone after it (0: none)
+	Rot   []int   `json:"rot,omitempty"`   // KindRotate (one amount), KindRotSum (steps)
+	// Poly is the polynomial of KindPoly, in the Chebyshev basis on its interval.
+	Poly *polyapprox.Chebyshev `json:"poly,omitempty"`
+	// Group > 0 marks ops (KindLinear or KindRotate) on the same input that
+	// are evaluated together with one hoisted decomposition.
+	Group int `json:"group,omitempty"`
+	// Ref links a planned op to the unplanned graph: the id of the op it
+	// came from, or, for ops inserted by Plan (bootstrap, match_scale,
+	// drop_level), the id of the value they transform. It is -1 in an
+	// unplanned graph.
+	Ref int `json:"ref"`
+}
+
+// Layout is the slot packing (see the package documentation).
+type Layout struct {
+	Tokens int `json:"tokens"` // T, a power of two
+	Batch  int `json:"batch"`  // B inputs per ciphertext
+	Block  int `json:"block"`  // D channels per token, a power of two
+	// InputWidth is the number of values per token the client encodes
+	// (patch pixels; 256 one-hot bytes for text).
+	InputWidth int `json:"input_width"`
+	// Outputs is the number of result values per input (classes, or 256 next-byte logits per token).
+	Outputs int `json:"outputs"`
+	// OutputTokens is 1 for classifiers (result in token 0) or T for LMs.
+	OutputTokens int `json:"output_tokens"`
+}
+
+// Slots is the number of slots of one virtual ciphertext: T*B*D.
+func (l Layout) Slots() int { return l.Tokens * l.Batch * l.Block }
+
+// RowStride is B*D, the rotation that shifts tokens by one.
+func (l Layout) RowStride() int { return l.Batch * l.Block }
+
+// Slot returns the slot index of token t, input b, channel c.
+func (l Layout) Slot(t, b, c int) int { return (t*l.Batch+b)*l.Block + c }
+
+// Validate checks the layout.
+func (l Layout) Validate() error {
+	pow2 := func(n int) bool { return n > 0 && n&(n-1) == 0 }
+	if !pow2(l.Tokens) || !pow2(l.Block) || l.Batch < 1 {
+		return fmt.Errorf("layout: tokens %d and block %d must be powers of two, batch %d >= 1", l.Tokens, l.Block, l.Batch)
+	}
+	if !pow2(l.Batch) {
+		return fmt.Errorf("layout: batch %d must be a power of two (the slots of a ring are)", l.Batch)
+	}
+	if l.InputWidth < 1 || l.InputWidth > l.Block || l.Outputs < 1 || l.Outputs > l.Block {
+		return fmt.Errorf("layout: input width %d and outputs %d must be in [1, block %d]", l.InputWidth, l.Outputs, l.Block)
+	}
+	if l.OutputTokens != 1 && l.OutputTokens != l.Tokens {
+		return fmt.Errorf("layout: output tokens %d must be 1 or %d", l.OutputTokens, l.Tokens)
+	}
+	if err := tooMany("layout.tokens", "tokens", l.Tokens, MaxTokens); err != nil {
+		return err
+	}
+	if err := tooMany("layout.block", "channels", l.Block, MaxBlock); err != nil {
+		return err
+	}
+	if err := tooMany("layout.batch", "inputs", l.Batch, MaxLayoutSlots); err != nil {
+		return err
+	}
+	if err := tooMany("layout slots (tokens × batch × block)", "slots", l.Tokens*l.Batch*l.Block, MaxLayoutSlots); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Matrix is a block-diagonal weight: Blocks[k] is a Block×Block row-major
+// (out × in) matrix. With one block it applies to every token; with T
+// blocks, block t applies to token t (of every input).
+type Matrix struct {
+	Name   string      `json:"name"`
+	Blocks [][]float64 `json:"blocks"`
+}
+
+// Circuit is a compiled op graph, possibly planned for a parameter set.
+type Circuit struct {
+	Version int    `json:"version"`
+	Task    string `json:"task"`
+	Layout  Layout `json:"layout"`
+	Ops     []Op   `json:"ops"`
+	// Mats are the linear layers' weights; Vecs are per-image slot patterns
+	// of length T*D (slot (t, b, c) takes Vecs[i][t*D+c]).
+	Mats []Matrix    `json:"mats"`
+	Vecs [][]float64 `json:"vecs"`
+	// Planned is set by Plan.
+	Planned *PlanInfo `json:"planned,omitempty"`
+}
+
+// Output returns the id of the output op.
+func (c *Circuit) Output() (int, error) {
+	for i := len(c.Ops) - 1; i >= 0; i-- {
+		if c.Ops[i].Kind == KindOutput {
+			return i, nil
+		}
+	}
+	return 0, errors.New("circuit has no output op")
+}
+
+// maxRot bounds rotation amounts (slots of the largest ring).
+const maxRot = 1 << 20
+
+// Validate checks the structure of the graph: op kinds and arities,
+// references to earlier ops, matrices and vectors, finite numbers, and the
+// shapes the layout dictates. It never panics, whatever the input.
+func (c *Circuit) Validate() error {
+	if c == nil {
+		return errors.New("nil circuit")
+	}
+	if c.Version != FormatVersion {
+		return fmt.Errorf("circuit format version %d, this build reads %d", c.Version, FormatVersion)
+	}
+	if err := c.Layout.Validate(); err != nil {
+		return err
+	}
+	for _, lim := range []struct {
+		field  string
+		n, max int
+	}{{"ops", len(c.Ops), MaxOps}, {"mats", len(c.Mats), MaxMats}, {"vecs", len(c.Vecs), MaxVecs}, {"task", len(c.Task), MaxLabel}} {
+		if err := tooMany("circuit."+lim.field, "entries", lim.n, lim.max); err != nil {
+			return err
+		}
+	}
+	L := c.Layout
+	bd := L.Block * L.Block
+	weights := 0
+	for _, m := range c.Mats {
+		for _, b := range m.Blocks {
+			weights += len(b)
+		}
+	}
+	for _, v := range c.Vecs {
+		weights += len(v)
+	}
+	if err := tooMany("circuit weights (matrix and vector entries)", "entries", weights, MaxWeights); err != nil {
+		return err
+	}
+	for i, m := range c.Mats {
+		if len(m.Name) > MaxLabel {
+			return fmt.Errorf("matrix %d: name of %d bytes exceeds the limit %d", i, len(m.Name), MaxLabel)
+		}
+		if len(m.Blocks) != 1 && len(m.Blocks) != L.Tokens {
+			return fmt.Errorf("matrix %d (%s): %d blocks, want 1 or %d", i, m.Name, len(m.Blocks), L.Tokens)
+		}
+		for k, b := range m.Blocks {
+			if len(b) != bd {
+				return fmt.Errorf("matrix %d (%s): block %d has %d entries, want %d", i, m.Name, k, len(b), bd)
+			}
+			if err := finite(b); err != nil {
+				return fmt.Errorf("matrix %d (%s): %w", i, m.Name, err)
+			}
+		}
+	}
+	for i, v := range c.Vecs {
+		if len(v) != L.Tokens*L.Block {
+			return fmt.Errorf("vector %d has %d entries, want %d", i, len(v), L.Tokens*L.Block)
+		}
+		if err := finite(v); err != nil {
+			return fmt.Errorf("vector %d: %w", i, err)
+		}
+	}
+	if len(c.Ops) == 0 || c.Ops[0].Kind != KindInput {
+		return errors.New("circuit must start with its input op")
+	}
+	outputs := 0
+	for i, op := range c.Ops {
+		arity := map[Kind]int{KindInput: 0, KindLinear: 1, KindAdd: 2, KindSub: 2, KindAddPlain: 1, KindAddConst: 1,
+			KindMulPlain: 1, KindMulConst: 1, KindMul: 2, KindRotate: 1, KindRotSum: 1, KindPoly: 1,
+			KindBootstrap: 1, KindMatchScale: 2, KindDropLevel: 1, KindOutput: 1}
+		n, ok := arity[op.Kind]
+		if !ok {
+			return fmt.Errorf("op %d: unknown kind %q", i, op.Kind)
+		}
+		if len(op.In) != n {
+			return fmt.Errorf("op %d (%s): %d inputs, want %d", i, op.Kind, len(op.In), n)
+		}
+		for _, in := range op.In {
+			if in < 0 || in >= i {
+				return fmt.Errorf("op %d (%s): input %d is not an earlier op", i, op.Kind, in)
+			}
+			if c.Ops[in].Kind == KindOutput {
+				return fmt.Errorf("op %d (%s): consumes output op %d", i, op.Kind, in)
+			}
+		}
+		if op.Kind == KindInput && i != 0 {
+			return fmt.Errorf("op %d: second input op", i)
+		}
+		if !(math.Abs(op.Const) <= MaxMagnitude) {
+			return fmt.Errorf("op %d (%s): constant %g is not finite or exceeds the limit %g in magnitude", i, op.Kind, op.Const, float64(MaxMagnitude))
+		}
+		if len(op.Label) > MaxLabel {
+			return fmt.Errorf("op %d (%s): label of %d bytes exceeds the limit %d", i, op.Kind, len(op.Label), MaxLabel)
+		}
+		switch op.Kind {
+		case KindLinear:
+			if op.Mat < 0 || op.Mat >= len(c.Mats) {
+				return fmt.Errorf("op %d (linear): matrix %d out of range", i, op.Mat)
+			}
+		case KindAddPlain, KindMulPlain:
+			if op.Vec < 0 || op.Vec >= len(c.Vecs) {
+				return fmt.Errorf("op %d (%s): vector %d out of range", i, op.Kind, op.Vec)
+			}
+		case KindRotate:
+			if len(op.Rot) != 1 {
+				return fmt.Errorf("op %d (rotate): %d amounts, want 1", i, len(op.Rot))
+			}
+		case KindRotSum:
+			if len(op.Rot) == 0 || len(op.Rot) > MaxRotSteps {
+				return fmt.Errorf("op %d (rotsum): %d steps", i, len(op.Rot))
+			}
+		case KindPoly:
+			if op.Poly == nil {
+				return fmt.Errorf("op %d (poly): no polynomial", i)
+			}
+			if err := op.Poly.Validate(); err != nil {
+				return fmt.Errorf("op %d (poly): %w", i, err)
+			}
+			if op.Poly.Degree() < 1 || op.Poly.Degree() > MaxPolyDegree {
+				return fmt.Errorf("op %d (poly): degree %d outside [1, %d]", i, op.Poly.Degree(), MaxPolyDegree)
+			}
+			if iv := op.Poly.Interval; !(math.Abs(iv.A) <= MaxMagnitude && math.Abs(iv.B) <= MaxMagnitude) {
+				return fmt.Errorf("op %d (poly): interval [%g, %g] exceeds the limit %g in magnitude", i, iv.A, iv.B, float64(MaxMagnitude))
+			}
+			if err := finite(op.Poly.Coeffs); err != nil {
+				return fmt.Errorf("op %d (poly): coefficient %w", i, err)
+			}
+		case KindOutput:
+			outputs++
+		}
+		for _, r := range op.Rot {
+			if r <= -maxRot || r >= maxRot {
+				return fmt.Errorf("op %d (%s): rotation %d out of range", i, op.Kind, r)
+			}
+		}
+	}
+	if outputs != 1 {
+		return fmt.Errorf("circuit has %d output ops, want 1", outputs)
+	}
+	if c.Planned != nil {
+		if err := c.Planned.validate(len(c.Ops)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finite checks that every entry is finite and at most MaxMagnitude in
+// absolute value.
+func finite(v []float64) error {
+	for i, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("entry %d is %g", i, x)
+		}
+		if math.Abs(x) > MaxMagnitude {
+			return fmt.Errorf("entry %d is %g, beyond the limit %g in magnitude", i, x, float64(MaxMagnitude))
+		}
+	}
+	return nil
+}
+
+// levelsOf returns the number of levels an op consumes (its own depth).
+func levelsOf(op Op) int {
+	switch op.Kind {
+	case KindLinear, KindMulPlain, KindMulConst, KindMul:
+		return 1
+	case KindPoly:
+		return op.Poly.Depth()
+	}
+	return 0
+}
+
+// Labels returns the distinct op labels in first-appearance order (the layers).
+func (c *Circuit) Labels() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, op := range c.Ops {
+		if !seen[op.Label] {
+			seen[op.Label] = true
+			out = append(out, op.Label)
+		}
+	}
+	return out
+}

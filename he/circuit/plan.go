@@ -1,0 +1,618 @@
+package circuit
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"sort"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	lhe "github.com/tuneinsight/lattigo/v5/he"
+
+	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/polyapprox"
+)
+
+// PlanInfo is what Plan adds to a circuit: the parameter set it was planned
+// for, the level of every op's output, and the keys it needs.
+type PlanInfo struct {
+	Preset      string `json:"preset"`
+	Fingerprint string `json:"fingerprint"`
+	// InputLevel is the level the client encrypts the input at.
+	InputLevel int `json:"input_level"`
+	// Levels[i] is the level of op i's output.
+	Levels []int `json:"levels"`
+	// Keys are the evaluation keys the circuit uses (exact rotation set).
+	Keys KeyNeeds `json:"keys"`
+	// Bootstraps is the number of bootstrap ops per ciphertext.
+	Bootstraps int `json:"bootstraps"`
+	// InsecureSKBootstrap marks plans for the secret-key test bootstrapper.
+	InsecureSKBootstrap bool `json:"insecure_sk_bootstrap,omitempty"`
+}
+
+// KeyNeeds is the serializable key spec of a planned circuit.
+type KeyNeeds struct {
+	Relinearization bool  `json:"relinearization"`
+	Rotations       []int `json:"rotations"`
+	Bootstrapping   bool  `json:"bootstrapping"`
+	// Levels are the levels the keys are generated at: the highest level
+	// at which the circuit uses each (nil in circuit files of earlier
+	// builds: every key at the top level).
+	Levels *KeyLevels `json:"levels,omitempty"`
+}
+
+// KeySpec returns the he.KeySpec to generate exactly these keys.
+func (k KeyNeeds) KeySpec() he.KeySpec {
+	s := he.KeySpec{Relinearization: k.Relinearization, Rotations: append([]int(nil), k.Rotations...), Bootstrapping: k.Bootstrapping}
+	if k.Levels != nil {
+		s.Levels = &he.KeyLevels{Relinearization: k.Levels.Relinearization, Rotations: append([]int(nil), k.Levels.Rotations...)}
+	}
+	return s
+}
+
+func (p *PlanInfo) validate(n int) error {
+	if len(p.Levels) != n {
+		return fmt.Errorf("plan: %d levels for %d ops", len(p.Levels), n)
+	}
+	for i, l := range p.Levels {
+		if l < 0 || l > 64 {
+			return fmt.Errorf("plan: op %d at level %d", i, l)
+		}
+	}
+	if p.InputLevel < 0 || p.InputLevel > 64 {
+		return fmt.Errorf("plan: input level %d", p.InputLevel)
+	}
+	if _, err := he.ParseFingerprint(p.Fingerprint); err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	if err := tooMany("plan.keys.rotations", "rotation keys", len(p.Keys.Rotations), MaxRotationKeys); err != nil {
+		return err
+	}
+	if len(p.Preset) > MaxLabel {
+		return fmt.Errorf("plan: preset name of %d bytes exceeds the limit %d", len(p.Preset), MaxLabel)
+	}
+	for _, r := range p.Keys.Rotations {
+		if r <= 0 || r >= maxRot {
+			return fmt.Errorf("plan: rotation %d out of range", r)
+		}
+	}
+	if kl := p.Keys.Levels; kl != nil { // their number and values: VerifyCircuit (ErrKeySpec)
+		if err := tooMany("plan.keys.levels.rotations", "rotation key levels", len(kl.Rotations), MaxRotationKeys); err != nil {
+			return err
+		}
+		for _, l := range append([]int{kl.Relinearization}, kl.Rotations...) {
+			if l < 0 || l > 64 {
+				return fmt.Errorf("plan.keys.levels: level %d", l)
+			}
+		}
+	}
+	if p.Bootstraps < 0 || p.Bootstraps > n {
+		return fmt.Errorf("plan: %d bootstraps", p.Bootstraps)
+	}
+	return nil
+}
+
+// PlanOptions control Plan.
+type PlanOptions struct {
+	// AllowBootstrap lets Plan insert bootstraps when the circuit is deeper
+	// than the parameters' levels (the parameters must support bootstrapping).
+	AllowBootstrap bool
+	// InsecureSecretKeyBootstrap plans for he.NewSecretKeyBootstrapper
+	// (tests only: it decrypts), which accepts level-0 inputs; a real
+	// bootstrapper needs its minimum input level kept free.
+	InsecureSecretKeyBootstrap bool
+	// BootstrapPreScale is the factor s = 2^-k every bootstrapped value is
+	// multiplied by before the bootstrap and divided by after it (stored in
+	// the bootstrap op's Const; free: a scale relabeling and an integer
+	// multiplication). Lattigo's modular reduction has a cubic error in the
+	// plaintext coefficients (see BootstrapModel): a smaller message loses
+	// less to it but more to the random floor. 0 picks the parameters'
+	// BootstrapModel.UnitPreScale for real bootstrapping (none for the
+	// secret-key test bootstrapper); 1 disables pre-scaling.
+	BootstrapPreScale float64
+}
+
+// LevelError says a circuit needs more levels than a parameter set has.
+type LevelError struct {
+	Preset    string
+	Needed    int // levels of the deepest path (without bootstrapping)
+	Available int // levels of the parameter set
+	Reason    string
+}
+
+// Error implements error.
+func (e *LevelError) Error() string {
+	return fmt.Sprintf("circuit needs %d levels, preset %s has %d%s", e.Needed, e.Preset, e.Available, e.Reason)
+}
+
+// Depth returns the number of levels of the circuit's deepest path (without
+// bootstrapping or scale fixes).
+func (c *Circuit) Depth() int {
+	depth := make([]int, len(c.Ops))
+	best := 0
+	for i, op := range c.Ops {
+		d := 0
+		for _, in := range op.In {
+			d = max(d, depth[in])
+		}
+		depth[i] = d + levelsOf(op)
+		best = max(best, depth[i])
+	}
+	return best
+}
+
+type valState struct {
+	level int
+	scale rlwe.Scale
+}
+
+// Plan assigns levels to a circuit for the parameters p: the input level
+// (the lowest that suffices, for smaller and faster ciphertexts), exact
+// scale tracking (inserting a one-level match_scale op where two operands
+// of an addition meet at the same level with different scales), bootstraps
+// where a value has too few levels left (only with opt.AllowBootstrap and
+// bootstrapping parameters), and the exact set of rotations. It returns a
+// new circuit; c is not modified. The error is a *LevelError when the
+// levels do not suffice.
+func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	if p == nil {
+		return nil, errors.New("plan: nil parameters")
+	}
+	if c.Planned != nil {
+		return nil, errors.New("plan: circuit is already planned")
+	}
+	if c.Layout.Slots() > p.Slots() {
+		return nil, fmt.Errorf("plan: the layout needs %d slots (%d tokens × batch %d × %d channels), preset %s has %d",
+			c.Layout.Slots(), c.Layout.Tokens, c.Layout.Batch, c.Layout.Block, p.Name(), p.Slots())
+	}
+	need := c.Depth()
+	maxL := p.MaxLevel()
+	if opt.AllowBootstrap && !p.HasBootstrapping() {
+		return nil, fmt.Errorf("plan: bootstrapping allowed but preset %s has no bootstrapping parameters", p.Name())
+	}
+	if !opt.AllowBootstrap || need <= maxL {
+		// leveled: try the lowest input level first
+		var lastErr error
+		for _, drop := range []bool{true, false} { // level drops can, rarely, force a scale fix that needs a level
+			for start := min(need, maxL); start <= maxL; start++ {
+				out, err := plan(c, p, start, false, false, drop, 0)
+				if err == nil {
+					return out, nil
+				}
+				lastErr = err
+			}
+		}
+		var le *LevelError
+		if errors.As(lastErr, &le) || need > maxL {
+			reason := "; use a larger preset"
+			if p.HasBootstrapping() {
+				reason += " or allow bootstrapping"
+			}
+			return nil, &LevelError{Preset: p.Name(), Needed: max(need, maxL+1), Available: maxL, Reason: reason}
+		}
+		return nil, lastErr
+	}
+	pre := opt.BootstrapPreScale
+	if pre != 0 {
+		if _, err := bootstrapPreScale(pre); err != nil {
+			return nil, fmt.Errorf("plan: %w", err)
+		}
+	} else if !opt.InsecureSecretKeyBootstrap {
+		m, err := NewBootstrapModel(p)
+		if err != nil {
+			return nil, fmt.Errorf("plan: %w", err)
+		}
+		pre = m.UnitPreScale()
+	}
+	if pre == 1 {
+		pre = 0
+	}
+	return plan(c, p, maxL, true, opt.InsecureSecretKeyBootstrap, false, pre)
+}
+
+// plan places levels for input level start; boot enables bootstraps (skBoot:
+// for the secret-key bootstrapper), drop inserts level drops before key
+// switches, pre is the bootstraps' pre-scale (Op.Const, 0: none).
+func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre float64) (*Circuit, error) {
+	hp := p.HE()
+	q := hp.Q()
+	floor := 0
+	btpOut := 0
+	if boot {
+		bp := p.BootstrappingParameters()
+		floor = bp.BootstrappingParameters.LevelsConsumedPerRescaling()
+		if skBoot {
+			floor = 0
+		}
+		btpOut = hp.MaxLevel()
+		if btpOut-floor < 1 {
+			return nil, fmt.Errorf("plan: preset %s leaves %d levels after bootstrapping", p.Name(), btpOut-floor)
+		}
+	}
+	out := &Circuit{Version: c.Version, Task: c.Task, Layout: c.Layout, Mats: c.Mats, Vecs: c.Vecs}
+	var st []valState
+	cur := make([]int, len(c.Ops))
+	emit := func(op Op, s valState) int {
+		out.Ops = append(out.Ops, op)
+		st = append(st, s)
+		return len(out.Ops) - 1
+	}
+	fail := func(id int, op Op, need, have int) error {
+		return &LevelError{Preset: p.Name(), Needed: c.Depth(), Available: hp.MaxLevel(),
+			Reason: fmt.Sprintf(" (op %d %s in %s needs %d levels, its input has %d left)", id, op.Kind, op.Label, need, have)}
+	}
+	// need[i]: levels op i's output must keep for everything downstream
+	need := make([]int, len(c.Ops))
+	for i := len(c.Ops) - 1; i >= 0; i-- {
+		for _, in := range c.Ops[i].In {
+			need[in] = max(need[in], need[i]+levelsOf(c.Ops[i]))
+		}
+	}
+	// Bootstrap placement: a value with many consumers ("narrow" point of
+	// the graph: the residual stream, Q, K, V, the reciprocal) is
+	// bootstrapped as soon as it is made if it has fewer levels than the
+	// deepest path to the next narrow value, so that the wide regions in
+	// between (e.g. the T attention diagonals) need no bootstraps of their
+	// own; elsewhere values are bootstrapped on demand.
+	consumers := make([]map[int]bool, len(c.Ops))
+	for j, op := range c.Ops {
+		for _, in := range op.In {
+			if consumers[in] == nil {
+				consumers[in] = map[int]bool{}
+			}
+			consumers[in][j] = true
+		}
+	}
+	rotFanout := make([]int, len(c.Ops)) // rotations of each value
+	for _, op := range c.Ops {
+		if op.Kind == KindRotate {
+			rotFanout[op.In[0]]++
+		}
+	}
+	narrow := func(i int) bool { return len(consumers[i]) >= 3 || c.Ops[i].Kind == KindOutput }
+	dist := make([]int, len(c.Ops))
+	for i := len(c.Ops) - 1; i >= 0; i-- {
+		for j := range consumers[i] {
+			d := levelsOf(c.Ops[j])
+			if !narrow(j) {
+				d += dist[j]
+			}
+			dist[i] = max(dist[i], d)
+		}
+	}
+	bootstraps := 0
+	// ensure returns the (possibly bootstrapped) id of original value orig with
+	// at least need levels above the floor.
+	ensure := func(id int, op Op, orig, need int) (int, error) {
+		v := cur[orig]
+		if st[v].level-floor >= need {
+			return v, nil
+		}
+		if !boot || btpOut-floor < need {
+			return 0, fail(id, op, need, st[v].level-floor)
+		}
+		nb := emit(Op{Kind: KindBootstrap, In: []int{v}, Label: c.Ops[orig].Label, Ref: orig, Const: pre},
+			valState{level: btpOut, scale: hp.DefaultScale()})
+		bootstraps++
+		cur[orig] = nb
+		return nb, nil
+	}
+	for id, op := range c.Ops {
+		if op.Kind == KindInput {
+			op.Ref = id
+			cur[id] = emit(op, valState{level: start, scale: hp.DefaultScale()})
+			continue
+		}
+		need0 := levelsOf(op)
+		if boot && op.Kind == KindRotate && rotFanout[op.In[0]] >= 2 {
+			// a value rotated into several copies (K and V of attention, Q's
+			// copies) is bootstrapped once before the fan-out, never on each
+			// copy: give it what a copy needs up to the next narrow value
+			// (or all a bootstrap gives when that is more)
+			want := min(dist[id], btpOut-floor)
+			for j := range consumers[id] {
+				want = max(want, levelsOf(c.Ops[j]))
+			}
+			if _, err := ensure(id, op, op.In[0], want); err != nil {
+				return nil, err
+			}
+		}
+		if drop && (op.Kind == KindRotate || op.Kind == KindRotSum || op.Kind == KindLinear) {
+			// key switches cost in proportion to the level: drop what no consumer needs
+			orig := op.In[0]
+			if v := cur[orig]; st[v].level > need[orig] {
+				cur[orig] = emit(Op{Kind: KindDropLevel, In: []int{v}, Label: op.Label, Ref: orig},
+					valState{level: need[orig], scale: st[v].scale})
+			}
+		}
+		need := need0
+		ins := make([]int, len(op.In))
+		for i, orig := range op.In {
+			v, err := ensure(id, op, orig, need)
+			if err != nil {
+				return nil, err
+			}
+			ins[i] = v
+		}
+		if op.Kind == KindMul && ins[0] != ins[1] {
+			// both operands must survive: re-check after a possible bootstrap of the first
+			for i, orig := range op.In {
+				v, err := ensure(id, op, orig, need)
+				if err != nil {
+					return nil, err
+				}
+				ins[i] = v
+			}
+		}
+		a := st[ins[0]]
+		var s valState
+		switch op.Kind {
+		case KindLinear, KindMulPlain, KindMulConst:
+			s = valState{level: a.level - 1, scale: a.scale}
+		case KindPoly:
+			s = valState{level: a.level - op.Poly.Depth(), scale: a.scale}
+		case KindMul:
+			b := st[ins[1]]
+			l := min(a.level, b.level)
+			s = valState{level: l - 1, scale: a.scale.Mul(b.scale).Div(rlwe.NewScale(q[l]))}
+		case KindAdd, KindSub:
+			b := st[ins[1]]
+			if a.level == b.level && relDiff(a.scale, b.scale) > he.DefaultScaleTolerance {
+				// same level, different scales: rescale the first operand onto the second's scale (1 level)
+				v, err := ensure(id, op, op.In[0], 1)
+				if err != nil {
+					return nil, err
+				}
+				ms := emit(Op{Kind: KindMatchScale, In: []int{v, ins[1]}, Label: op.Label, Ref: op.In[0]},
+					valState{level: st[v].level - 1, scale: b.scale})
+				ins[0] = ms
+				a = st[ms]
+			}
+			if a.level < b.level {
+				s = a
+			} else {
+				s = b
+			}
+		default: // add_plain, add_const, rotate, rotsum, output: unchanged
+			s = a
+		}
+		op.In = ins
+		op.Ref = id
+		cur[id] = emit(op, s)
+		if boot && narrow(id) && op.Kind != KindOutput && s.level-floor < dist[id] && btpOut-floor >= dist[id] {
+			cur[id] = emit(Op{Kind: KindBootstrap, In: []int{cur[id]}, Label: op.Label, Ref: id, Const: pre},
+				valState{level: btpOut, scale: hp.DefaultScale()})
+			bootstraps++
+		}
+	}
+	levels := make([]int, len(st))
+	for i, s := range st {
+		levels[i] = s.level
+	}
+	out.Planned = &PlanInfo{Preset: p.Name(), Fingerprint: p.Fingerprint().String(), InputLevel: start,
+		Levels: levels, Bootstraps: bootstraps, InsecureSKBootstrap: boot && skBoot}
+	keys, err := out.KeyNeeds(p) // the key levels follow from the plan's levels
+	if err != nil {
+		return nil, err
+	}
+	out.Planned.Keys = keys
+	return out, nil
+}
+
+func relDiff(a, b rlwe.Scale) float64 {
+	r, _ := new(big.Float).Quo(&a.Value, &b.Value).Float64()
+	return math.Abs(r - 1)
+}
+
+// transforms builds the he linear transforms of the circuit's matrices for
+// the parameters' slot count (the layout pattern repeated over all slots).
+func (c *Circuit) transforms(p *he.Parameters) ([]*he.LinearTransform, error) {
+	hp := p.HE()
+	L := c.Layout
+	nb := p.Slots() / L.Block
+	used := make([]bool, len(c.Mats))
+	for _, op := range c.Ops {
+		if op.Kind == KindLinear {
+			used[op.Mat] = true
+		}
+	}
+	out := make([]*he.LinearTransform, len(c.Mats))
+	for i, m := range c.Mats {
+		if !used[i] {
+			continue
+		}
+		blocks := make([][][]float64, nb)
+		mats := make([][][]float64, len(m.Blocks))
+		for k, b := range m.Blocks {
+			mats[k] = make([][]float64, L.Block)
+			for r := range mats[k] {
+				mats[k][r] = b[r*L.Block : (r+1)*L.Block]
+			}
+		}
+		for k := range blocks {
+			blocks[k] = mats[0]
+			if len(mats) > 1 {
+				blocks[k] = mats[(k/L.Batch)%L.Tokens]
+			}
+		}
+		lt, err := he.NewBlockDiagonalTransform(hp, blocks)
+		if err != nil {
+			return nil, fmt.Errorf("matrix %s: %w", m.Name, err)
+		}
+		if lt.BlockSize() != L.Block {
+			return nil, fmt.Errorf("matrix %s: block size %d, layout %d", m.Name, lt.BlockSize(), L.Block)
+		}
+		out[i] = lt
+	}
+	if err := c.chooseBSGS(out, p.Slots()); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// maxLogBSGSRatio bounds the baby/giant ratios chooseBSGS tries.
+const maxLogBSGSRatio = 6
+
+// chooseBSGS picks, for every linear op (or group of linear ops sharing one
+// hoisted input, which reuse each other's baby steps), the baby/giant split
+// that minimizes its key switches plus the rotation keys it adds to those
+// of the transforms before it (ties: fewer key switches, then the smaller
+// ratio). Deterministic in op order, so Plan, NewReport and the executor
+// agree.
+func (c *Circuit) chooseBSGS(lts []*he.LinearTransform, slots int) error {
+	type grp struct{ mats []int }
+	var order []*grp
+	byKey := map[[2]int]*grp{}
+	done := map[int]bool{}
+	for _, op := range c.Ops {
+		if op.Kind != KindLinear || lts[op.Mat] == nil || done[op.Mat] {
+			continue
+		}
+		done[op.Mat] = true
+		if op.Group > 0 {
+			k := [2]int{op.Group, op.In[0]}
+			if g := byKey[k]; g != nil {
+				g.mats = append(g.mats, op.Mat)
+				continue
+			}
+			byKey[k] = &grp{}
+			order = append(order, byKey[k])
+			byKey[k].mats = []int{op.Mat}
+			continue
+		}
+		order = append(order, &grp{mats: []int{op.Mat}})
+	}
+	have := map[int]bool{}
+	for _, op := range c.Ops { // rotation keys of explicit rotations are needed anyway
+		if op.Kind == KindRotate || op.Kind == KindRotSum {
+			for _, r := range op.Rot {
+				if r = ((r % slots) + slots) % slots; r != 0 {
+					have[r] = true
+				}
+			}
+		}
+	}
+	for _, g := range order {
+		bestR, bestCost, bestKS := 0, -1, 0
+		var bestRots []int
+		for r := 0; r <= maxLogBSGSRatio; r++ {
+			ks := 0
+			var prev map[int]bool
+			rots := map[int]bool{}
+			for _, mi := range g.mats {
+				diags := lts[mi].Diagonals()
+				n1 := lhe.FindBestBSGSRatio(diags, slots, r)
+				index, _, rotN2 := lhe.BSGSIndex(diags, slots, n1)
+				cur := map[int]bool{}
+				for _, b := range rotN2 {
+					if b != 0 {
+						cur[b] = true
+						rots[b] = true
+						if !prev[b] {
+							ks++
+						}
+					}
+				}
+				for j := range index {
+					if j != 0 {
+						ks++
+						rots[j] = true
+					}
+				}
+				prev = cur
+			}
+			var list []int
+			newKeys := 0
+			for k := range rots {
+				list = append(list, k)
+				if !have[k] {
+					newKeys++
+				}
+			}
+			if cost := ks + newKeys; bestCost < 0 || cost < bestCost || (cost == bestCost && ks < bestKS) {
+				bestR, bestCost, bestKS, bestRots = r, cost, ks, list
+			}
+		}
+		for _, mi := range g.mats {
+			if lts[mi].LogBSGSRatio() != bestR {
+				lt, err := lts[mi].WithLogBSGSRatio(bestR)
+				if err != nil {
+					return fmt.Errorf("matrix %s: %w", c.Mats[mi].Name, err)
+				}
+				lts[mi] = lt
+			}
+		}
+		for _, k := range bestRots {
+			have[k] = true
+		}
+	}
+	return nil
+}
+
+func (c *Circuit) KeyNeeds(p *he.Parameters) (KeyNeeds, error) {
+	slots := p.Slots()
+	norm := func(k int) int {
+		k %= slots
+		if k < 0 {
+			k += slots
+		}
+		return k
+	}
+	rots := map[int]bool{}
+	var k KeyNeeds
+	lts, err := c.transforms(p)
+	if err != nil {
+		return k, err
+	}
+	for _, op := range c.Ops {
+		switch op.Kind {
+		case KindMul:
+			k.Relinearization = true
+		case KindPoly:
+			if op.Poly.Degree() > 1 {
+				k.Relinearization = true
+			}
+		case KindRotate, KindRotSum:
+			for _, r := range op.Rot {
+				if norm(r) != 0 {
+					rots[norm(r)] = true
+				}
+			}
+		case KindLinear:
+			for _, r := range lts[op.Mat].Rotations() {
+				rots[r] = true
+			}
+		case KindBootstrap:
+			k.Bootstrapping = true
+		}
+	}
+	for r := range rots {
+		k.Rotations = append(k.Rotations, r)
+	}
+	sort.Ints(k.Rotations)
+	if c.Planned != nil && len(c.Planned.Levels) == len(c.Ops) {
+		k.Levels = c.keyLevels(p, c.Planned.Levels, lts, k)
+	}
+	return k, nil
+}
+
+// opCost is the key-switch count of one op (rotations and relinearizations).
+func opCost(op Op, lts []*he.LinearTransform) (rots, relins int) {
+	switch op.Kind {
+	case KindMul:
+		return 0, 1
+	case KindPoly:
+		return 0, polyapprox.CtMultsOfDegree(op.Poly.Degree())
+	case KindRotate:
+		return 1, 0
+	case KindRotSum:
+		return len(op.Rot), 0
+	case KindLinear:
+		return lts[op.Mat].KeySwitches(), 0
+	}
+	return 0, 0
+}
