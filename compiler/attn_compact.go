@@ -2,7 +2,6 @@ package compiler
 
 import (
 	"github.com/polyformer/polyformer/he/circuit"
-
 	"github.com/polyformer/polyformer/model/nn"
 )
 

@@ -1,15 +1,152 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 )
+
+// CompileOptions control the lowering.
+type CompileOptions struct {
+	// Batch is the number of inputs per ciphertext (a power of two; 0 means 1).
+	Batch int
+	// OneDiagonalPerCiphertext disables the packing of several attention
+	// diagonals into one ciphertext (the baseline layout of docs/design.md §3, kept as
+	// the baseline the packed layout is measured against).
+	OneDiagonalPerCiphertext bool
+	// NoReplicatedStream keeps the residual stream in the first channels of
+	// each token block only (the layout before replication, kept as the
+	// baseline the replicated layout is measured against).
+	NoReplicatedStream bool
+	// LegacyPackedAttention keeps the packed attention layout as it was
+	// before issue 15's attention work (one score product per diagonal, the
+	// reciprocal multiplied into every group's weights before the
+	// broadcast), the baseline the current packed layout is measured
+	// against.
+	LegacyPackedAttention bool
+	// CompactAttention uses the compact scores of attentionCompact where
+	// they fit (at most dhp diagonal groups): fewer key switches than the
+	// packed layout, but G·dh masked products each way, which the executor
+	// pays with an encoding and a rescale each (slower at the measured
+	// shapes; see benchmarks/cost/README.md).
+	CompactAttention bool
+	// test knob: cap the diagonal copies per ciphertext (0: none) so that
+	// small test models get several diagonal groups.
+	maxCopies int
+}
+
+// Compile lowers a calibrated model (every non-linearity site has its
+// polynomial spec installed, as after Calibrate or checkpoint loading of a
+// calibrated model) to a circuit whose simulation reproduces the model's
+// poly-mode logits. The model's mode is not changed.
+func Compile(m *model.Model, opt CompileOptions) (*circuit.Circuit, error) {
+	if m == nil {
+		return nil, errors.New("compile: nil model")
+	}
+	if err := m.Cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	for _, s := range m.Sites() {
+		if s.Spec() == nil {
+			return nil, fmt.Errorf("compile: site %s has no polynomial (calibrate the model first)", s.Name)
+		}
+	}
+	if err := checkModelWeights(m); err != nil {
+		return nil, err
+	}
+	batch := opt.Batch
+	if batch == 0 {
+		batch = 1
+	}
+	t, d, err := shape(m)
+	if err != nil {
+		return nil, err
+	}
+	cfg := m.Cfg
+	L := circuit.Layout{Tokens: t, Batch: batch, Block: d, InputWidth: cfg.Patch * cfg.Patch, Outputs: cfg.Classes, OutputTokens: 1}
+	if cfg.Task == model.TaskText {
+		L.InputWidth, L.Outputs, L.OutputTokens = cfg.Vocab, cfg.Vocab, t
+	}
+	if err := L.Validate(); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	b := &builder{c: &circuit.Circuit{Version: circuit.FormatVersion, Task: cfg.Task, Layout: L}, m: m, L: L, d: cfg.Width,
+		heads: cfg.Heads, dh: cfg.Width / cfg.Heads, causal: cfg.Task == model.TaskText, noPack: opt.OneDiagonalPerCiphertext}
+	b.dhp = nextPow2(b.dh)
+	b.maxCopies = opt.maxCopies
+	b.compact, b.legacyAttn = opt.CompactAttention, opt.LegacyPackedAttention
+	if P := nextPow2(cfg.Width); !opt.NoReplicatedStream && 2*P <= d {
+		b.P = P
+	}
+	in := b.op(circuit.Op{Kind: circuit.KindInput, Label: "input"})
+	x, err := b.embed(in)
+	if err != nil {
+		return nil, err
+	}
+	sigma := 1.0
+	for l, blk := range m.Blocks {
+		if x, sigma, err = b.block(fmt.Sprintf("blocks.%d", l), blk, x, sigma); err != nil {
+			return nil, err
+		}
+	}
+	f, err := b.norm("norm", m.FinalNorm, x, sigma)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Task == model.TaskText {
+		// LM head on every token
+		id, bias := b.linearFromModel("head", m.Head, 0, m.Head.Out, f, ident, ident, func(int) float64 { return 1 }, false, nil)
+		y := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{f.id}, Mat: id, Label: "head"})
+		y = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
+		b.op(circuit.Op{Kind: circuit.KindOutput, In: []int{y}, Label: "output"})
+		if err := b.c.Validate(); err != nil {
+			return nil, fmt.Errorf("compile: the lowered circuit is invalid (weights, folded normalization or calibrated ranges out of range): %w", err)
+		}
+		return b.c, nil
+	}
+	// mean pool: butterfly over tokens leaves the token sum in every token row.
+	var rots []int
+	for k := 1; k < t; k <<= 1 {
+		rots = append(rots, k*L.RowStride())
+	}
+	pooled := b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{f.id}, Rot: rots, Label: "pool"})
+	f.id = pooled
+	// sum of a constant beta over T tokens is T*beta: the 1/T below makes it beta again.
+	id, bias := b.linearFromModel("head", m.Head, 0, m.Head.Out, f, ident, ident,
+		func(int) float64 { return 1 }, false, nil)
+	for i := range b.c.Mats[id].Blocks[0] {
+		b.c.Mats[id].Blocks[0][i] /= float64(t)
+	}
+	// the beta part of the bias was computed with beta (not T*beta): fine,
+	// since the matrix (and not the bias) carries the 1/T.
+	y := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{pooled}, Mat: id, Label: "head"})
+	y = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
+	b.op(circuit.Op{Kind: circuit.KindOutput, In: []int{y}, Label: "output"})
+	if err := b.c.Validate(); err != nil {
+		return nil, fmt.Errorf("compile: the lowered circuit is invalid (weights, folded normalization or calibrated ranges out of range): %w", err)
+	}
+	return b.c, nil
+}
+
+// MaxBatch returns the largest batch (power of two) a ring with the given
+// number of slots holds for the model.
+func MaxBatch(m *model.Model, slots int) (int, error) {
+	if m == nil {
+		return 0, errors.New("max batch: nil model")
+	}
+	t, d, err := shape(m)
+	if err != nil {
+		return 0, err
+	}
+	if t*d > slots {
+		return 0, fmt.Errorf("max batch: one input needs %d tokens × %d channels = %d slots, the ring has %d", t, d, t*d, slots)
+	}
+	return slots / (t * d), nil
+}
 
 // DefaultPresets are the presets CompileFor tries, smallest first: the
 // secure leveled sets, then the bootstrapping set when allowed.

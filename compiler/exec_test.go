@@ -1,8 +1,6 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -11,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/stretchr/testify/require"

@@ -1,8 +1,6 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"bytes"
 	"errors"
 	"math/rand/v2"
@@ -10,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/stretchr/testify/require"
 )
 

@@ -1,8 +1,6 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -16,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/polyformer/polyformer/he/circuit"
 )
 
 var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden-circuits.json with the current circuits and simulator outputs")

@@ -1,11 +1,10 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"fmt"
 	"math"
 
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 )
 

@@ -1,11 +1,10 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"errors"
 	"fmt"
 
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
 )

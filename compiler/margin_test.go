@@ -1,13 +1,13 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/polyformer/polyformer/he/circuit"
 )
 
 func TestLogitMarginsAndCheck(t *testing.T) {

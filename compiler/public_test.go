@@ -1,14 +1,13 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/stretchr/testify/require"

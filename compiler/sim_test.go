@@ -1,12 +1,11 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/stretchr/testify/require"

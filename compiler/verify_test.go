@@ -1,8 +1,6 @@
 package compiler
 
 import (
-	"github.com/polyformer/polyformer/he/circuit"
-
 	"bytes"
 	"errors"
 	"path/filepath"
@@ -11,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
 )

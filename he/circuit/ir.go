@@ -1,70 +1,3 @@
-// Package compiler lowers a trained, calibrated polyformer model into a CKKS
-// circuit: an op graph over packed ciphertexts (the Circuit), a level and
-// scale plan for one parameter set with bootstrap placement and the exact
-// Galois-element set (Plan), a float64 simulator that executes the same op
-// graph on the same packing with the same polynomials (Simulate), and an
-// executor that evaluates it with the traced he.Evaluator (Execute).
-//
-// # Packing
-//
-// A ciphertext holds B inputs (images or sequences) of T tokens (T a power
-// of two) with D channels per token (D a power of two >= every width the
-// model uses: model width, FFN hidden width, patch pixels, padded heads).
-// Slots are token-major:
-//
-//	slot(t, b, c) = (t*B + b)*D + c        t < T, b < B, c < D
-//
-// so the T*B*D slots of one "virtual ciphertext" are filled exactly, and a
-// rotation by r*B*D slots shifts every input's tokens cyclically by r at
-// once: the diagonals of attention need no masking of wrapped tokens. A
-// parameter set with more slots holds the same layout replicated (the
-// client encodes copies), so a circuit is independent of the ring degree.
-//
-// Heads occupy dhp = nextpow2(Width/Heads) channels each (channels
-// h*dhp .. h*dhp+dh-1 hold head h), so a sum over a head is a log2(dhp)
-// rotate-and-add butterfly that leaves the head's sum in its first slot.
-//
-// # Op graph
-//
-// Ops are in topological order; op i's output is value i. Every op lives in
-// one ciphertext; the executor runs the program once per input ciphertext
-// (in parallel) and independent ops of one program in parallel. Linear
-// layers are BSGS block-diagonal transforms (one D×D block per token row,
-// shared or per token) evaluated with hoisted rotations; ops of the same
-// Group on the same input share one key-switching decomposition.
-//
-// # Lowering
-//
-// Every normalization, attention scale and constant is folded into a
-// neighbouring plaintext: the residual stream carries a scalar scale σ
-// (scaled residuals); norms' gains and biases and σ go into the next linear
-// layer; the change of basis of each Chebyshev polynomial into the linear
-// layer producing its input; 1/sqrt(dh), temperatures, the Power-Softmax
-// length norm and Goldschmidt's normalizer into the score mask; the mask's
-// per-row factors and Goldschmidt's sign into the out projection. Attention
-// uses the diagonal method of docs/design.md §3: for r = 0..T-1, Q ⊙ rot(K, r·B·D)
-// summed over each head (butterfly), masked to the head's first slot (which
-// also applies causal masks), x^p, row sums by additions, the Goldschmidt
-// iterations of the calibrated plan, weights broadcast back over the head
-// and multiplied with rot(V, r·B·D). Mean pooling is a butterfly over token
-// rotations. LayerNorm and RMSNorm evaluate the calibrated Newton plan op by
-// op, the mean and variance being linear transforms.
-//
-// # Using the package
-//
-//	c, p, err := compiler.CompileFor(m, preset, batch, allowBootstrap) // Compile + Plan ("" = smallest preset that fits)
-//	rep, err := compiler.NewReport(c, p)                               // dry run: rep.WriteTable, rep.WriteJSON
-//	err = compiler.WriteCircuitFile(path, c, false)                    // the server's artifact
-//	c, p, err = compiler.LoadCircuitFile(path)                         // the circuit and the parameters it carries
-//	budget, err := compiler.VerifyCircuit(c, p, compiler.ClientPolicy{}) // client: security, key spec, key budget
-//	sk, evk, err := he.GenerateKeys(p, c.Planned.Keys.KeySpec())       // exactly the keys the circuit uses
-//	vecs, err := c.EncodeImages(pixels, n, 28, 28)                     // or c.EncodeBytes(ids, n, seqLen)
-//	cts, err := compiler.EncryptInputs(client, c, vecs)
-//	x, err := compiler.NewExecutor(c, p, evk, compiler.ExecOptions{Trace: tr})
-//	outs, err := x.Run(cts)                                            // server side
-//	dec, err := compiler.DecryptOutputs(client, c, outs)
-//	logits, err := c.DecodeLogits(dec, n)
-//	rep, dec, err = compiler.Bench(c, p, evk, client, vecs, opts)     // per-layer breakdown vs the simulator
 package circuit
 
 import (
@@ -275,15 +208,12 @@ func (c *Circuit) Validate() error {
 	}
 	outputs := 0
 	for i, op := range c.Ops {
-		arity := map[Kind]int{KindInput: 0, KindLinear: 1, KindAdd: 2, KindSub: 2, KindAddPlain: 1, KindAddConst: 1,
-			KindMulPlain: 1, KindMulConst: 1, KindMul: 2, KindRotate: 1, KindRotSum: 1, KindPoly: 1,
-			KindBootstrap: 1, KindMatchScale: 2, KindDropLevel: 1, KindOutput: 1}
-		n, ok := arity[op.Kind]
+		info, ok := op.Kind.Info()
 		if !ok {
 			return fmt.Errorf("op %d: unknown kind %q", i, op.Kind)
 		}
-		if len(op.In) != n {
-			return fmt.Errorf("op %d (%s): %d inputs, want %d", i, op.Kind, len(op.In), n)
+		if len(op.In) != info.Arity {
+			return fmt.Errorf("op %d (%s): %d inputs, want %d", i, op.Kind, len(op.In), info.Arity)
 		}
 		for _, in := range op.In {
 			if in < 0 || in >= i {
@@ -367,17 +297,6 @@ func finite(v []float64) error {
 		}
 	}
 	return nil
-}
-
-// levelsOf returns the number of levels an op consumes (its own depth).
-func levelsOf(op Op) int {
-	switch op.Kind {
-	case KindLinear, KindMulPlain, KindMulConst, KindMul:
-		return 1
-	case KindPoly:
-		return op.Poly.Depth()
-	}
-	return 0
 }
 
 // Labels returns the distinct op labels in first-appearance order (the layers).

@@ -37,13 +37,6 @@ type keyUse struct{ level, op int }
 // plan's levels.
 func (c *Circuit) keyUses(p *he.Parameters, levels []int, lts []*he.LinearTransform) (relin keyUse, rots map[int]keyUse) {
 	slots := p.Slots()
-	norm := func(k int) int {
-		k %= slots
-		if k < 0 {
-			k += slots
-		}
-		return k
-	}
 	relin = keyUse{level: -1, op: -1}
 	rots = map[int]keyUse{}
 	use := func(u *keyUse, level, op int) {
@@ -61,23 +54,16 @@ func (c *Circuit) keyUses(p *he.Parameters, levels []int, lts []*he.LinearTransf
 	}
 	in := func(op Op, k int) int { return levels[op.In[k]] }
 	for i, op := range c.Ops {
-		switch op.Kind {
-		case KindMul:
+		switch opTable[op.Kind].Keys {
+		case KeysRelin:
 			use(&relin, min(in(op, 0), in(op, 1)), i)
-		case KindPoly:
-			if op.Poly.Degree() > 1 {
+		case KeysPoly:
+			if op.Relinearizes() {
 				use(&relin, he.PolynomialRelinLevel(in(op, 0), *op.Poly), i)
 			}
-		case KindRotate, KindRotSum:
-			for _, r := range op.Rot {
-				if norm(r) != 0 {
-					rot(norm(r), in(op, 0), i)
-				}
-			}
-		case KindLinear:
-			for _, r := range lts[op.Mat].Rotations() {
-				rot(r, in(op, 0), i)
-			}
+		}
+		for _, r := range op.Rotations(lts, slots) {
+			rot(r, in(op, 0), i)
 		}
 	}
 	return relin, rots

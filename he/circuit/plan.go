@@ -11,7 +11,6 @@ import (
 	lhe "github.com/tuneinsight/lattigo/v5/he"
 
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/polyapprox"
 )
 
 // PlanInfo is what Plan adds to a circuit: the parameter set it was planned
@@ -136,7 +135,7 @@ func (c *Circuit) Depth() int {
 		for _, in := range op.In {
 			d = max(d, depth[in])
 		}
-		depth[i] = d + levelsOf(op)
+		depth[i] = d + op.Levels()
 		best = max(best, depth[i])
 	}
 	return best
@@ -249,7 +248,7 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre 
 	need := make([]int, len(c.Ops))
 	for i := len(c.Ops) - 1; i >= 0; i-- {
 		for _, in := range c.Ops[i].In {
-			need[in] = max(need[in], need[i]+levelsOf(c.Ops[i]))
+			need[in] = max(need[in], need[i]+c.Ops[i].Levels())
 		}
 	}
 	// Bootstrap placement: a value with many consumers ("narrow" point of
@@ -277,7 +276,7 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre 
 	dist := make([]int, len(c.Ops))
 	for i := len(c.Ops) - 1; i >= 0; i-- {
 		for j := range consumers[i] {
-			d := levelsOf(c.Ops[j])
+			d := c.Ops[j].Levels()
 			if !narrow(j) {
 				d += dist[j]
 			}
@@ -307,7 +306,7 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre 
 			cur[id] = emit(op, valState{level: start, scale: hp.DefaultScale()})
 			continue
 		}
-		need0 := levelsOf(op)
+		need0 := op.Levels()
 		if boot && op.Kind == KindRotate && rotFanout[op.In[0]] >= 2 {
 			// a value rotated into several copies (K and V of attention, Q's
 			// copies) is bootstrapped once before the fan-out, never on each
@@ -315,7 +314,7 @@ func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre 
 			// (or all a bootstrap gives when that is more)
 			want := min(dist[id], btpOut-floor)
 			for j := range consumers[id] {
-				want = max(want, levelsOf(c.Ops[j]))
+				want = max(want, c.Ops[j].Levels())
 			}
 			if _, err := ensure(id, op, op.In[0], want); err != nil {
 				return nil, err
@@ -553,15 +552,10 @@ func (c *Circuit) chooseBSGS(lts []*he.LinearTransform, slots int) error {
 	return nil
 }
 
+// KeyNeeds returns the evaluation keys c uses on p: the relinearization
+// key, the bootstrapping keys, the sorted normalized rotation amounts and,
+// for a planned circuit, the keys' levels.
 func (c *Circuit) KeyNeeds(p *he.Parameters) (KeyNeeds, error) {
-	slots := p.Slots()
-	norm := func(k int) int {
-		k %= slots
-		if k < 0 {
-			k += slots
-		}
-		return k
-	}
 	rots := map[int]bool{}
 	var k KeyNeeds
 	lts, err := c.transforms(p)
@@ -569,25 +563,10 @@ func (c *Circuit) KeyNeeds(p *he.Parameters) (KeyNeeds, error) {
 		return k, err
 	}
 	for _, op := range c.Ops {
-		switch op.Kind {
-		case KindMul:
-			k.Relinearization = true
-		case KindPoly:
-			if op.Poly.Degree() > 1 {
-				k.Relinearization = true
-			}
-		case KindRotate, KindRotSum:
-			for _, r := range op.Rot {
-				if norm(r) != 0 {
-					rots[norm(r)] = true
-				}
-			}
-		case KindLinear:
-			for _, r := range lts[op.Mat].Rotations() {
-				rots[r] = true
-			}
-		case KindBootstrap:
-			k.Bootstrapping = true
+		k.Relinearization = k.Relinearization || op.Relinearizes()
+		k.Bootstrapping = k.Bootstrapping || opTable[op.Kind].Keys == KeysBootstrap
+		for _, r := range op.Rotations(lts, p.Slots()) {
+			rots[r] = true
 		}
 	}
 	for r := range rots {
@@ -598,21 +577,4 @@ func (c *Circuit) KeyNeeds(p *he.Parameters) (KeyNeeds, error) {
 		k.Levels = c.keyLevels(p, c.Planned.Levels, lts, k)
 	}
 	return k, nil
-}
-
-// opCost is the key-switch count of one op (rotations and relinearizations).
-func opCost(op Op, lts []*he.LinearTransform) (rots, relins int) {
-	switch op.Kind {
-	case KindMul:
-		return 0, 1
-	case KindPoly:
-		return 0, polyapprox.CtMultsOfDegree(op.Poly.Degree())
-	case KindRotate:
-		return 1, 0
-	case KindRotSum:
-		return len(op.Rot), 0
-	case KindLinear:
-		return lts[op.Mat].KeySwitches(), 0
-	}
-	return 0, 0
 }

@@ -203,7 +203,7 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 			l.LevelIn = c.Planned.Levels[i]
 		}
 		l.LevelOut = c.Planned.Levels[i]
-		rots, rel := opCost(op, lts)
+		rots, rel := op.KeySwitches(lts)
 		if op.Kind == KindLinear && op.Group > 0 {
 			// LinearTransformMany reuses the previous transform's pre-rotated baby steps
 			baby, giant := bsgsSplit(lts[op.Mat], p.Slots())
@@ -220,7 +220,7 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 			}
 			prevBaby[op.In[0]] = cur
 		}
-		for _, k := range opRotations(op, lts, p.Slots()) {
+		for _, k := range op.Rotations(lts, p.Slots()) {
 			if layerKeys[op.Label] == nil {
 				layerKeys[op.Label] = map[int]bool{}
 			}
@@ -266,24 +266,6 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 // transform, as he (and Lattigo) evaluate it.
 func bsgsSplit(lt *he.LinearTransform, slots int) (baby, giant []int) {
 	return lt.BabySteps(), lt.GiantSteps()
-}
-
-// opRotations returns the distinct non-zero rotation amounts (mod slots)
-// an op uses, i.e. the rotation keys it needs.
-func opRotations(op Op, lts []*he.LinearTransform, slots int) []int {
-	switch op.Kind {
-	case KindLinear:
-		return lts[op.Mat].Rotations()
-	case KindRotate, KindRotSum:
-		var out []int
-		for _, r := range op.Rot {
-			if r = ((r % slots) + slots) % slots; r != 0 {
-				out = append(out, r)
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 // peakLive is the largest number of values alive at once in op order.

@@ -182,32 +182,26 @@ func checkLevels(c *Circuit, p *he.Parameters) error {
 	bootstraps := 0
 	for i, op := range c.Ops {
 		got := pl.Levels[i]
-		in := func(k int) int { return pl.Levels[op.In[k]] }
-		var want int
-		switch op.Kind {
-		case KindInput:
+		ins := make([]int, len(op.In))
+		for k := range ins {
+			ins[k] = pl.Levels[op.In[k]]
+		}
+		want, ok := op.OutLevel(ins)
+		switch opTable[op.Kind].Level {
+		case LevelsInput:
 			want = pl.InputLevel
-		case KindLinear, KindMulPlain, KindMulConst, KindMatchScale:
-			want = in(0) - 1
-		case KindPoly:
-			want = in(0) - op.Poly.Depth()
-		case KindMul:
-			want = min(in(0), in(1)) - 1
-		case KindAdd, KindSub:
-			want = min(in(0), in(1))
-		case KindDropLevel:
-			want = got
-			if got > in(0) {
-				want = in(0)
-			}
-		case KindBootstrap:
+		case LevelsDrop:
+			want = min(got, ins[0])
+		case LevelsRefresh:
 			if !p.HasBootstrapping() {
 				return fmt.Errorf("op %d (bootstrap): parameters %s have no bootstrapping", i, p)
 			}
 			bootstraps++
 			want = maxL
-		default: // add_plain, add_const, rotate, rotsum, output
-			want = in(0)
+		default:
+			if !ok {
+				return fmt.Errorf("op %d: unknown kind %q", i, op.Kind)
+			}
 		}
 		if got != want || got < 0 {
 			return fmt.Errorf("plan.levels[%d]: op %d (%s, %.64s) at level %d, its inputs give %d", i, i, op.Kind, op.Label, got, want)
