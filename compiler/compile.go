@@ -158,15 +158,28 @@ func DefaultPresets(allowBootstrap bool) []string {
 	return ps
 }
 
+// Options control CompileFor.
+type Options struct {
+	// Batch is the number of inputs per ciphertext; 0 means the largest
+	// batch the preset's slots hold.
+	Batch int
+	// AllowBootstrap lets a preset with bootstrapping get bootstraps where
+	// the levels run out, and adds the bootstrapping preset to those tried
+	// for preset "".
+	AllowBootstrap bool
+	// AllowInsecure accepts a preset below 128-bit security (tests only):
+	// without it CompileFor refuses one (he.RequireSecure).
+	AllowInsecure bool
+}
+
 // CompileFor compiles m and plans it: for the named preset, or (preset
-// "") for the first of DefaultPresets whose levels suffice. Batch 0 means
-// the largest batch the preset's slots hold. With allowBootstrap, a preset
-// with bootstrapping gets bootstraps where the levels run out. The error
-// names the levels needed and available when no preset fits.
-func CompileFor(m *model.Model, preset string, batch int, allowBootstrap bool) (*circuit.Circuit, *he.Parameters, error) {
+// "") for the first of DefaultPresets whose levels suffice. It refuses a
+// preset below 128-bit security unless opt.AllowInsecure. The error names
+// the levels needed and available when no preset fits.
+func CompileFor(m *model.Model, preset string, opt Options) (*circuit.Circuit, *he.Parameters, error) {
 	names := []string{preset}
 	if preset == "" {
-		names = DefaultPresets(allowBootstrap)
+		names = DefaultPresets(opt.AllowBootstrap)
 	}
 	var errs []string
 	for _, name := range names {
@@ -174,7 +187,10 @@ func CompileFor(m *model.Model, preset string, batch int, allowBootstrap bool) (
 		if err != nil {
 			return nil, nil, fmt.Errorf("compile: %w", err)
 		}
-		b := batch
+		if _, err := he.RequireSecure(p, opt.AllowInsecure); err != nil {
+			return nil, nil, fmt.Errorf("compile: preset %q: %w", name, err)
+		}
+		b := opt.Batch
 		if b == 0 {
 			if b, err = MaxBatch(m, p.Slots()); err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", name, err))
@@ -185,7 +201,7 @@ func CompileFor(m *model.Model, preset string, batch int, allowBootstrap bool) (
 		if err != nil {
 			return nil, nil, err
 		}
-		pc, err := circuit.Plan(c, p, circuit.PlanOptions{AllowBootstrap: allowBootstrap && p.HasBootstrapping()})
+		pc, err := circuit.Plan(c, p, circuit.PlanOptions{AllowBootstrap: opt.AllowBootstrap && p.HasBootstrapping()})
 		if err == nil {
 			return pc, p, nil
 		}

@@ -52,7 +52,7 @@ func loadCheckpointForCompile(t *testing.T, dir string) *model.Model {
 func costOf(t *testing.T, name, dir, preset string) (costRecord, *circuit.Report) {
 	t.Helper()
 	m := loadCheckpointForCompile(t, dir)
-	c, p, err := CompileFor(m, preset, 0, false)
+	c, p, err := CompileFor(m, preset, Options{})
 	require.NoError(t, err)
 	rep, err := circuit.NewReport(c, p)
 	require.NoError(t, err)

@@ -61,7 +61,7 @@ func TestRecordedCircuitsUnchanged(t *testing.T) {
 	got := map[string]goldenRecord{}
 	for _, tc := range cases {
 		m := loadCheckpointForCompile(t, tc.dir)
-		c, p, err := CompileFor(m, tc.preset, 0, tc.boot)
+		c, p, err := CompileFor(m, tc.preset, Options{AllowBootstrap: tc.boot})
 		require.NoError(t, err, tc.name)
 		var buf bytes.Buffer
 		require.NoError(t, circuit.WriteCircuitFor(&buf, c, p), tc.name)

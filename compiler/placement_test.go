@@ -52,7 +52,7 @@ func TestBootstrapPlacementLayerNorm(t *testing.T) {
 		t.Skip("plans a 2-block model at n16-boot")
 	}
 	m := lnTextModel(t)
-	c, p, err := CompileFor(m, he.PresetN16Boot, 0, true)
+	c, p, err := CompileFor(m, he.PresetN16Boot, Options{AllowBootstrap: true})
 	require.NoError(t, err)
 	after, per := bootstrapsAfterRotation(c)
 	t.Logf("%d bootstraps per ciphertext (depth %d), per layer %v", c.Planned.Bootstraps, c.Depth(), per)

@@ -99,7 +99,7 @@ func run() error {
 		if c, err = circuit.Plan(g, p, circuit.PlanOptions{AllowBootstrap: true, InsecureSecretKeyBootstrap: true}); err != nil {
 			return err
 		}
-	} else if c, p, err = compiler.CompileFor(m, *preset, *batch, *allowBoot); err != nil {
+	} else if c, p, err = compiler.CompileFor(m, *preset, compiler.Options{Batch: *batch, AllowBootstrap: *allowBoot, AllowInsecure: *insecureBoot}); err != nil {
 		return err
 	}
 	if m.Cfg.Task == model.TaskText {

@@ -348,7 +348,7 @@ func heCost(pt *Point, m *model.Model, preset string) error {
 			pt.RecipIterations = append(pt.RecipIterations, sp.Iterations)
 		}
 	}
-	circ, params, err := compiler.CompileFor(m, preset, 0, true)
+	circ, params, err := compiler.CompileFor(m, preset, compiler.Options{AllowBootstrap: true})
 	if err != nil {
 		return err
 	}

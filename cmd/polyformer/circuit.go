@@ -59,7 +59,7 @@ func newCompileCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("compile: %w", err)
 			}
-			c, p, err := compiler.CompileFor(m, preset, batch, allowBoot)
+			c, p, err := compiler.CompileFor(m, preset, compiler.Options{Batch: batch, AllowBootstrap: allowBoot, AllowInsecure: insecure})
 			if err != nil {
 				var le *circuit.LevelError
 				if !allowBoot && errors.As(err, &le) {

@@ -155,7 +155,7 @@ func TestCompileFoldsNorms(t *testing.T) {
 			mf, err := loadForCompile(dir)
 			require.NoError(t, err)
 			require.Equal(t, normfree.KindNone, mf.Cfg.Norm)
-			circ, _, err := compiler.CompileFor(mf, he.PresetTestN13, 2, false)
+			circ, _, err := compiler.CompileFor(mf, he.PresetTestN13, compiler.Options{Batch: 2, AllowInsecure: true})
 			require.NoError(t, err)
 
 			m2, err := checkpoint.Load(dir)

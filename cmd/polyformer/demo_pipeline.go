@@ -96,7 +96,7 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 	// Server side, before any key exists: compile and plan.
 	var st demoStages
 	t0 := time.Now()
-	c, p, err := compiler.CompileFor(m, preset, 0, false)
+	c, p, err := compiler.CompileFor(m, preset, compiler.Options{AllowInsecure: insecure})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
