@@ -1,6 +1,8 @@
 // Package importgraph holds the test of the module's import rules
-// (docs/architecture.md): Lattigo is imported only under he/, and the
-// service's server side never imports its client side.
+// (docs/architecture.md): Lattigo is imported only under he/, the service's
+// server side never imports its client side, the compiler's back end
+// (he/circuit) never imports the model or its front end (compiler), which
+// never imports Lattigo, and the service's code imports no model package.
 //
 // The test parses the import clauses of every Go file of the module (test
 // files included) rather than running `go list`, so that go test's cache
@@ -86,6 +88,43 @@ func TestServerDoesNotImportClient(t *testing.T) {
 		}
 		for _, imp := range imps {
 			require.NotEqual(t, "github.com/polyformer/polyformer/service/client", imp, "%s/ imports the client side", dir)
+		}
+	}
+}
+
+// TestCompilerHalves: the back end he/circuit (and its tests) never imports
+// the model, normfree or the front end, so that a client or server needs no
+// model package; the front end compiler/ never imports Lattigo (it reaches
+// the ciphertexts through he/circuit).
+func TestCompilerHalves(t *testing.T) {
+	const mod = "github.com/polyformer/polyformer/"
+	for dir, imps := range imports(t, true) {
+		for _, imp := range imps {
+			if dir == "he/circuit" || strings.HasPrefix(dir, "he/circuit/") {
+				for _, banned := range []string{"model", "normfree", "compiler"} {
+					require.False(t, imp == mod+banned || strings.HasPrefix(imp, mod+banned+"/"), "%s/ imports %s: the back end does not import the model or the front end", dir, imp)
+				}
+			}
+			if dir == "compiler" || strings.HasPrefix(dir, "compiler/") {
+				require.False(t, strings.HasPrefix(imp, "github.com/tuneinsight/lattigo/"), "%s/ imports %s: the front end does not import Lattigo", dir, imp)
+			}
+		}
+	}
+}
+
+// TestServiceNeedsNoModel: the server's and the client's code (not their
+// tests, which compile toy models) imports neither the front end nor the
+// model.
+func TestServiceNeedsNoModel(t *testing.T) {
+	const mod = "github.com/polyformer/polyformer/"
+	for dir, imps := range imports(t, false) {
+		if dir != "service/server" && dir != "service/client" && !strings.HasPrefix(dir, "service/server/") && !strings.HasPrefix(dir, "service/client/") {
+			continue
+		}
+		for _, imp := range imps {
+			for _, banned := range []string{"compiler", "model", "normfree"} {
+				require.False(t, imp == mod+banned || strings.HasPrefix(imp, mod+banned+"/"), "%s/ imports %s: the service needs no model package", dir, imp)
+			}
 		}
 	}
 }
