@@ -1,5 +1,5 @@
 // Command compiler-bench compiles an MNIST or byte-LM checkpoint into a CKKS circuit
-// (he/compiler), prints the dry-run report, and unless -dry-run generates
+// (compiler, he/circuit), prints the dry-run report, and unless -dry-run generates
 // exactly the keys the circuit needs, encrypts -images test images, runs
 // the circuit on 2 cores and reports: encrypted vs poly-mode predictions,
 // encrypted, poly-mode and exact-mode accuracy, the largest logit error

@@ -1,7 +1,7 @@
 // Command frontier measures the quality / HE-cost frontier of trained
 // checkpoints: for each run directory written by `polyformer train` it
 // evaluates exact and poly mode on held-out data (bits per byte for the
-// byte LM, accuracy for MNIST) and compiles the model with he/compiler to a
+// byte LM, accuracy for MNIST) and compiles the model with compiler (and he/circuit) to a
 // planned CKKS circuit (no keys are made) to read its real HE cost: the
 // multiplicative depth of the whole circuit, and per block the ciphertext
 // multiplications (relinearizations), rotations, key switches and
