@@ -139,15 +139,6 @@ func (x *Executor) fullVec(p []float64) []float64 {
 	return v
 }
 
-type encKey struct{ mat, level int }
-
-type encEntry struct {
-	once sync.Once
-	enc  *he.EncodedLinearTransform
-	err  error
-	left int
-}
-
 // Run evaluates the circuit on the input ciphertexts (one per batch of
 // inputs, as made by EncryptInputs) and returns the output ciphertexts.
 func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
@@ -175,240 +166,12 @@ func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 
 // run evaluates one chunk of inputs; base is the index of inputs[0] (for probes and errors).
 func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext, error) {
-	c := x.c
-	for i, ct := range inputs {
-		if ct == nil {
-			return nil, fmt.Errorf("run: input %d is nil", base+i)
-		}
-		if err := he.CheckCiphertext(x.params, ct); err != nil {
-			return nil, fmt.Errorf("run: input %d: %w", base+i, err)
-		}
-		if ct.Level() < c.Planned.InputLevel {
-			return nil, fmt.Errorf("run: input %d at level %d, the circuit needs level %d", base+i, ct.Level(), c.Planned.InputLevel)
-		}
-	}
-	n := len(c.Ops)
-	// dependents and group leaders
-	deps := make([][]int, n)
-	waits := make([]int, n)
-	uses := make([]int, n)
-	leader := make([]int, n)
-	members := map[int][]int{}
-	groupLead := map[[2]int]int{}
-	for i, op := range c.Ops {
-		leader[i] = i
-		if op.Group > 0 && (op.Kind == KindLinear || op.Kind == KindRotate) {
-			key := [2]int{op.Group, op.In[0]}
-			if l, ok := groupLead[key]; ok {
-				leader[i] = l
-			} else {
-				groupLead[key] = i
-			}
-			members[leader[i]] = append(members[leader[i]], i)
-		}
-		for _, in := range op.In {
-			deps[in] = append(deps[in], i)
-			waits[i]++
-			uses[in]++
-		}
-	}
-	// encoded transforms: encoded lazily at the level of use, released after the last use
-	encs := map[encKey]*encEntry{}
-	for i, op := range c.Ops {
-		if op.Kind == KindLinear {
-			k := encKey{op.Mat, c.Planned.Levels[op.In[0]]}
-			if encs[k] == nil {
-				encs[k] = &encEntry{}
-			}
-			encs[k].left += len(inputs)
-			_ = i
-		}
-	}
-	var encMu sync.Mutex
-
-	nct := len(inputs)
-	vals := make([][]*rlwe.Ciphertext, nct)
-	wait := make([][]int, nct)
-	left := make([][]int, nct)
-	for k := range vals {
-		vals[k] = make([]*rlwe.Ciphertext, n)
-		wait[k] = append([]int(nil), waits...)
-		left[k] = append([]int(nil), uses...)
-	}
-	outID, err := c.Output()
-	if err != nil {
+	if err := x.checkInputs(inputs, base); err != nil {
 		return nil, err
 	}
-	type task struct{ ct, op int }
-	var mu sync.Mutex
-	cond := sync.NewCond(&mu)
-	var queue []task
-	pending := 0
-	var firstErr error
-	for k := 0; k < nct; k++ {
-		queue = append(queue, task{k, 0})
-		pending += n
-	}
-	// done marks op i of ciphertext k complete (mu held).
-	var done func(k, i int)
-	done = func(k, i int) {
-		pending--
-		for _, d := range deps[i] {
-			if wait[k][d]--; wait[k][d] == 0 && leader[d] == d {
-				queue = append(queue, task{k, d})
-			}
-		}
-		for _, in := range c.Ops[i].In {
-			if left[k][in]--; left[k][in] == 0 && in != outID {
-				vals[k][in] = nil
-			}
-		}
-		cond.Broadcast()
-	}
-	exec := func(ev *he.Evaluator, k, i int) error {
-		op := c.Ops[i]
-		lev := ev.WithLabel(op.Label)
-		in := func(j int) *rlwe.Ciphertext {
-			mu.Lock()
-			defer mu.Unlock()
-			return vals[k][op.In[j]]
-		}
-		set := func(id int, v *rlwe.Ciphertext) {
-			mu.Lock()
-			vals[k][id] = v
-			mu.Unlock()
-			if x.opt.Probe != nil && x.opt.ProbeOps != nil && x.opt.ProbeOps(id) {
-				x.opt.Probe(base+k, id, v.CopyNew())
-			}
-		}
-		var out *rlwe.Ciphertext
-		var err error
-		switch op.Kind {
-		case KindInput:
-			out = inputs[k]
-			if out.Level() > c.Planned.InputLevel {
-				out, err = lev.DropLevel(out, out.Level()-c.Planned.InputLevel)
-			}
-		case KindLinear:
-			ms := members[i]
-			if len(ms) == 0 {
-				ms = []int{i}
-			}
-			level := c.Planned.Levels[op.In[0]]
-			list := make([]*he.EncodedLinearTransform, len(ms))
-			for j, m := range ms {
-				key := encKey{c.Ops[m].Mat, level}
-				encMu.Lock()
-				e := encs[key]
-				encMu.Unlock()
-				e.once.Do(func() { e.enc, e.err = ev.EncodeLinearTransform(x.lts[key.mat], level) })
-				if e.err != nil {
-					return fmt.Errorf("encode %s: %w", c.Mats[key.mat].Name, e.err)
-				}
-				list[j] = e.enc
-			}
-			outs, err := lev.LinearTransformMany(in(0), list)
-			if err != nil {
-				return err
-			}
-			for j, m := range ms {
-				key := encKey{c.Ops[m].Mat, level}
-				encMu.Lock()
-				if e := encs[key]; e != nil {
-					if e.left--; e.left == 0 {
-						e.enc = nil
-					}
-				}
-				encMu.Unlock()
-				if m != i {
-					set(m, outs[j])
-				}
-			}
-			out = outs[0]
-		case KindRotate:
-			ms := members[i]
-			if len(ms) == 0 {
-				ms = []int{i}
-			}
-			ks := make([]int, len(ms))
-			for j, m := range ms {
-				ks[j] = c.Ops[m].Rot[0]
-			}
-			rs, err := lev.RotateHoisted(in(0), ks)
-			if err != nil {
-				return err
-			}
-			for j, m := range ms {
-				if m != i {
-					set(m, rs[ks[j]])
-				}
-			}
-			out = rs[ks[0]]
-		case KindAdd:
-			out, err = lev.Add(in(0), in(1))
-		case KindSub:
-			out, err = lev.Sub(in(0), in(1))
-		case KindAddPlain:
-			var pt *rlwe.Plaintext
-			a := in(0)
-			if pt, err = lev.EncodeAdd(x.fullVec(c.Vecs[op.Vec]), a); err == nil {
-				out, err = lev.AddPlain(a, pt)
-			}
-		case KindAddConst:
-			out, err = lev.AddConst(in(0), op.Const)
-		case KindMulPlain:
-			var pt *rlwe.Plaintext
-			a := in(0)
-			if pt, err = lev.EncodeMul(x.fullVec(c.Vecs[op.Vec]), a.Level()); err == nil {
-				if out, err = lev.MulPlain(a, pt); err == nil {
-					out, err = lev.Rescale(out)
-				}
-			}
-		case KindMulConst:
-			if out, err = lev.MulConst(in(0), op.Const); err == nil {
-				out, err = lev.Rescale(out)
-			}
-		case KindMul:
-			out, err = lev.MulRelinRescale(in(0), in(1))
-		case KindRotSum:
-			out = in(0)
-			for _, r := range op.Rot {
-				var rot *rlwe.Ciphertext
-				if rot, err = lev.Rotate(out, r); err != nil {
-					break
-				}
-				if out, err = lev.Add(out, rot); err != nil {
-					break
-				}
-			}
-		case KindPoly:
-			out, err = lev.Polynomial(in(0), *op.Poly)
-		case KindMatchScale:
-			out, err = lev.MatchScale(in(0), in(1).Scale)
-		case KindDropLevel:
-			a := in(0)
-			out, err = lev.DropLevel(a, a.Level()-c.Planned.Levels[i])
-		case KindBootstrap:
-			if _, ok := x.btp.(*he.Bootstrapper); ok {
-				out, err = bootstrapScaled(lev, x.params, in(0), op.Const) // each worker has its own copy
-			} else {
-				x.btpMu.Lock() // e.g. the secret-key test bootstrapper: shared buffers
-				out, err = bootstrapScaled(lev, x.params, in(0), op.Const)
-				x.btpMu.Unlock()
-			}
-		case KindOutput:
-			out = in(0)
-		default:
-			err = fmt.Errorf("unknown op kind %q", op.Kind)
-		}
-		if err != nil {
-			return err
-		}
-		if out.Level() != c.Planned.Levels[i] {
-			return fmt.Errorf("output at level %d, plan says %d", out.Level(), c.Planned.Levels[i])
-		}
-		set(i, out)
-		return nil
+	r, err := x.newRun(inputs, base)
+	if err != nil {
+		return nil, err
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < x.opt.Workers; w++ {
@@ -419,55 +182,171 @@ func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				mu.Lock()
-				for len(queue) == 0 && pending > 0 && firstErr == nil {
-					cond.Wait()
-				}
-				if pending == 0 || firstErr != nil {
-					mu.Unlock()
-					return
-				}
-				if ctx := x.opt.Context; ctx != nil && ctx.Err() != nil {
-					firstErr = fmt.Errorf("run: evaluation stopped: %w", context.Cause(ctx))
-					cond.Broadcast()
-					mu.Unlock()
-					return
-				}
-				t := queue[len(queue)-1]
-				queue = queue[:len(queue)-1]
-				mu.Unlock()
-				err := exec(ev, t.ct, t.op)
-				mu.Lock()
-				if err != nil {
-					if firstErr == nil {
-						op := c.Ops[t.op]
-						firstErr = fmt.Errorf("run: ciphertext %d, op %d (%s in %s): %w", base+t.ct, t.op, op.Kind, op.Label, err)
-					}
-					cond.Broadcast()
-					mu.Unlock()
-					continue
-				}
-				ms := members[t.op]
-				if len(ms) == 0 {
-					ms = []int{t.op}
-				}
-				for _, m := range ms {
-					done(t.ct, m)
-				}
-				mu.Unlock()
-			}
+			r.work(ev)
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	if r.firstErr != nil {
+		return nil, r.firstErr
 	}
-	outs := make([]*rlwe.Ciphertext, nct)
+	outs := make([]*rlwe.Ciphertext, len(inputs))
 	for k := range outs {
-		outs[k] = vals[k][outID]
+		outs[k] = r.vals[k][r.outID]
 	}
 	return outs, nil
+}
+
+// checkInputs refuses a nil or malformed input ciphertext, or one below the
+// plan's input level.
+func (x *Executor) checkInputs(inputs []*rlwe.Ciphertext, base int) error {
+	for i, ct := range inputs {
+		if ct == nil {
+			return fmt.Errorf("run: input %d is nil", base+i)
+		}
+		if err := he.CheckCiphertext(x.params, ct); err != nil {
+			return fmt.Errorf("run: input %d: %w", base+i, err)
+		}
+		if ct.Level() < x.c.Planned.InputLevel {
+			return fmt.Errorf("run: input %d at level %d, the circuit needs level %d", base+i, ct.Level(), x.c.Planned.InputLevel)
+		}
+	}
+	return nil
+}
+
+// execOp evaluates op i of ciphertext k with ev and stores its output (and
+// those of the other members of its group).
+func (r *runState) execOp(ev *he.Evaluator, k, i int) error {
+	x, c := r.x, r.x.c
+	op := c.Ops[i]
+	lev := ev.WithLabel(op.Label)
+	in := func(j int) *rlwe.Ciphertext { return r.value(k, op.In[j]) }
+	var out *rlwe.Ciphertext
+	var err error
+	switch op.Kind {
+	case KindInput:
+		out = r.inputs[k]
+		if out.Level() > c.Planned.InputLevel {
+			out, err = lev.DropLevel(out, out.Level()-c.Planned.InputLevel)
+		}
+	case KindLinear:
+		out, err = r.execLinear(ev, lev, k, i)
+	case KindRotate:
+		out, err = r.execRotate(lev, k, i)
+	case KindAdd:
+		out, err = lev.Add(in(0), in(1))
+	case KindSub:
+		out, err = lev.Sub(in(0), in(1))
+	case KindAddPlain:
+		var pt *rlwe.Plaintext
+		a := in(0)
+		if pt, err = lev.EncodeAdd(x.fullVec(c.Vecs[op.Vec]), a); err == nil {
+			out, err = lev.AddPlain(a, pt)
+		}
+	case KindAddConst:
+		out, err = lev.AddConst(in(0), op.Const)
+	case KindMulPlain:
+		var pt *rlwe.Plaintext
+		a := in(0)
+		if pt, err = lev.EncodeMul(x.fullVec(c.Vecs[op.Vec]), a.Level()); err == nil {
+			if out, err = lev.MulPlain(a, pt); err == nil {
+				out, err = lev.Rescale(out)
+			}
+		}
+	case KindMulConst:
+		if out, err = lev.MulConst(in(0), op.Const); err == nil {
+			out, err = lev.Rescale(out)
+		}
+	case KindMul:
+		out, err = lev.MulRelinRescale(in(0), in(1))
+	case KindRotSum:
+		out = in(0)
+		for _, rot := range op.Rot {
+			var v *rlwe.Ciphertext
+			if v, err = lev.Rotate(out, rot); err != nil {
+				break
+			}
+			if out, err = lev.Add(out, v); err != nil {
+				break
+			}
+		}
+	case KindPoly:
+		out, err = lev.Polynomial(in(0), *op.Poly)
+	case KindMatchScale:
+		out, err = lev.MatchScale(in(0), in(1).Scale)
+	case KindDropLevel:
+		a := in(0)
+		out, err = lev.DropLevel(a, a.Level()-c.Planned.Levels[i])
+	case KindBootstrap:
+		if _, ok := x.btp.(*he.Bootstrapper); ok {
+			out, err = bootstrapScaled(lev, x.params, in(0), op.Const) // each worker has its own copy
+		} else {
+			x.btpMu.Lock() // e.g. the secret-key test bootstrapper: shared buffers
+			out, err = bootstrapScaled(lev, x.params, in(0), op.Const)
+			x.btpMu.Unlock()
+		}
+	case KindOutput:
+		out = in(0)
+	default:
+		err = fmt.Errorf("unknown op kind %q", op.Kind)
+	}
+	if err != nil {
+		return err
+	}
+	if out.Level() != c.Planned.Levels[i] {
+		return fmt.Errorf("output at level %d, plan says %d", out.Level(), c.Planned.Levels[i])
+	}
+	r.set(k, i, out)
+	return nil
+}
+
+// execLinear evaluates the linear ops of op i's group on ciphertext k with
+// one hoisted decomposition (ev encodes the transforms, lev evaluates),
+// stores the other members' outputs and returns op i's.
+func (r *runState) execLinear(ev, lev *he.Evaluator, k, i int) (*rlwe.Ciphertext, error) {
+	c := r.x.c
+	ms := r.sched.group(i)
+	level := c.Planned.Levels[c.Ops[i].In[0]]
+	list := make([]*he.EncodedLinearTransform, len(ms))
+	for j, m := range ms {
+		enc, err := r.encs.get(ev, r.x.lts, encKey{c.Ops[m].Mat, level})
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", c.Mats[c.Ops[m].Mat].Name, err)
+		}
+		list[j] = enc
+	}
+	outs, err := lev.LinearTransformMany(r.value(k, c.Ops[i].In[0]), list)
+	if err != nil {
+		return nil, err
+	}
+	for j, m := range ms {
+		r.encs.release(encKey{c.Ops[m].Mat, level})
+		if m != i {
+			r.set(k, m, outs[j])
+		}
+	}
+	return outs[0], nil
+}
+
+// execRotate evaluates the rotations of op i's group on ciphertext k with
+// one hoisted decomposition, stores the other members' outputs and returns
+// op i's.
+func (r *runState) execRotate(lev *he.Evaluator, k, i int) (*rlwe.Ciphertext, error) {
+	c := r.x.c
+	ms := r.sched.group(i)
+	ks := make([]int, len(ms))
+	for j, m := range ms {
+		ks[j] = c.Ops[m].Rot[0]
+	}
+	rs, err := lev.RotateHoisted(r.value(k, c.Ops[i].In[0]), ks)
+	if err != nil {
+		return nil, err
+	}
+	for j, m := range ms {
+		if m != i {
+			r.set(k, m, rs[ks[j]])
+		}
+	}
+	return rs[ks[0]], nil
 }
 
 // EncryptInputs encrypts virtual slot vectors (from EncodeImages), each
