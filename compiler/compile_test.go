@@ -6,13 +6,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
 )
 
 // CompileFor refuses a preset below 128-bit security unless the caller
 // allows it, naming the preset, and compiles for it when allowed.
 func TestCompileForRefusesInsecurePreset(t *testing.T) {
-	m, _ := tinyMNIST(t, nil, nn.FitOptions{})
+	m, _ := tinyMNIST(t, func(c *model.Config) {
+		c.Attention.P = 2
+		c.Attention.Eps = 0.5
+		c.Activation = nn.ActQuad
+	}, shallowFit())
 	_, _, err := CompileFor(m, he.PresetTestN13, Options{Batch: 1})
 	require.ErrorIs(t, err, he.ErrInsecureParameters)
 	require.ErrorContains(t, err, he.PresetTestN13)
