@@ -444,28 +444,51 @@ func (b *builder) ffn(name string, f *nn.FFN, in feed, outScale float64) (int, e
 // attention lowers multi-head attention with the diagonal method; the
 // result is the attention output divided by sigma (the stream's scale).
 func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigma float64) (int, error) {
-	L, D, T := b.L, b.L.Block, b.L.Tokens
-	R := L.RowStride()
-	p := 0
-	var (
-		rowScale func(t int) float64 // s_t folded into the score mask
-		outRow   func(t int) float64 // factor folded into Wo per token
-		gold     *nn.PolySpec
-		expSpec  *nn.PolySpec
-		headW    func(h int) float64
-		shift    func(h int) float64 // power-shifted: c_h, added to the scores (nil otherwise)
-		epsC     float64
-		expPoly  polyapprox.Chebyshev
-		// softmax: u = expScalar*s + expConst, e = exp(u) times expNorm (Goldschmidt's c) and the causal mask
-		expScalar, expConst, expNorm float64
-	)
+	kp, err := b.attentionKernel(name, a)
+	if err != nil {
+		return 0, err
+	}
+	if w := nextPow2(b.heads * b.dhp); kp.expSpec == nil && !b.noPack && b.L.Block/w >= 2 {
+		if b.useCompact() {
+			return b.attentionCompact(name, a, in, sigma, kp.packedKernel)
+		}
+		return b.attentionPacked(name, a, in, sigma, kp.packedKernel)
+	}
+	q, kr, vr := b.diagonalQKV(name, a, in)
+	pw := make([]int, b.L.Tokens)
+	for r := range pw {
+		pw[r] = b.diagonalScores(name, a, kp, q, kr[r], r)
+	}
+	weights := pw
+	if kp.gold != nil {
+		weights = b.normalizeDiagonals(name, kp, pw)
+	}
+	return b.mixDiagonals(name, a, kp, weights, vr, sigma), nil
+}
+
+// attnKernel is an attention kernel as lowered: the folded scales of
+// packedKernel and, for softmax, the exp polynomial and its constants.
+type attnKernel struct {
+	packedKernel
+	expSpec *nn.PolySpec // softmax only
+	expPoly polyapprox.Chebyshev
+	// softmax: u = expScalar*s + expConst, e = exp(u) times expNorm (Goldschmidt's c) and the causal mask
+	expScalar, expConst, expNorm float64
+}
+
+// attentionKernel reads a's kernel (unwrapping training-time range
+// penalties): its power, its Goldschmidt plan, and the scales folded into
+// the scores (per row, per head, power-shifted's shift) and into Wo.
+func (b *builder) attentionKernel(name string, a *nn.MultiHeadAttention) (attnKernel, error) {
+	T := b.L.Tokens
+	var kp attnKernel
 	rowLen := func(t int) float64 {
 		if b.causal {
 			return float64(t + 1)
 		}
 		return float64(T)
 	}
-	headW = func(int) float64 { return 1 }
+	kp.headW = func(int) float64 { return 1 }
 	kernel := a.Kernel
 	switch pk := kernel.(type) { // training-time range penalties: same function
 	case *nn.PenalizedPowerSoftmax:
@@ -478,74 +501,85 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	// folded into the scores as (c/n)^(1/p), the -n of the negated
 	// Goldschmidt output into Wo.
 	powerNormalized := func(kind string, power int, site *nn.Site, eps float64, lengthNorm bool) error {
-		p = power
-		gold = site.Spec()
-		if gold == nil || gold.Method != "goldschmidt" {
+		kp.p = power
+		kp.gold = site.Spec()
+		if kp.gold == nil || kp.gold.Method != "goldschmidt" {
 			return fmt.Errorf("compile: %s: %s reciprocal must be a Goldschmidt plan", name, kind)
 		}
-		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: gold.Interval[0], B: gold.Interval[1]}, Iterations: gold.Iterations}
+		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: kp.gold.Interval[0], B: kp.gold.Interval[1]}, Iterations: kp.gold.Iterations}
 		if err := g.Validate(); err != nil {
 			return fmt.Errorf("compile: %s: %w", name, err)
 		}
 		c := g.Normalizer()
-		epsC = c * eps
+		kp.epsC = c * eps
 		n := func(t int) float64 {
 			if lengthNorm {
 				return rowLen(t)
 			}
 			return 1
 		}
-		rowScale = func(t int) float64 { return math.Pow(c/n(t), 1/float64(p)) }
-		outRow = func(t int) float64 { return -n(t) }
+		kp.rowScale = func(t int) float64 { return math.Pow(c/n(t), 1/float64(kp.p)) }
+		kp.outRow = func(t int) float64 { return -n(t) }
 		return nil
 	}
 	switch k := kernel.(type) {
 	case *nn.PowerSoftmax:
 		if err := powerNormalized("power-softmax", k.P, k.Sites()[0], k.Eps, k.LengthNorm); err != nil {
-			return 0, err
+			return kp, err
 		}
 	case *nn.ShiftedPower:
 		if err := powerNormalized("power-shifted", k.P, k.Sites()[0], k.Eps, k.LengthNorm); err != nil {
-			return 0, err
+			return kp, err
 		}
 		if len(k.Shift.Value.Data) < b.heads {
-			return 0, fmt.Errorf("compile: %s: %d shifts for %d heads", name, len(k.Shift.Value.Data), b.heads)
+			return kp, fmt.Errorf("compile: %s: %d shifts for %d heads", name, len(k.Shift.Value.Data), b.heads)
 		}
-		shift = func(h int) float64 { return k.Shift.Value.Data[h] }
+		kp.shift = func(h int) float64 { return k.Shift.Value.Data[h] }
 	case *nn.PowerFixed:
-		p = k.P
-		rowScale = func(int) float64 { return 1 }
-		headW = func(h int) float64 { return math.Exp(-k.G.Value.Data[h] / float64(p)) }
-		outRow = func(int) float64 { return 1 }
+		kp.p = k.P
+		kp.rowScale = func(int) float64 { return 1 }
+		kp.headW = func(h int) float64 { return math.Exp(-k.G.Value.Data[h] / float64(kp.p)) }
+		kp.outRow = func(int) float64 { return 1 }
 	case *nn.Softmax:
 		sites := k.Sites()
-		expSpec, gold = sites[0].Spec(), sites[1].Spec()
-		if expSpec == nil || expSpec.Method != "chebyshev" || gold == nil || gold.Method != "goldschmidt" {
-			return 0, fmt.Errorf("compile: %s: softmax needs a Chebyshev exp and a Goldschmidt reciprocal", name)
+		kp.expSpec, kp.gold = sites[0].Spec(), sites[1].Spec()
+		if kp.expSpec == nil || kp.expSpec.Method != "chebyshev" || kp.gold == nil || kp.gold.Method != "goldschmidt" {
+			return kp, fmt.Errorf("compile: %s: softmax needs a Chebyshev exp and a Goldschmidt reciprocal", name)
 		}
-		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: gold.Interval[0], B: gold.Interval[1]}, Iterations: gold.Iterations}
+		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: kp.gold.Interval[0], B: kp.gold.Interval[1]}, Iterations: kp.gold.Iterations}
 		if err := g.Validate(); err != nil {
-			return 0, fmt.Errorf("compile: %s: %w", name, err)
+			return kp, fmt.Errorf("compile: %s: %w", name, err)
 		}
-		expPoly = polyapprox.Chebyshev{Interval: polyapprox.Interval{A: expSpec.Interval[0], B: expSpec.Interval[1]}, Coeffs: expSpec.Coeffs}
-		if err := expPoly.Validate(); err != nil || expPoly.Degree() < 1 {
-			return 0, fmt.Errorf("compile: %s: invalid exp polynomial", name)
+		kp.expPoly = polyapprox.Chebyshev{Interval: polyapprox.Interval{A: kp.expSpec.Interval[0], B: kp.expSpec.Interval[1]}, Coeffs: kp.expSpec.Coeffs}
+		if err := kp.expPoly.Validate(); err != nil || kp.expPoly.Degree() < 1 {
+			return kp, fmt.Errorf("compile: %s: invalid exp polynomial", name)
 		}
-		expScalar, expConst = expPoly.Interval.ChangeOfBasis()
-		expNorm = g.Normalizer()
-		rowScale = func(int) float64 { return expScalar }
-		outRow = func(int) float64 { return -1 }
+		kp.expScalar, kp.expConst = kp.expPoly.Interval.ChangeOfBasis()
+		kp.expNorm = g.Normalizer()
+		kp.rowScale = func(int) float64 { return kp.expScalar }
+		kp.outRow = func(int) float64 { return -1 }
 	default:
-		return 0, fmt.Errorf("compile: %s: attention kernel %T is not supported", name, a.Kernel)
+		return kp, fmt.Errorf("compile: %s: attention kernel %T is not supported", name, a.Kernel)
 	}
-	if w := nextPow2(b.heads * b.dhp); expSpec == nil && !b.noPack && D/w >= 2 {
-		kp := packedKernel{p: p, gold: gold, epsC: epsC, rowScale: rowScale, outRow: outRow, headW: headW, shift: shift}
-		if b.useCompact() {
-			return b.attentionCompact(name, a, in, sigma, kp)
-		}
-		return b.attentionPacked(name, a, in, sigma, kp)
+	return kp, nil
+}
+
+// headRots returns the rotations of a butterfly over a head's dhp
+// channels: +1, +2, ... (sum into the head's first slot) or, with sign -1,
+// -1, -2, ... (broadcast from it).
+func (b *builder) headRots(sign int) []int {
+	var rots []int
+	for k := 1; k < b.dhp; k <<= 1 {
+		rots = append(rots, sign*k)
 	}
-	// Q, K, V from one hoisted decomposition; 1/sqrt(dh) folded into Q.
+	return rots
+}
+
+// diagonalQKV lowers Q, K and V (one hoisted decomposition, 1/sqrt(dh)
+// folded into Q) and the hoisted token rotations of K and V: kr[r] and
+// vr[r] are K and V rotated by r tokens (kr[0] = K, vr[0] = V).
+func (b *builder) diagonalQKV(name string, a *nn.MultiHeadAttention, in feed) (q int, kr, vr []int) {
+	T, R := b.L.Tokens, b.L.RowStride()
 	qs := 1 / math.Sqrt(float64(b.dh))
 	grp := b.newGroup()
 	var qkv [3]int
@@ -565,7 +599,7 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	}
 	q, kk, v := qkv[0], qkv[1], qkv[2]
 	// hoisted token rotations of K and V
-	kr, vr := make([]int, T), make([]int, T)
+	kr, vr = make([]int, T), make([]int, T)
 	kr[0], vr[0] = kk, v
 	gk, gv := b.newGroup(), b.newGroup()
 	for r := 1; r < T; r++ {
@@ -574,93 +608,107 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	for r := 1; r < T; r++ {
 		vr[r] = b.op(circuit.Op{Kind: circuit.KindRotate, In: []int{v}, Rot: []int{r * R}, Group: gv, Label: name + ".rotv"})
 	}
-	var sumRots, bcastRots []int
-	for k := 1; k < b.dhp; k <<= 1 {
-		sumRots = append(sumRots, k)
-		bcastRots = append(bcastRots, -k)
-	}
+	return q, kr, vr
+}
+
+// diagonalScores lowers the scores of diagonal r (q against kr, K rotated
+// by r tokens): the head sums, the mask with the folded row and head scales
+// (and power-shifted's shift), then x^p, or for softmax the exp polynomial
+// masked and scaled by Goldschmidt's normalizer.
+func (b *builder) diagonalScores(name string, a *nn.MultiHeadAttention, kp attnKernel, q, kr, r int) int {
+	T, D := b.L.Tokens, b.L.Block
+	sumRots := b.headRots(1)
 	temp := a.Temperature
-	pw := make([]int, T)
+	prod := b.op(circuit.Op{Kind: circuit.KindMul, In: []int{q, kr}, Label: name + ".scores"})
+	s := prod
+	if len(sumRots) > 0 {
+		s = b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{prod}, Rot: sumRots, Label: name + ".scores"})
+	}
+	mask := b.pattern()
+	for t := 0; t < T; t++ {
+		if b.causal && (t+r)%T > t && kp.expSpec == nil {
+			continue // softmax masks after exp instead
+		}
+		for h := 0; h < b.heads; h++ {
+			mask[t*D+h*b.dhp] = temp(h, t) * kp.rowScale(t) * kp.headW(h)
+		}
+	}
+	xs := b.op(circuit.Op{Kind: circuit.KindMulPlain, In: []int{s}, Vec: b.vec(mask), Label: name + ".scores"})
+	if kp.shift != nil {
+		// s_t (x + c_h) = s_t x + s_t c_h on the unmasked heads' first
+		// slots only: masked slots stay 0, so their power is 0
+		sv := b.pattern()
+		for t := 0; t < T; t++ {
+			if b.causal && (t+r)%T > t {
+				continue
+			}
+			for h := 0; h < b.heads; h++ {
+				sv[t*D+h*b.dhp] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
+			}
+		}
+		xs = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{xs}, Vec: b.vec(sv), Label: name + ".scores"})
+	}
+	if kp.expSpec == nil {
+		return b.power(name+".power", xs, kp.p)
+	}
+	// softmax: u = scalar*s + constant, exp on the unit interval, then the
+	// causal mask and Goldschmidt's normalizer c (which also zeroes the
+	// other slots' junk before the broadcast)
+	cst, m2 := b.pattern(), b.pattern()
+	for t := 0; t < T; t++ {
+		for h := 0; h < b.heads; h++ {
+			cst[t*D+h*b.dhp] = kp.expConst
+			if !b.causal || (t+r)%T <= t {
+				m2[t*D+h*b.dhp] = kp.expNorm
+			}
+		}
+	}
+	u := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{xs}, Vec: b.vec(cst), Label: name + ".scores"})
+	unit := polyapprox.Chebyshev{Interval: polyapprox.Interval{A: -1, B: 1}, Coeffs: append([]float64(nil), kp.expPoly.Coeffs...)}
+	e := b.op(circuit.Op{Kind: circuit.KindPoly, In: []int{u}, Poly: &unit, Label: name + ".exp"})
+	return b.op(circuit.Op{Kind: circuit.KindMulPlain, In: []int{e}, Vec: b.vec(m2), Label: name + ".exp"})
+}
+
+// normalizeDiagonals divides the diagonals' powers pw by their row sum:
+// the normalizer (plus eps, times Goldschmidt's c) and its Goldschmidt
+// reciprocal, multiplied into each diagonal.
+func (b *builder) normalizeDiagonals(name string, kp attnKernel, pw []int) []int {
+	T, D := b.L.Tokens, b.L.Block
+	nsum := b.sumTree(name+".normalizer", pw)
+	// xn = c·(eps + N) in the heads' first slots; 1 elsewhere (N is 0
+	// there), where Goldschmidt then stays at a = 1: no junk growing like
+	// 2^iterations, which would break a real bootstrap of a or b.
+	shift := b.pattern()
+	for t := 0; t < T; t++ {
+		for c := 0; c < D; c++ {
+			shift[t*D+c] = 1
+		}
+		for h := 0; h < b.heads; h++ {
+			shift[t*D+h*b.dhp] = kp.epsC
+		}
+	}
+	xn := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
+	// Goldschmidt with a' = xn - 2 = -a and b' = xn - 1 (b'^2 = b^2).
+	ga := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
+	gb := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
+	for i := 0; i < kp.gold.Iterations; i++ {
+		gb = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{gb, gb}, Label: name + ".recip"})
+		ob := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
+		ga = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{ga, ob}, Label: name + ".recip"})
+	}
+	weights := make([]int, T)
 	for r := 0; r < T; r++ {
-		prod := b.op(circuit.Op{Kind: circuit.KindMul, In: []int{q, kr[r]}, Label: name + ".scores"})
-		s := prod
-		if len(sumRots) > 0 {
-			s = b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{prod}, Rot: sumRots, Label: name + ".scores"})
-		}
-		mask := b.pattern()
-		for t := 0; t < T; t++ {
-			if b.causal && (t+r)%T > t && expSpec == nil {
-				continue // softmax masks after exp instead
-			}
-			for h := 0; h < b.heads; h++ {
-				mask[t*D+h*b.dhp] = temp(h, t) * rowScale(t) * headW(h)
-			}
-		}
-		xs := b.op(circuit.Op{Kind: circuit.KindMulPlain, In: []int{s}, Vec: b.vec(mask), Label: name + ".scores"})
-		if shift != nil {
-			// s_t (x + c_h) = s_t x + s_t c_h on the unmasked heads' first
-			// slots only: masked slots stay 0, so their power is 0
-			sv := b.pattern()
-			for t := 0; t < T; t++ {
-				if b.causal && (t+r)%T > t {
-					continue
-				}
-				for h := 0; h < b.heads; h++ {
-					sv[t*D+h*b.dhp] = shift(h) * rowScale(t) * headW(h)
-				}
-			}
-			xs = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{xs}, Vec: b.vec(sv), Label: name + ".scores"})
-		}
-		if expSpec == nil {
-			pw[r] = b.power(name+".power", xs, p)
-			continue
-		}
-		// softmax: u = scalar*s + constant, exp on the unit interval, then the
-		// causal mask and Goldschmidt's normalizer c (which also zeroes the
-		// other slots' junk before the broadcast)
-		cst, m2 := b.pattern(), b.pattern()
-		for t := 0; t < T; t++ {
-			for h := 0; h < b.heads; h++ {
-				cst[t*D+h*b.dhp] = expConst
-				if !b.causal || (t+r)%T <= t {
-					m2[t*D+h*b.dhp] = expNorm
-				}
-			}
-		}
-		u := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{xs}, Vec: b.vec(cst), Label: name + ".scores"})
-		unit := polyapprox.Chebyshev{Interval: polyapprox.Interval{A: -1, B: 1}, Coeffs: append([]float64(nil), expPoly.Coeffs...)}
-		e := b.op(circuit.Op{Kind: circuit.KindPoly, In: []int{u}, Poly: &unit, Label: name + ".exp"})
-		pw[r] = b.op(circuit.Op{Kind: circuit.KindMulPlain, In: []int{e}, Vec: b.vec(m2), Label: name + ".exp"})
+		weights[r] = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{pw[r], ga}, Label: name + ".weights"})
 	}
-	weights := pw
-	if gold != nil {
-		nsum := b.sumTree(name+".normalizer", pw)
-		// xn = c·(eps + N) in the heads' first slots; 1 elsewhere (N is 0
-		// there), where Goldschmidt then stays at a = 1: no junk growing like
-		// 2^iterations, which would break a real bootstrap of a or b.
-		shift := b.pattern()
-		for t := 0; t < T; t++ {
-			for c := 0; c < D; c++ {
-				shift[t*D+c] = 1
-			}
-			for h := 0; h < b.heads; h++ {
-				shift[t*D+h*b.dhp] = epsC
-			}
-		}
-		xn := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
-		// Goldschmidt with a' = xn - 2 = -a and b' = xn - 1 (b'^2 = b^2).
-		ga := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
-		gb := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
-		for i := 0; i < gold.Iterations; i++ {
-			gb = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{gb, gb}, Label: name + ".recip"})
-			ob := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
-			ga = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{ga, ob}, Label: name + ".recip"})
-		}
-		weights = make([]int, T)
-		for r := 0; r < T; r++ {
-			weights[r] = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{pw[r], ga}, Label: name + ".weights"})
-		}
-	}
+	return weights
+}
+
+// mixDiagonals broadcasts each diagonal's weights over its head, multiplies
+// them with V rotated alike (vr), sums the diagonals and lowers the out
+// projection (the row factors of the kernel and 1/sigma folded into Wo).
+func (b *builder) mixDiagonals(name string, a *nn.MultiHeadAttention, kp attnKernel, weights, vr []int, sigma float64) int {
+	T, D := b.L.Tokens, b.L.Block
+	bcastRots := b.headRots(-1)
 	outs := make([]int, T)
 	for r := 0; r < T; r++ {
 		w := weights[r]
@@ -673,7 +721,7 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	perToken := b.causal
 	hf := feed{g: ones(b.d), beta: make([]float64, b.d)}
 	oid, obias := b.linearFromModel(name+".out", a.Out, 0, b.d, hf, b.headMap, ident,
-		func(t int) float64 { return outRow(t) / sigma }, perToken, nil)
+		func(t int) float64 { return kp.outRow(t) / sigma }, perToken, nil)
 	// the out bias is not multiplied by outRow: it is added after the mixing.
 	for t := 0; t < T; t++ {
 		for j := 0; j < b.d; j++ {
@@ -682,7 +730,7 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	}
 	y := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{o}, Mat: oid, Label: name + ".out"})
 	y = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{y}, Vec: b.vec(obias), Label: name + ".out"})
-	return b.replicate(name+".out", y), nil
+	return b.replicate(name+".out", y)
 }
 
 // power lowers x^p by binary exponentiation (ceil(log2 p) levels).
