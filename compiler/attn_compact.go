@@ -180,14 +180,7 @@ func (b *builder) attentionCompact(name string, a *nn.MultiHeadAttention, in fee
 			}
 		}
 		xn := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
-		ga := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
-		gb := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
-		for i := 0; i < kp.gold.Iterations; i++ {
-			gb = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{gb, gb}, Label: name + ".recip"})
-			ob := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
-			ga = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{ga, ob}, Label: name + ".recip"})
-		}
-		recip = ga
+		recip = b.goldschmidt(name+".recip", xn, kp.gold.Iterations)
 	}
 	// expand: rot(w, e) for e = τ(g) - c = a + n1·s: hoisted baby steps
 	// rot(w, a), then the giant steps of each baby step (hoisted per a)

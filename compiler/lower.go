@@ -689,13 +689,7 @@ func (b *builder) normalizeDiagonals(name string, kp attnKernel, pw []int) []int
 	}
 	xn := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
 	// Goldschmidt with a' = xn - 2 = -a and b' = xn - 1 (b'^2 = b^2).
-	ga := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
-	gb := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
-	for i := 0; i < kp.gold.Iterations; i++ {
-		gb = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{gb, gb}, Label: name + ".recip"})
-		ob := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
-		ga = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{ga, ob}, Label: name + ".recip"})
-	}
+	ga := b.goldschmidt(name+".recip", xn, kp.gold.Iterations)
 	weights := make([]int, T)
 	for r := 0; r < T; r++ {
 		weights[r] = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{pw[r], ga}, Label: name + ".weights"})
@@ -894,95 +888,14 @@ type packedKernel struct {
 // with one small linear transform that also drops the by-products of the
 // other slots.
 func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed, sigma float64, kp packedKernel) (int, error) {
-	D, T := b.L.Block, b.L.Tokens
-	R := b.L.RowStride()
+	T := b.L.Tokens
 	W, k := b.packedCopies()
 	n1 := b.packedFrames(k, kp.gold != nil)
-	F := T / n1
+	pg := packedGeom{W: W, k: k, n1: n1, F: T / n1, G: T / k, T: T}
 	qc, kr, vr := b.packedInputs(name, a, in, kp, W, k, n1, !b.legacyAttn)
-	var sumRots, bcastRots []int
-	for s := 1; s < b.dhp; s <<= 1 {
-		sumRots = append(sumRots, s)
-		bcastRots = append(bcastRots, -s)
-	}
-	G := T / k
-	// frames: diagonal r = f·n1 + i is computed in frame f, where slot row
-	// t' holds query row t = t' - f·n1 (Q rotated by f·n1 rows, K and V by
-	// i rows only); frame(g) and the slot row of query row t
-	frame := func(g int) int { return g * k / n1 }
-	slotRow := func(g, t int) int { return (t + frame(g)*n1) % T }
-	pw, mpw := make([]int, G), make([]int, G)
-	qall := make([]int, F)
-	if !b.legacyAttn {
-		// one product per group: Q summed over its copies times K summed
-		// over the group's copies (each copy of K is non-zero in its own
-		// channels only)
-		for f := range qall {
-			qall[f] = qc[f][0]
-		}
-	}
-	for g := 0; g < G; g++ {
-		f := frame(g)
-		i0 := g*k - f*n1 // K and V of the group: baby steps i0 .. i0+k-1
-		var sc int
-		if !b.legacyAttn {
-			kg := b.sumTree(name+".scores", kr[i0:i0+k])
-			sc = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{qall[f], kg}, Label: name + ".scores"})
-		} else {
-			prods := make([]int, k)
-			for j := 0; j < k; j++ {
-				prods[j] = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{qc[f][j], kr[i0+j]}, Label: name + ".scores"})
-			}
-			sc = b.sumTree(name+".scores", prods)
-		}
-		if len(sumRots) > 0 {
-			sc = b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{sc}, Rot: sumRots, Label: name + ".scores"})
-		}
-		if kp.shift != nil {
-			// s_t (x + c_h): the row scale s_t is already in Q; masked slots
-			// get no shift and are zeroed after the power like the others
-			sv := b.pattern()
-			for t := 0; t < T; t++ {
-				tp := slotRow(g, t)
-				for j := 0; j < k; j++ {
-					if b.causal && (t+g*k+j)%T > t {
-						continue
-					}
-					for h := 0; h < b.heads; h++ {
-						sv[tp*D+j*W+h*b.dhp] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
-					}
-				}
-			}
-			sc = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{sc}, Vec: b.vec(sv), Label: name + ".scores"})
-		}
-		pw[g] = b.power(name+".power", sc, kp.p)
-		mask := b.pattern()
-		for t := 0; t < T; t++ {
-			tp := slotRow(g, t)
-			for j := 0; j < k; j++ {
-				if b.causal && (t+g*k+j)%T > t {
-					continue
-				}
-				for h := 0; h < b.heads; h++ {
-					mask[tp*D+j*W+h*b.dhp] = 1
-				}
-			}
-		}
-		// keeps the heads' first slots (and applies causal masks): needed before the broadcast
-		mpw[g] = b.op(circuit.Op{Kind: circuit.KindMulPlain, In: []int{pw[g]}, Vec: b.vec(mask), Label: name + ".power"})
-	}
-	// byFrame sums values of the groups frame by frame and rotates each
-	// frame's sum back to frame 0 (F-1 rotations)
-	byFrame := func(label string, ids []int) int {
-		var parts []int
-		for f := 0; f < F; f++ {
-			s := b.sumTree(label, ids[f*n1/k:(f+1)*n1/k])
-			if f > 0 {
-				s = b.op(circuit.Op{Kind: circuit.KindRotate, In: []int{s}, Rot: []int{f * n1 * R}, Label: label})
-			}
-			parts = append(parts, s)
-		}
-		return b.sumTree(label, parts)
+	pw, mpw := make([]int, pg.G), make([]int, pg.G)
+	for g := range pw {
+		pw[g], mpw[g] = b.packedScores(name, kp, pg, qc, kr, g)
 	}
 	weights := mpw
 	recip := -1
@@ -991,38 +904,7 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 		if b.causal {
 			src = mpw
 		}
-		nin := byFrame(name+".normalizer", src)
-		nm := b.mat(name+".normalizer", false, func(_ int, m []float64) {
-			for h := 0; h < b.heads; h++ {
-				for j := 0; j < k; j++ {
-					for j2 := 0; j2 < k; j2++ {
-						m[(j2*W+h*b.dhp)*D+j*W+h*b.dhp] = 1
-					}
-				}
-			}
-		})
-		nsum := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{nin}, Mat: nm, Label: name + ".normalizer"})
-		// xn = c·(eps + N) in the heads' first slots; 1 elsewhere (N is 0
-		// there), where Goldschmidt then stays at a = -1 exactly
-		shift := b.pattern()
-		for t := 0; t < T; t++ {
-			for c := 0; c < D; c++ {
-				shift[t*D+c] = 1
-			}
-			for j := 0; j < k; j++ {
-				for h := 0; h < b.heads; h++ {
-					shift[t*D+j*W+h*b.dhp] = kp.epsC
-				}
-			}
-		}
-		xn := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
-		ga := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -2, Label: name + ".recip"})
-		gb := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -1, Label: name + ".recip"})
-		for i := 0; i < kp.gold.Iterations; i++ {
-			gb = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{gb, gb}, Label: name + ".recip"})
-			ob := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{gb}, Const: 1, Label: name + ".recip"})
-			ga = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{ga, ob}, Label: name + ".recip"})
-		}
+		ga := b.packedReciprocal(name, kp, pg, src)
 		if !b.legacyAttn {
 			// Σ_r (x_r^p · ρ) v_r = ρ · Σ_r x_r^p v_r: the reciprocal ρ is
 			// broadcast over its head and multiplies the mixed values once,
@@ -1031,28 +913,174 @@ func (b *builder) attentionPacked(name string, a *nn.MultiHeadAttention, in feed
 			// broadcast adds holds one head's first slot and dhp-1 slots at
 			// exactly -1: adding dhp-1 leaves ρ.
 			recip = ga
-			if len(bcastRots) > 0 {
+			if bcastRots := b.headRots(-1); len(bcastRots) > 0 {
 				recip = b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{ga}, Rot: bcastRots, Label: name + ".weights"})
 				recip = b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{recip}, Const: float64(b.dhp - 1), Label: name + ".weights"})
 			}
 		} else {
-			weights = make([]int, G)
-			for g := 0; g < G; g++ {
+			weights = make([]int, pg.G)
+			for g := range weights {
 				weights[g] = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{mpw[g], ga}, Label: name + ".weights"})
 			}
 		}
 	}
-	outs := make([]int, G)
-	for g := 0; g < G; g++ {
+	outs := b.packedMix(name, pg, weights, vr)
+	return b.packedOutScaled(name, a, b.byFrame(name+".mix", pg, outs), recip, sigma, kp, W, k), nil
+}
+
+// packedGeom is the geometry of the packed layout: k copies of W channels
+// (k diagonals per ciphertext), G = T/k diagonal groups, frames of n1
+// diagonals (F = T/n1 of them). Diagonal r = f·n1 + i is computed in frame
+// f, where slot row t' holds query row t = t' - f·n1 (Q rotated by f·n1
+// rows, K and V by i rows only).
+type packedGeom struct{ W, k, n1, F, G, T int }
+
+// frame returns the frame of group g.
+func (pg packedGeom) frame(g int) int { return g * pg.k / pg.n1 }
+
+// slotRow returns the slot row of query row t in group g's frame.
+func (pg packedGeom) slotRow(g, t int) int { return (t + pg.frame(g)*pg.n1) % pg.T }
+
+// first returns the rotation (in rows, within its frame) of group g's
+// first diagonal: K and V of the group are kr, vr[first .. first+k-1].
+func (pg packedGeom) first(g int) int { return g*pg.k - pg.frame(g)*pg.n1 }
+
+// packedScores lowers the scores of diagonal group g: the products of Q
+// (qc, by frame and copy) and K (kr), the head sums, power-shifted's shift,
+// the power, and the power masked to the heads' first slots (with the
+// causal mask): pw and mpw.
+func (b *builder) packedScores(name string, kp packedKernel, pg packedGeom, qc [][]int, kr []int, g int) (pw, mpw int) {
+	D, T, W, k := b.L.Block, pg.T, pg.W, pg.k
+	f, i0 := pg.frame(g), pg.first(g)
+	var sc int
+	if !b.legacyAttn {
+		// one product per group: Q summed over its copies times K summed
+		// over the group's copies (each copy of K is non-zero in its own
+		// channels only)
+		kg := b.sumTree(name+".scores", kr[i0:i0+k])
+		sc = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{qc[f][0], kg}, Label: name + ".scores"})
+	} else {
+		prods := make([]int, k)
+		for j := 0; j < k; j++ {
+			prods[j] = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{qc[f][j], kr[i0+j]}, Label: name + ".scores"})
+		}
+		sc = b.sumTree(name+".scores", prods)
+	}
+	if sumRots := b.headRots(1); len(sumRots) > 0 {
+		sc = b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{sc}, Rot: sumRots, Label: name + ".scores"})
+	}
+	// unmasked marks the (slot row, copy) pairs of query rows that see their
+	// diagonal
+	unmasked := func(fill func(tp, t, j int)) {
+		for t := 0; t < T; t++ {
+			tp := pg.slotRow(g, t)
+			for j := 0; j < k; j++ {
+				if b.causal && (t+g*k+j)%T > t {
+					continue
+				}
+				fill(tp, t, j)
+			}
+		}
+	}
+	if kp.shift != nil {
+		// s_t (x + c_h): the row scale s_t is already in Q; masked slots
+		// get no shift and are zeroed after the power like the others
+		sv := b.pattern()
+		unmasked(func(tp, t, j int) {
+			for h := 0; h < b.heads; h++ {
+				sv[tp*D+j*W+h*b.dhp] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
+			}
+		})
+		sc = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{sc}, Vec: b.vec(sv), Label: name + ".scores"})
+	}
+	pw = b.power(name+".power", sc, kp.p)
+	mask := b.pattern()
+	unmasked(func(tp, _, j int) {
+		for h := 0; h < b.heads; h++ {
+			mask[tp*D+j*W+h*b.dhp] = 1
+		}
+	})
+	// keeps the heads' first slots (and applies causal masks): needed before the broadcast
+	mpw = b.op(circuit.Op{Kind: circuit.KindMulPlain, In: []int{pw}, Vec: b.vec(mask), Label: name + ".power"})
+	return pw, mpw
+}
+
+// byFrame sums values of the groups frame by frame and rotates each
+// frame's sum back to frame 0 (F-1 rotations).
+func (b *builder) byFrame(label string, pg packedGeom, ids []int) int {
+	var parts []int
+	for f := 0; f < pg.F; f++ {
+		s := b.sumTree(label, ids[f*pg.n1/pg.k:(f+1)*pg.n1/pg.k])
+		if f > 0 {
+			s = b.op(circuit.Op{Kind: circuit.KindRotate, In: []int{s}, Rot: []int{f * pg.n1 * b.L.RowStride()}, Label: label})
+		}
+		parts = append(parts, s)
+	}
+	return b.sumTree(label, parts)
+}
+
+// packedReciprocal lowers the row normalizer of the groups' powers src
+// (summed by frame, then over the copies by a small linear transform that
+// drops the other slots' by-products) and its negated Goldschmidt
+// reciprocal, in the heads' first slots.
+func (b *builder) packedReciprocal(name string, kp packedKernel, pg packedGeom, src []int) int {
+	D, T, W, k := b.L.Block, pg.T, pg.W, pg.k
+	nin := b.byFrame(name+".normalizer", pg, src)
+	nm := b.mat(name+".normalizer", false, func(_ int, m []float64) {
+		for h := 0; h < b.heads; h++ {
+			for j := 0; j < k; j++ {
+				for j2 := 0; j2 < k; j2++ {
+					m[(j2*W+h*b.dhp)*D+j*W+h*b.dhp] = 1
+				}
+			}
+		}
+	})
+	nsum := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{nin}, Mat: nm, Label: name + ".normalizer"})
+	// xn = c·(eps + N) in the heads' first slots; 1 elsewhere (N is 0
+	// there), where Goldschmidt then stays at a = -1 exactly
+	shift := b.pattern()
+	for t := 0; t < T; t++ {
+		for c := 0; c < D; c++ {
+			shift[t*D+c] = 1
+		}
+		for j := 0; j < k; j++ {
+			for h := 0; h < b.heads; h++ {
+				shift[t*D+j*W+h*b.dhp] = kp.epsC
+			}
+		}
+	}
+	xn := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
+	return b.goldschmidt(name+".recip", xn, kp.gold.Iterations)
+}
+
+// goldschmidt lowers Goldschmidt's iterations on xn with a' = xn - 2 = -a
+// and b' = xn - 1 (b'^2 = b^2) and returns the negated reciprocal a'.
+func (b *builder) goldschmidt(label string, xn, iterations int) int {
+	ga := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -2, Label: label})
+	gb := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -1, Label: label})
+	for i := 0; i < iterations; i++ {
+		gb = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{gb, gb}, Label: label})
+		ob := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{gb}, Const: 1, Label: label})
+		ga = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{ga, ob}, Label: label})
+	}
+	return ga
+}
+
+// packedMix broadcasts each group's weights over its heads and multiplies
+// them with the group's V copies summed (vr).
+func (b *builder) packedMix(name string, pg packedGeom, weights, vr []int) []int {
+	bcastRots := b.headRots(-1)
+	outs := make([]int, pg.G)
+	for g := range outs {
 		w := weights[g]
 		if len(bcastRots) > 0 {
 			w = b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{w}, Rot: bcastRots, Label: name + ".weights"})
 		}
-		i0 := g*k - frame(g)*n1
-		vg := b.sumTree(name+".mix", vr[i0:i0+k])
+		i0 := pg.first(g)
+		vg := b.sumTree(name+".mix", vr[i0:i0+pg.k])
 		outs[g] = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{w, vg}, Label: name + ".mix"})
 	}
-	return b.packedOutScaled(name, a, byFrame(name+".mix", outs), recip, sigma, kp, W, k), nil
+	return outs
 }
 
 // packedFrames returns the baby-step size n1 of the attention diagonals of
