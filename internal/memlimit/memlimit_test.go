@@ -37,3 +37,12 @@ func TestSetDefault(t *testing.T) {
 	require.Zero(t, limit, "a user's GOMEMLIMIT wins")
 	require.Equal(t, "GOMEMLIMIT", src)
 }
+
+func TestSetHEGC(t *testing.T) {
+	t.Setenv("GOGC", "")
+	prev := SetHEGC()
+	defer debug.SetGCPercent(prev)
+	require.Equal(t, HEGCPercent, debug.SetGCPercent(HEGCPercent))
+	t.Setenv("GOGC", "50")
+	require.Equal(t, -2, SetHEGC(), "GOGC set: left to the runtime")
+}
