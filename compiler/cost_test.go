@@ -13,8 +13,6 @@ import (
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
-	"github.com/polyformer/polyformer/normfree"
-	"github.com/polyformer/polyformer/normfree/convert"
 )
 
 var updateCost = flag.Bool("update-cost", false, "rewrite testdata/cost/*.json with the measured dry-run counts")
@@ -34,17 +32,13 @@ type costRecord struct {
 	Extra        map[string]float64 `json:"extra,omitempty"`
 }
 
-// loadCheckpointForCompile loads a checkpoint as `polyformer compile` does
-// (foldable normalizations folded into the weights).
+// loadCheckpointForCompile loads a checkpoint as `polyformer compile`
+// (pipeline.LoadForCompile) does: foldable normalizations folded.
 func loadCheckpointForCompile(t *testing.T, dir string) *model.Model {
 	t.Helper()
 	m, err := checkpoint.Load(dir)
 	require.NoError(t, err)
-	switch m.Cfg.Norm {
-	case normfree.KindNone, normfree.KindLayerNorm, normfree.KindRMSNorm:
-		return m
-	}
-	f, err := convert.Fold(m)
+	f, err := FoldNorms(m)
 	require.NoError(t, err)
 	return f
 }

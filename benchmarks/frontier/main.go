@@ -44,8 +44,6 @@ import (
 	"github.com/polyformer/polyformer/model/eval"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/polyformer/polyformer/model/train"
-	"github.com/polyformer/polyformer/normfree"
-	"github.com/polyformer/polyformer/normfree/convert"
 )
 
 // Point is one run of the frontier.
@@ -334,14 +332,9 @@ func floorTargets(m *model.Model) map[string]train.Target {
 // heCost compiles the model (norms folded where they fold) and reads the
 // dry-run report.
 func heCost(pt *Point, m *model.Model, preset string) error {
-	switch m.Cfg.Norm {
-	case normfree.KindNone, normfree.KindLayerNorm, normfree.KindRMSNorm:
-	default:
-		folded, err := convert.Fold(m)
-		if err != nil {
-			return fmt.Errorf("fold %s: %w", m.Cfg.Norm, err)
-		}
-		m = folded
+	m, err := compiler.FoldNorms(m)
+	if err != nil {
+		return err
 	}
 	for _, site := range m.Sites() {
 		if sp := site.Spec(); sp != nil && sp.Kind == nn.FnRecip && sp.Method == "goldschmidt" {

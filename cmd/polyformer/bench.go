@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/pipeline"
 )
 
 func newBenchCommand() *cobra.Command {
@@ -41,7 +42,7 @@ func newBenchOpsCommand() *cobra.Command {
 			if asJSON && asCSV {
 				return fmt.Errorf("bench ops: --json and --csv are exclusive")
 			}
-			p, err := resolvePreset(preset, insecure)
+			p, err := pipeline.ResolvePreset(preset, insecure)
 			if err != nil {
 				return fmt.Errorf("bench ops: %w", err)
 			}

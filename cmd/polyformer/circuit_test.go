@@ -9,13 +9,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/polyformer/polyformer/compiler"
 	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/pipeline"
+	"github.com/polyformer/polyformer/service/client"
 )
 
 // tinyCheckpoint saves an untrained, calibrated MNIST-shaped model small and
@@ -28,7 +28,7 @@ func tinyCheckpoint(t *testing.T, dir string) {
 	c.Attention = model.AttentionConfig{Kind: model.AttnPowerFixed, P: 2} // no encrypted division: shallow enough for test-n13
 	m, err := model.New(c)
 	require.NoError(t, err)
-	_, test, err := loadMNIST("")
+	_, test, err := pipeline.LoadMNIST("")
 	require.NoError(t, err)
 	cal := test.Subset(64)
 	fit := nn.DefaultFitOptions()
@@ -72,7 +72,7 @@ func TestCircuitPipelineCLI(t *testing.T) {
 	require.ErrorIs(t, err, he.ErrInsecureParameters)
 	_, err = runCLI(t, "bench", "layers", circ, "--keys", keys, "--mnist", "2")
 	require.ErrorIs(t, err, he.ErrInsecureParameters)
-	st, err := os.Stat(filepath.Join(keys, secretKeyFile))
+	st, err := os.Stat(filepath.Join(keys, client.SecretKeyFile))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the secret key is private")
 
@@ -110,8 +110,8 @@ func TestCircuitPipelineCLI(t *testing.T) {
 		require.NoError(t, os.MkdirAll(kd, 0o700))
 		sk, evk, err := he.GenerateKeys(p, spec)
 		require.NoError(t, err)
-		require.NoError(t, he.WriteSecretKeyFile(filepath.Join(kd, secretKeyFile), sk, false))
-		require.NoError(t, he.WriteEvaluationKeysFile(filepath.Join(kd, evalKeysFile), evk, false))
+		require.NoError(t, he.WriteSecretKeyFile(filepath.Join(kd, client.SecretKeyFile), sk, false))
+		require.NoError(t, he.WriteEvaluationKeysFile(filepath.Join(kd, client.EvalKeysFile), evk, false))
 		return kd
 	}
 	_, err = runCLI(t, "infer", circ, "--keys", writeKeys("norot", p, he.KeySpec{Relinearization: true}), "--mnist", "1", "--insecure")
@@ -122,70 +122,11 @@ func TestCircuitPipelineCLI(t *testing.T) {
 	require.ErrorContains(t, err, "fingerprint")
 }
 
-// TestCompileFoldsNorms checks that a model with a foldable normalization
-// compiles (the norm folded into the weights) and that the circuit's
-// float64 simulation equals the unfolded model's poly-mode logits.
-func TestCompileFoldsNorms(t *testing.T) {
-	for _, kind := range []string{normfree.KindBatchNorm, normfree.KindWeightNorm} {
-		t.Run(kind, func(t *testing.T) {
-			c, err := model.DefaultConfig(model.TaskMNIST)
-			require.NoError(t, err)
-			c.Width, c.Depth, c.Heads, c.Hidden, c.Activation, c.Norm = 8, 1, 2, 16, nn.ActQuad, kind
-			c.Attention = model.AttentionConfig{Kind: model.AttnPowerFixed, P: 2}
-			m, err := model.New(c)
-			require.NoError(t, err)
-			_, test, err := loadMNIST("")
-			require.NoError(t, err)
-			train := test.Subset(64)
-			batch := model.Batch{B: train.N, Pixels: train.Pixels, Targets: train.Labels}
-			for i := 0; i < 3; i++ { // a few steps: running statistics and reparametrized weights move
-				_, err := m.Step(batch)
-				require.NoError(t, err)
-				for _, p := range m.Params() {
-					for j := range p.Value.Data {
-						p.Value.Data[j] -= 1e-2 * p.Grad.Data[j]
-					}
-					p.Grad.Zero()
-				}
-			}
-			require.NoError(t, m.Calibrate([]model.Batch{batch}, nn.DefaultFitOptions()))
-			dir := t.TempDir()
-			require.NoError(t, checkpoint.Save(dir, m, nil, nil))
-
-			mf, err := loadForCompile(dir)
-			require.NoError(t, err)
-			require.Equal(t, normfree.KindNone, mf.Cfg.Norm)
-			circ, _, err := compiler.CompileFor(mf, he.PresetTestN13, compiler.Options{Batch: 2, AllowInsecure: true})
-			require.NoError(t, err)
-
-			m2, err := checkpoint.Load(dir)
-			require.NoError(t, err)
-			require.NoError(t, m2.SetMode(nn.ModePoly))
-			few := test.Subset(2)
-			want, err := m2.Logits(model.Batch{B: few.N, Pixels: few.Pixels, Targets: few.Labels})
-			require.NoError(t, err)
-			vecs, err := circ.EncodeImages(few.Pixels, few.N, few.Rows, few.Cols)
-			require.NoError(t, err)
-			out, _, err := circ.Simulate(vecs[0], circuit.SimOptions{})
-			require.NoError(t, err)
-			got, err := circ.DecodeLogits([][]float64{out}, few.N)
-			require.NoError(t, err)
-			for i := range got {
-				for j := range got[i] {
-					require.InDelta(t, want.Data[i*c.Classes+j], got[i][j], 1e-8, "image %d class %d", i, j)
-				}
-			}
-		})
-	}
-}
-
 // TestPrintPredictionsPerPosition checks that byte-LM logits (positions ×
 // outputs per input) are compared position by position.
 func TestPrintPredictionsPerPosition(t *testing.T) {
 	c := &circuit.Circuit{Task: model.TaskText, Layout: circuit.Layout{Tokens: 2, Batch: 1, Block: 4, InputWidth: 4, Outputs: 3, OutputTokens: 2}}
-	run := &encryptedRun{circuit: c, report: &circuit.Report{},
-		got:  [][]float64{{0, 5, 1, 9, 0, 1}},
-		want: [][]float64{{0, 4, 1, 0, 0, 1}}}
+	run := pipeline.NewResult(c, &circuit.Report{}, [][]float64{{0, 5, 1, 9, 0, 1}}, [][]float64{{0, 4, 1, 0, 0, 1}}, nil)
 	var out strings.Builder
 	require.NoError(t, printPredictions(&out, run))
 	// position 0: argmax 1 = 1; position 1: 0 vs 2 disagree.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/pipeline"
 	"github.com/polyformer/polyformer/service/client"
 )
 
@@ -60,13 +61,6 @@ func newClientCommand() *cobra.Command {
 	return cmd
 }
 
-type clientInput struct {
-	Images [][]float64 `json:"images"`
-	Rows   int         `json:"rows"`
-	Cols   int         `json:"cols"`
-	Text   string      `json:"text"`
-}
-
 func runClient(out, errw io.Writer, f *clientFlags) error {
 	if f.server == "" || f.keys == "" {
 		return errors.New("client: --server URL and --keys DIR are required")
@@ -89,8 +83,7 @@ func runClient(out, errw io.Writer, f *clientFlags) error {
 			return fmt.Errorf("client: no certificate in %s", f.caCert)
 		}
 	}
-	res, err := clientSession(f.server, f.circuit, f.keys, opt, client.Policy{AllowInsecure: f.insecure, MaxKeyBytes: f.maxKeyBytes},
-		func(v *client.Verified) ([][]float64, int, []int, error) { return f.encode(v) }, errw, !f.asJSON)
+	res, err := clientSession(f, opt, errw, !f.asJSON)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -102,39 +95,15 @@ func runClient(out, errw io.Writer, f *clientFlags) error {
 	return res.print(out)
 }
 
-// encode turns the flags into encoded inputs, their count and MNIST labels.
-func (f *clientFlags) encode(v *client.Verified) ([][]float64, int, []int, error) {
-	c := v.Skeleton
+// encode turns the flags into encoded inputs for the verified circuit's skeleton.
+func (f *clientFlags) encode(c *circuit.Circuit) (*pipeline.Inputs, error) {
 	if f.input == "" {
 		return f.in.encode(c)
 	}
 	if f.in.mnist > 0 || f.in.text != "" {
-		return nil, 0, nil, errors.New("--input and --mnist/--text are exclusive")
+		return nil, errors.New("--input and --mnist/--text are exclusive")
 	}
-	b, err := os.ReadFile(f.input)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	var in clientInput
-	if err := json.Unmarshal(b, &in); err != nil {
-		return nil, 0, nil, fmt.Errorf("%s: %w", f.input, err)
-	}
-	if in.Text != "" {
-		vecs, err := client.EncodeText(c, in.Text)
-		return vecs, 1, nil, err
-	}
-	if len(in.Images) == 0 {
-		return nil, 0, nil, fmt.Errorf("%s: no images and no text", f.input)
-	}
-	var px []float64
-	for i, img := range in.Images {
-		if len(img) != in.Rows*in.Cols {
-			return nil, 0, nil, fmt.Errorf("%s: image %d has %d values, rows*cols = %d", f.input, i, len(img), in.Rows*in.Cols)
-		}
-		px = append(px, img...)
-	}
-	vecs, err := c.EncodeImages(px, len(in.Images), in.Rows, in.Cols)
-	return vecs, len(in.Images), nil, err
+	return pipeline.ReadInputFile(f.input, c)
 }
 
 // clientResult is what `polyformer client` prints.
@@ -199,32 +168,19 @@ func (r *clientResult) print(w io.Writer) error {
 	return nil
 }
 
-// clientSession runs the client protocol: describe, verify, keys, upload,
-// encrypt, infer, decrypt. encode builds the inputs from the verified
-// circuit. With progress, key generation and upload show progress bars on errw.
-func clientSession(serverURL, circuitID, keyDir string, opt client.Options, pol client.Policy,
-	encode func(v *client.Verified) ([][]float64, int, []int, error), errw io.Writer, progress bool) (*clientResult, error) {
-	ctx := contextBackground()
-	cl, err := client.New(serverURL, opt)
-	if err != nil {
-		return nil, err
-	}
-	info, err := cl.Circuit(ctx, circuitID)
-	if err != nil {
-		return nil, err
-	}
-	v, err := client.VerifyCircuit(info, pol)
-	if err != nil {
-		return nil, err
-	}
-	vecs, n, labels, err := encode(v)
-	if err != nil {
-		return nil, err
-	}
-	var spinner *progressbar.ProgressBar
-	keys, err := client.EnsureKeys(keyDir, v, func(b circuit.KeyBudget) {
-		fmt.Fprintf(errw, "client: generating keys for circuit %.16s (%s): %s\n", info.ID, v.Params.Name(), b)
-		if progress {
+// clientSession runs the client protocol (pipeline.RunRemote) with the
+// flags' inputs and policy. With progress, key generation and upload show
+// progress bars on errw.
+func clientSession(f *clientFlags, opt client.Options, errw io.Writer, progress bool) (*clientResult, error) {
+	var spinner, bar *progressbar.ProgressBar
+	ro := pipeline.RemoteOptions{
+		Client: opt, Policy: client.Policy{AllowInsecure: f.insecure, MaxKeyBytes: f.maxKeyBytes},
+		CircuitID: f.circuit, KeyDir: pipeline.KeyDir(f.keys), Encode: f.encode,
+		BeforeKeygen: func(v *client.Verified) {
+			fmt.Fprintf(errw, "client: generating keys for circuit %.16s (%s): %s\n", v.Info.ID, v.Params.Name(), v.Budget)
+			if !progress {
+				return
+			}
 			spinner = progressbar.NewOptions(-1, progressbar.OptionSetWriter(errw), progressbar.OptionSetDescription("keygen"),
 				progressbar.OptionSpinnerType(14), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 			go func() {
@@ -233,46 +189,42 @@ func clientSession(serverURL, circuitID, keyDir string, opt client.Options, pol 
 					time.Sleep(100 * time.Millisecond)
 				}
 			}()
-		}
-	})
+		},
+		KeysReady: func(*client.Keys) {
+			if spinner != nil {
+				_ = spinner.Finish()
+			}
+		},
+		UploadProgress: func(done, total int64) {
+			if !progress {
+				return
+			}
+			if bar == nil {
+				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(errw), progressbar.OptionSetDescription("upload keys"),
+					progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+			}
+			_ = bar.Set64(done)
+		},
+	}
+	r, err := pipeline.RunRemote(context.Background(), f.server, ro)
 	if spinner != nil {
 		_ = spinner.Finish()
 	}
-	if err != nil {
-		return nil, err
-	}
-	var bar *progressbar.ProgressBar
-	up, err := cl.UploadKeys(ctx, keys.EvalPath, keys.ID, func(done, total int64) {
-		if !progress {
-			return
-		}
-		if bar == nil {
-			bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(errw), progressbar.OptionSetDescription("upload keys"),
-				progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-		}
-		_ = bar.Set64(done)
-	})
 	if bar != nil {
 		_ = bar.Finish()
 	}
 	if err != nil {
 		return nil, err
 	}
-	logits, st, err := cl.Predict(ctx, v, keys, vecs, n)
-	if err != nil {
-		return nil, err
-	}
-	res := &clientResult{Server: serverURL, Circuit: info.ID, Preset: v.Params.Name(), Task: info.Task, KeyBudget: v.Budget,
+	v, keys, up, st := r.Verified, r.Keys, r.Upload, r.Stats
+	res := &clientResult{Server: r.Server, Circuit: v.Info.ID, Preset: v.Params.Name(), Task: v.Info.Task, KeyBudget: v.Budget,
 		KeysGenerated: keys.Generated, KeygenSec: keys.KeygenDur.Seconds(), KeySet: keys.ID, KeyBytes: keys.Size,
 		Uploaded: up.Sent, UploadSec: up.Duration.Seconds(),
 		Stats: clientStats{EncryptSec: st.Encrypt.Seconds(), RequestSec: st.Request.Seconds(), ServerEvalSec: st.ServerEval.Seconds(),
 			DecryptSec: st.Decrypt.Seconds(), BytesSent: st.BytesSent, BytesReceived: st.BytesReceived, Requests: st.Requests}}
-	rows := logits
-	if info.Task != model.TaskMNIST {
-		rows = perPosition(logits, info.Layout.Outputs)
-	}
-	for i, row := range rows {
-		p := clientPrediction{Input: i, Prediction: argmax(row), Outputs: row}
+	labels := r.Inputs.Labels
+	for i, row := range r.Rows() {
+		p := clientPrediction{Input: i, Prediction: pipeline.Argmax(row), Outputs: row}
 		if labels != nil && i < len(labels) {
 			l := labels[i]
 			p.Label = &l
@@ -281,5 +233,3 @@ func clientSession(serverURL, circuitID, keyDir string, opt client.Options, pol 
 	}
 	return res, nil
 }
-
-func contextBackground() context.Context { return context.Background() }

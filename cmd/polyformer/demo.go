@@ -3,26 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
-	"math"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/polyformer/polyformer/he"
-	"github.com/polyformer/polyformer/polyapprox"
+	"github.com/polyformer/polyformer/pipeline"
 )
-
-// demoItem is one encrypted evaluation of the demo: a non-linearity, its
-// plaintext twin and the true function.
-type demoItem struct {
-	name     string
-	domain   polyapprox.Interval
-	truth    func(float64) float64
-	twin     func(float64) float64
-	depth    int
-	evaluate func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error)
-}
 
 func newDemoCommand() *cobra.Command {
 	var (
@@ -62,134 +50,27 @@ func newDemoCommand() *cobra.Command {
 	return cmd
 }
 
-func demoItems() ([]demoItem, error) {
-	normIv := polyapprox.Interval{A: 0.1, B: 10}
-	actIv := polyapprox.Interval{A: -4, B: 4}
-	invSqrtPoly, err := polyapprox.Approximate("invsqrt", normIv, 31, polyapprox.MethodRemezRelative)
-	if err != nil {
-		return nil, err
-	}
-	newton, err := polyapprox.NewNewtonInvSqrt(normIv, 7, 2)
-	if err != nil {
-		return nil, err
-	}
-	gold, err := polyapprox.NewGoldschmidtInv(polyapprox.Interval{A: 1, B: 8}, 5)
-	if err != nil {
-		return nil, err
-	}
-	gelu, err := polyapprox.Approximate("gelu", actIv, 31, polyapprox.MethodRemez)
-	if err != nil {
-		return nil, err
-	}
-	pow := func(x float64) float64 { return x * x * x * x }
-	return []demoItem{
-		{
-			name: "invsqrt remez-rel deg 31", domain: normIv,
-			truth: func(x float64) float64 { return 1 / math.Sqrt(x) }, twin: invSqrtPoly.Evaluate, depth: invSqrtPoly.Depth,
-			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
-				return ev.Polynomial(ct, invSqrtPoly.Poly)
-			},
-		},
-		{
-			name: "invsqrt newton init 7 + 2 it", domain: normIv,
-			truth: func(x float64) float64 { return 1 / math.Sqrt(x) }, twin: newton.Evaluate, depth: newton.Depth(),
-			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
-				return ev.EvaluateNewtonInvSqrt(ct, newton)
-			},
-		},
-		{
-			name: "inv goldschmidt 5 it", domain: gold.Interval,
-			truth: func(x float64) float64 { return 1 / x }, twin: gold.Evaluate, depth: gold.Depth(),
-			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
-				return ev.EvaluateGoldschmidtInv(ct, gold)
-			},
-		},
-		{
-			name: "gelu remez deg 31", domain: actIv,
-			truth: polyapprox.GELU, twin: gelu.Evaluate, depth: gelu.Depth,
-			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
-				return ev.Polynomial(ct, gelu.Poly)
-			},
-		},
-		{
-			name: "x^4 by squaring", domain: polyapprox.Interval{A: -1, B: 1},
-			truth: pow, twin: pow, depth: 2,
-			evaluate: func(ev *he.Evaluator, ct *he.Ciphertext) (*he.Ciphertext, error) {
-				return ev.Power(ct, 4)
-			},
-		},
-	}, nil
-}
-
+// runDemo prints pipeline.ApproxDemo at the preset.
 func runDemo(out io.Writer, preset string, insecure bool) error {
 	start := time.Now()
-	p, err := resolvePreset(preset, insecure)
+	p, err := pipeline.ResolvePreset(preset, insecure)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	info := p.Info()
 	fmt.Fprintf(out, "polyformer demo: preset %s (logN %d, %d slots, %d levels, %.0f-bit security estimate)\n",
 		info.Name, info.LogN, info.Slots, info.Levels, info.SecurityBits)
-
-	items, err := demoItems()
-	if err != nil {
-		return fmt.Errorf("demo: build approximations: %w", err)
-	}
-	for _, it := range items {
-		if it.depth > p.MaxLevel() {
-			return fmt.Errorf("demo: %s needs %d levels, preset %s has %d", it.name, it.depth, preset, p.MaxLevel())
-		}
-	}
-
-	t0 := time.Now()
-	sk, evk, err := he.GenerateKeys(p, he.KeySpec{Relinearization: true})
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	client, err := he.NewClient(p, sk)
+	res, err := pipeline.ApproxDemo(p)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	fmt.Fprintf(out, "client: secret key and relinearization key generated in %s (evaluation keys %.1f MB)\n",
-		time.Since(t0).Round(time.Millisecond), float64(evk.SizeBytes())/1e6)
-
-	// The server side: an evaluator holding only the public evaluation keys.
-	trace := he.NewTrace()
-	server := he.NewEvaluator(p.HE(), evk.KeySet(), trace)
-
-	n := p.Slots()
+		res.Keygen.Round(time.Millisecond), float64(res.EvalKeyBytes)/1e6)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nfunction\tinterval\tlevels\tHE vs twin (bits)\ttwin vs true (max abs)\tHE vs true (max abs)\ttime\t")
-	for _, it := range items {
-		x := make([]float64, n)
-		for i := range x {
-			x[i] = it.domain.A + (it.domain.B-it.domain.A)*float64(i)/float64(n-1)
-		}
-		ct, err := client.EncryptReal(x, -1)
-		if err != nil {
-			return fmt.Errorf("demo: %s: %w", it.name, err)
-		}
-		t := time.Now()
-		res, err := it.evaluate(server.WithLabel(it.name), ct)
-		if err != nil {
-			return fmt.Errorf("demo: %s: %w", it.name, err)
-		}
-		elapsed := time.Since(t)
-		y, err := client.DecryptReal(res)
-		if err != nil {
-			return fmt.Errorf("demo: %s: %w", it.name, err)
-		}
-		var heTwin, twinTrue, heTrue, maxTwin float64
-		for i, xi := range x {
-			tw, tr := it.twin(xi), it.truth(xi)
-			heTwin = math.Max(heTwin, math.Abs(y[i]-tw))
-			twinTrue = math.Max(twinTrue, math.Abs(tw-tr))
-			heTrue = math.Max(heTrue, math.Abs(y[i]-tr))
-			maxTwin = math.Max(maxTwin, math.Abs(tw))
-		}
-		bits := -math.Log2(heTwin / maxTwin)
-		fmt.Fprintf(tw, "%s\t[%g, %g]\t%d -> %d\t%.1f\t%.2e\t%.2e\t%s\t\n", it.name, it.domain.A, it.domain.B,
-			ct.Level(), res.Level(), bits, twinTrue, heTrue, elapsed.Round(time.Millisecond))
+	for _, r := range res.Rows {
+		fmt.Fprintf(tw, "%s\t[%g, %g]\t%d -> %d\t%.1f\t%.2e\t%.2e\t%s\t\n", r.Name, r.Domain.A, r.Domain.B,
+			r.LevelIn, r.LevelOut, r.Bits, r.TwinTrue, r.HETrue, r.Elapsed.Round(time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -197,11 +78,11 @@ func runDemo(out io.Writer, preset string, insecure bool) error {
 	fmt.Fprintln(out, "\nHE vs twin: relative precision in bits of the decrypted result against the float64 twin")
 	fmt.Fprintln(out, "(same polynomial or plan, same arithmetic order), i.e. CKKS noise alone.")
 	fmt.Fprintln(out, "\nTraced operations per label:")
-	if err := writeStatsTable(out, trace.ByLabel()); err != nil {
+	if err := writeStatsTable(out, res.Trace.ByLabel()); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "\nTraced operations per kind:")
-	if err := writeStatsTable(out, trace.ByKind()); err != nil {
+	if err := writeStatsTable(out, res.Trace.ByKind()); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\ndemo finished in %s\n", time.Since(start).Round(time.Millisecond))

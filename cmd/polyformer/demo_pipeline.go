@@ -17,6 +17,7 @@ import (
 	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/pipeline"
 	"github.com/polyformer/polyformer/service/client"
 	"github.com/polyformer/polyformer/service/keystore"
 	"github.com/polyformer/polyformer/service/server"
@@ -69,7 +70,7 @@ func extractDemoCheckpoint() (string, error) {
 func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, dataDir string) error {
 	start := time.Now()
 	if preset != "" {
-		if _, err := resolvePreset(preset, insecure); err != nil {
+		if _, err := pipeline.ResolvePreset(preset, insecure); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
@@ -86,7 +87,7 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 		return fmt.Errorf("demo: embedded checkpoint: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	m, err := checkpoint.Load(dir)
+	m, err := pipeline.LoadForCompile(dir)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -124,73 +125,44 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 	defer srv.stop()
 	fmt.Fprintf(out, "== server: listening on %s (in this process; key store %s)\n", srv.url, filepath.Join(work, "server-store"))
 
-	// Client side: everything below goes through HTTP.
-	ctx := context.Background()
-	cl, err := client.New(srv.url, client.Options{})
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	info, err := cl.Circuit(ctx, "")
-	if err != nil {
-		return fmt.Errorf("demo: client: %w", err)
-	}
-	v, err := client.VerifyCircuit(info, client.Policy{AllowInsecure: insecure})
+	// Client side: everything in RunRemote goes through HTTP.
+	r, err := pipeline.RunRemote(context.Background(), srv.url, pipeline.RemoteOptions{
+		Policy: client.Policy{AllowInsecure: insecure}, KeyDir: pipeline.KeyDir(filepath.Join(work, "client-keys")), Encode: in.encode,
+		// The client's evaluation keys are on disk only now; give their
+		// memory back before the server loads its own copy.
+		KeysReady: func(*client.Keys) { debug.FreeOSMemory() },
+	})
 	if err != nil {
 		return fmt.Errorf("demo: client: %w", err)
 	}
+	v, keys, up, ps := r.Verified, r.Keys, r.Upload, r.Stats
 	fmt.Fprintf(out, "== client: circuit %.16s fetched and verified (security from the parameters, levels and key spec recomputed from the op graph): %s\n",
-		info.ID, v.Budget)
-	vecs, n, labels, err := in.encode(v.Skeleton)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	keyDir := filepath.Join(work, "client-keys")
-	keys, err := client.EnsureKeys(keyDir, v, nil)
-	if err != nil {
-		return fmt.Errorf("demo: client: %w", err)
-	}
-	// The client's evaluation keys are on disk only now; give their memory
-	// back before the server loads its own copy.
-	debug.FreeOSMemory()
+		v.Info.ID, v.Budget)
 	st.keygen = keys.KeygenDur
 	fmt.Fprintf(out, "== client keygen: %.1f s; secret key kept by the client (mode 0600), %.2f GB of evaluation keys written to a file\n",
 		st.keygen.Seconds(), float64(keys.Size)/1e9)
-	up, err := cl.UploadKeys(ctx, keys.EvalPath, keys.ID, nil)
-	if err != nil {
-		return fmt.Errorf("demo: client: %w", err)
-	}
 	st.upload = up.Duration
 	fmt.Fprintf(out, "== upload: %d bytes of evaluation keys sent in %.2f s (%.0f MB/s); key set %.16s\n",
 		up.Sent, up.Duration.Seconds(), float64(up.Sent)/1e6/max(up.Duration.Seconds(), 1e-9), keys.ID)
 
 	fmt.Fprintf(out, "== encrypted inference over HTTP on MNIST test images (%d per ciphertext)...\n", c.Layout.Batch)
-	got, ps, err := cl.Predict(ctx, v, keys, vecs, n)
-	if err != nil {
-		return fmt.Errorf("demo: client: %w", err)
-	}
 	st.encrypt, st.request, st.serverEval, st.keyLoad, st.decrypt = ps.Encrypt, ps.Request, ps.ServerEval, ps.KeyLoad, ps.Decrypt
 	st.sent, st.received = ps.BytesSent, ps.BytesReceived
 	// The plaintext predictions: the float64 simulation of the same circuit.
-	sims := make([][]float64, len(vecs))
-	for i, x := range vecs {
-		if sims[i], _, err = c.Simulate(x, circuit.SimOptions{}); err != nil {
-			return fmt.Errorf("demo: simulate: %w", err)
-		}
-	}
-	want, err := c.DecodeLogits(sims, n)
+	want, err := pipeline.Simulate(c, r.Inputs)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	if pe, err := circuit.PredictPrecision(c, p, vecs[0]); err == nil {
+	if pe, err := circuit.PredictPrecision(c, p, r.Inputs.Vecs[0]); err == nil {
 		rep.PredictedLog2Err = pe
 	}
 	rep.WallNs = st.serverEval.Nanoseconds()
-	rep.PerInputNs = st.serverEval.Nanoseconds() / int64(max(n, 1))
-	run := &encryptedRun{circuit: c, report: rep, got: got, want: want, labels: labels}
+	rep.PerInputNs = st.serverEval.Nanoseconds() / int64(max(r.Inputs.N, 1))
+	run := pipeline.NewResult(c, rep, r.Logits, want, r.Inputs.Labels)
 	if err := printPredictions(out, run); err != nil {
 		return err
 	}
-	agree, total := run.agreement()
+	agree, total := run.Agreement()
 
 	// In process, after the HTTP run: the same circuit with the same keys
 	// (the server's copy, taken from its cache once it has stopped).
@@ -202,18 +174,14 @@ func runPipelineDemo(out io.Writer, preset string, insecure bool, images int, da
 		return fmt.Errorf("demo: %w", err)
 	}
 	debug.FreeOSMemory() // the HTTP run's garbage: the re-run starts from the keys alone
-	hc, err := he.NewClient(p, keys.Secret)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	local, _, err := circuit.Bench(c, p, evk, hc, vecs, circuit.ExecOptions{Workers: demoWorkers})
+	local, err := pipeline.Run(c, p, evk, keys.Secret, r.Inputs, pipeline.RunOptions{Workers: demoWorkers})
 	if err != nil {
 		return fmt.Errorf("demo: in-process evaluation: %w", err)
 	}
-	st.inProcess = time.Duration(local.WallNs)
+	st.inProcess = time.Duration(local.Report.WallNs)
 	st.write(out)
 	fmt.Fprintln(out, "\n== per-layer breakdown (in-process re-run after the HTTP run, same circuit and keys; time summed over ciphertexts; error vs the float64 simulator)")
-	if err := local.WriteTable(out); err != nil {
+	if err := local.Report.WriteTable(out); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\ndemo finished in %s\n", time.Since(start).Round(time.Millisecond))

@@ -57,25 +57,6 @@ func TestSpoofedPresetCircuitRefused(t *testing.T) {
 	require.NoDirExists(t, keys)
 }
 
-func TestCheckOutputs(t *testing.T) {
-	run := func(got, want float64, pred float64) *encryptedRun {
-		return &encryptedRun{report: &circuit.Report{PredictedLog2Err: pred},
-			got: [][]float64{{1, got}}, want: [][]float64{{1, want}}}
-	}
-	require.NoError(t, checkOutputs(run(2+1e-5, 2, -13)))
-	for _, r := range []*encryptedRun{
-		run(math.NaN(), 2, -13), run(math.Inf(1), 2, -13), run(2, math.NaN(), -13),
-		run(2.01, 2, -13),       // 2^-6.6 > 2^(-13+6)
-		run(3.5, 2, math.NaN()), // no prediction: bound 1
-		run(math.NaN(), math.NaN(), math.NaN()),
-	} {
-		err := checkOutputs(r)
-		require.Error(t, err)
-		require.NotContains(t, err.Error(), "\n")
-	}
-	require.NoError(t, checkOutputs(run(2.5, 2, math.NaN())))
-}
-
 // TestCompileHostileCheckpoint: a checkpoint with a NaN or huge weight or an
 // absurd width is refused by compile with a one-line error naming the
 // tensor or field, not an "internal error" nor a hint about bootstrapping.

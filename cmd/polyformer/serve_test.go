@@ -18,6 +18,8 @@ import (
 
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/internal/testcircuit"
+	"github.com/polyformer/polyformer/pipeline"
+	"github.com/polyformer/polyformer/service/client"
 )
 
 // toyCircuit writes testcircuit.Toy (seed 7) to path and returns it.
@@ -106,7 +108,7 @@ func TestServeClientCLI(t *testing.T) {
 	want, err := c.DecodeLogits(sims, 3)
 	require.NoError(t, err)
 	input := filepath.Join(dir, "input.json")
-	b, err := json.Marshal(clientInput{Images: images, Rows: 4, Cols: 4})
+	b, err := json.Marshal(pipeline.InputFile{Images: images, Rows: 4, Cols: 4})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(input, b, 0o644))
 
@@ -114,11 +116,11 @@ func TestServeClientCLI(t *testing.T) {
 	out, err := runCLI(t, "client", "--server", url, "--keys", keys, "--input", input, "--insecure")
 	require.NoError(t, err, out)
 	for i := range want {
-		require.Regexp(t, regexp.MustCompile(`(?m)^`+strconv.Itoa(i)+` +- +`+strconv.Itoa(argmax(want[i]))+` *$`), out, "input %d", i)
+		require.Regexp(t, regexp.MustCompile(`(?m)^`+strconv.Itoa(i)+` +- +`+strconv.Itoa(pipeline.Argmax(want[i]))+` *$`), out, "input %d", i)
 	}
 	// a non-zero upload (seeded, leveled keys of this tiny circuit are under 1 MB)
 	require.Regexp(t, `circuit [0-9a-f]{16} \(test-n12\): keys [0-9a-f]{16} \([\d.]+ MB, (?:[1-9][\d.]*|0\.\d*[1-9]\d*) MB uploaded in [\d.]+ s\); 1 request\(s\)`, out)
-	st, err := os.Stat(filepath.Join(keys, secretKeyFile))
+	st, err := os.Stat(filepath.Join(keys, client.SecretKeyFile))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 
@@ -130,7 +132,7 @@ func TestServeClientCLI(t *testing.T) {
 	require.Zero(t, res.Uploaded, "the server already holds them")
 	require.Len(t, res.Predictions, 3)
 	for i, p := range res.Predictions {
-		require.Equal(t, argmax(want[i]), p.Prediction, "input %d", i)
+		require.Equal(t, pipeline.Argmax(want[i]), p.Prediction, "input %d", i)
 		for j := range want[i] {
 			require.InDelta(t, want[i][j], p.Outputs[j], 1e-4)
 		}
@@ -139,7 +141,7 @@ func TestServeClientCLI(t *testing.T) {
 	// The client refuses a test preset without --insecure; --input and --mnist are exclusive.
 	_, err = runCLI(t, "client", "--server", url, "--keys", filepath.Join(dir, "k2"), "--input", input)
 	require.ErrorContains(t, err, "secur")
-	_, err = os.Stat(filepath.Join(dir, "k2", secretKeyFile))
+	_, err = os.Stat(filepath.Join(dir, "k2", client.SecretKeyFile))
 	require.True(t, os.IsNotExist(err), "no key generated for a refused circuit")
 	_, err = runCLI(t, "client", "--server", url, "--keys", keys, "--input", input, "--mnist", "2", "--insecure")
 	require.ErrorContains(t, err, "exclusive")

@@ -253,26 +253,3 @@ func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]
 	}
 	return logits, st, nil
 }
-
-// EncodeText encodes the last Tokens bytes of text (left-padded with
-// spaces) for a byte-LM circuit: one input. It is the one text encoding of
-// the toolkit (`polyformer infer --text`, `client --text` and
-// `client --input` all use it).
-func EncodeText(c *circuit.Circuit, text string) ([][]float64, error) {
-	if text == "" {
-		return nil, errors.New("empty text")
-	}
-	T := c.Layout.Tokens
-	b := []byte(text)
-	if len(b) > T {
-		b = b[len(b)-T:]
-	}
-	ids := make([]int, T)
-	for i := range ids {
-		ids[i] = ' '
-	}
-	for i, x := range b {
-		ids[T-len(b)+i] = int(x)
-	}
-	return c.EncodeBytes(ids, 1, T)
-}

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"fmt"
@@ -6,10 +6,12 @@ import (
 	"github.com/polyformer/polyformer/he"
 )
 
-// resolvePreset resolves a preset by name and refuses parameters below
+// ResolvePreset resolves a preset by name and refuses parameters below
 // 128-bit security (computed from the parameters by he.RequireSecure, not
-// from the preset's mark) unless the user said --insecure.
-func resolvePreset(name string, allowInsecure bool) (*he.Parameters, error) {
+// from the preset's mark) unless allowInsecure: the preset policy, checked
+// before any work (compiler.CompileFor applies it again to the preset it
+// compiles for).
+func ResolvePreset(name string, allowInsecure bool) (*he.Parameters, error) {
 	p, err := he.ParametersFromPreset(name)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package client_test
+package pipeline_test
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
-	"github.com/polyformer/polyformer/service/client"
+	"github.com/polyformer/polyformer/pipeline"
 )
 
 // EncodeText keeps the last Tokens bytes, left-padded with spaces.
@@ -31,14 +31,16 @@ func TestEncodeText(t *testing.T) {
 		"abcd":      {'a', 'b', 'c', 'd'},
 		"xyzabcdef": {'c', 'd', 'e', 'f'},
 	} {
-		vecs, err := client.EncodeText(c, text)
+		in, err := pipeline.EncodeText(c, text)
 		require.NoError(t, err, text)
-		require.Len(t, vecs, 1)
-		require.Equal(t, want, hot(vecs[0]), text)
+		require.Len(t, in.Vecs, 1)
+		require.Equal(t, 1, in.N)
+		require.Equal(t, want, hot(in.Vecs[0]), text)
+		require.Equal(t, want, in.Batch.Inputs, "the plaintext model sees the same bytes")
 	}
-	_, err := client.EncodeText(c, "")
+	_, err := pipeline.EncodeText(c, "")
 	require.ErrorContains(t, err, "empty")
 	c.Task = model.TaskMNIST
-	_, err = client.EncodeText(c, "ab")
+	_, err = pipeline.EncodeText(c, "ab")
 	require.Error(t, err)
 }
