@@ -107,7 +107,7 @@ func FuzzDecodeCircuit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		if wrap {
 			var b bytes.Buffer
-			if err := he.WriteEnvelope(&b, he.KindCircuit, p.Fingerprint(), p.Name(), data); err != nil {
+			if err := he.WriteEnvelope(&b, he.FileCircuit, p.Fingerprint(), p.Name(), data); err != nil {
 				return
 			}
 			data = b.Bytes()
@@ -147,7 +147,7 @@ func TestDecodeCircuitMutations(t *testing.T) {
 		data := mutate(r, src)
 		if wrap {
 			var b bytes.Buffer
-			require.NoError(t, he.WriteEnvelope(&b, he.KindCircuit, p.Fingerprint(), p.Name(), data))
+			require.NoError(t, he.WriteEnvelope(&b, he.FileCircuit, p.Fingerprint(), p.Name(), data))
 			data = b.Bytes()
 		}
 		_, _, err := circuit.DecodeCircuitAndParameters(data, nil)

@@ -31,7 +31,7 @@ func checkTraceKeyLevels(t *testing.T, pc *circuit.Circuit, p *he.Parameters, tr
 		want[0] = k.Levels.Relinearization
 	}
 	for i, r := range k.Rotations {
-		want[p.HE().GaloisElement(r)] = k.Levels.Rotations[i]
+		want[p.GaloisElement(r)] = k.Levels.Rotations[i]
 	}
 	require.Equal(t, want, used, "key levels in the spec (element 0: relinearization) vs the levels the executor used them at")
 }
@@ -95,7 +95,7 @@ func TestKeyLevelsRecorded(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, k.Levels.Relinearization, l)
 	for i, r := range k.Rotations {
-		l, ok := evk.GaloisKeyLevel(p.HE().GaloisElement(r))
+		l, ok := evk.GaloisKeyLevel(p.GaloisElement(r))
 		require.True(t, ok)
 		require.Equal(t, k.Levels.Rotations[i], l, "rotation %d", r)
 	}
@@ -123,7 +123,7 @@ func TestExecutorRefusesLowKeys(t *testing.T) {
 	require.ErrorIs(t, err, he.ErrKeyLevel)
 	require.ErrorContains(t, err, "the relinearization key is at level")
 	r := k.Rotations[hi]
-	require.ErrorContains(t, err, "the key for rotation "+itoa(r)+" (Galois element "+utoa(p.HE().GaloisElement(r))+") is at level "+
+	require.ErrorContains(t, err, "the key for rotation "+itoa(r)+" (Galois element "+utoa(p.GaloisElement(r))+") is at level "+
 		itoa(k.Levels.Rotations[hi]-1)+", the circuit uses it at level "+itoa(k.Levels.Rotations[hi]))
 	require.NotContains(t, err.Error(), "\n")
 

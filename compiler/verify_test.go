@@ -151,7 +151,7 @@ func TestDecodeCircuitHostile(t *testing.T) {
 	require.NoError(t, err)
 	wrapPayload := func(payload string) []byte {
 		var b bytes.Buffer
-		require.NoError(t, he.WriteEnvelope(&b, he.KindCircuit, p.Fingerprint(), p.Name(), []byte(payload)))
+		require.NoError(t, he.WriteEnvelope(&b, he.FileCircuit, p.Fingerprint(), p.Name(), []byte(payload)))
 		return b.Bytes()
 	}
 	head := `{"format":"polyformer-circuit-v2","parameters":` + string(params) + `,"circuit":`
@@ -180,7 +180,7 @@ func TestDecodeCircuitHostile(t *testing.T) {
 	}
 	// a header declaring more than the cap is refused before any body byte is read
 	var b bytes.Buffer
-	ew, err := he.NewEnvelopeWriter(&b, he.KindCircuit, p.Fingerprint(), p.Name(), circuit.MaxCircuitPayload+1)
+	ew, err := he.NewEnvelopeWriter(&b, he.FileCircuit, p.Fingerprint(), p.Name(), circuit.MaxCircuitPayload+1)
 	require.NoError(t, err)
 	_ = ew
 	_, err = circuit.DecodeCircuit(b.Bytes(), nil)

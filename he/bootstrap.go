@@ -139,6 +139,23 @@ func CheckBootstrappingKeysComplete(p *Parameters, evk *bootstrapping.Evaluation
 	return CheckBootstrappingKeysSafe(evk)
 }
 
+// CiphertextBootstrapper is what an Evaluator bootstraps with (see
+// Evaluator.WithBootstrapper): a Bootstrapper, or NewSecretKeyBootstrapper's
+// stand-in in tests. Its method set is Lattigo's he.Bootstrapper[rlwe.Ciphertext],
+// so either interface's values assign to the other.
+type CiphertextBootstrapper interface {
+	// Bootstrap refreshes one ciphertext.
+	Bootstrap(ct *Ciphertext) (*Ciphertext, error)
+	// BootstrapMany refreshes several ciphertexts.
+	BootstrapMany(cts []Ciphertext) ([]Ciphertext, error)
+	// Depth is the number of levels the bootstrapping circuit consumes.
+	Depth() int
+	// MinimumInputLevel is the lowest level an input may have.
+	MinimumInputLevel() int
+	// OutputLevel is the level of refreshed ciphertexts.
+	OutputLevel() int
+}
+
 // Bootstrapper refreshes ciphertexts of the residual parameters to
 // p.MaxLevel(). It implements lattigo he.Bootstrapper[rlwe.Ciphertext].
 // One Bootstrapper must not be used by two goroutines at once; use
@@ -148,7 +165,11 @@ type Bootstrapper struct {
 	eval   *bootstrapping.Evaluator
 }
 
-var _ lhe.Bootstrapper[rlwe.Ciphertext] = (*Bootstrapper)(nil)
+var (
+	_ CiphertextBootstrapper            = (*Bootstrapper)(nil)
+	_ lhe.Bootstrapper[rlwe.Ciphertext] = (*Bootstrapper)(nil)
+	_ lhe.Bootstrapper[rlwe.Ciphertext] = CiphertextBootstrapper(nil)
+)
 
 // NewBootstrapper builds the bootstrapping evaluator from p and the
 // bootstrapping keys in keys. This encodes the DFT matrices: about 30 s and
@@ -184,7 +205,7 @@ func NewBootstrapper(p *Parameters, keys *EvaluationKeys) (b *Bootstrapper, err 
 // (Lattigo returns an error otherwise). Precision depends on the message
 // size: about 3e-8 for |m| <= 1 and 2e-6 for |m| <= 8 at logN=16 (reference
 // notes §1.7), 1.2e-7 for |m| <= 1 with test-boot-n13; keep values near [-1, 1].
-func (b *Bootstrapper) Bootstrap(ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (b *Bootstrapper) Bootstrap(ct *Ciphertext) (*Ciphertext, error) {
 	if ct == nil {
 		return nil, fmt.Errorf("bootstrap: nil ciphertext")
 	}
@@ -196,7 +217,7 @@ func (b *Bootstrapper) Bootstrap(ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) 
 }
 
 // BootstrapMany bootstraps several ciphertexts.
-func (b *Bootstrapper) BootstrapMany(cts []rlwe.Ciphertext) ([]rlwe.Ciphertext, error) {
+func (b *Bootstrapper) BootstrapMany(cts []Ciphertext) ([]Ciphertext, error) {
 	if len(cts) == 0 {
 		return nil, nil
 	}
@@ -220,7 +241,7 @@ func (b *Bootstrapper) OutputLevel() int { return b.eval.OutputLevel() }
 func (b *Bootstrapper) Parameters() *Parameters { return b.params }
 
 // Lattigo returns the underlying Lattigo evaluator (do not call its
-// ShallowCopy: it is broken in v5.0.7).
+// ShallowCopy: it is broken in v5.0.7); for packages under he/ only.
 func (b *Bootstrapper) Lattigo() *bootstrapping.Evaluator { return b.eval }
 
 // ShallowCopy returns a Bootstrapper sharing keys, parameters and encoded
@@ -243,7 +264,7 @@ func (b *Bootstrapper) ShallowCopy() *Bootstrapper {
 // NewSecretKeyBootstrapper returns Lattigo's secret-key "bootstrapper",
 // which decrypts and re-encrypts: a stand-in for tests of circuits that need
 // a bootstrapper. It is refused for parameters not marked InsecureForTesting.
-func NewSecretKeyBootstrapper(p *Parameters, sk *SecretKey) (lhe.Bootstrapper[rlwe.Ciphertext], error) {
+func NewSecretKeyBootstrapper(p *Parameters, sk *SecretKey) (CiphertextBootstrapper, error) {
 	if p == nil || sk == nil {
 		return nil, fmt.Errorf("secret-key bootstrapper: nil parameters or secret key")
 	}

@@ -14,6 +14,10 @@ import (
 // Lattigo's accept the same values without conversion).
 type Ciphertext = rlwe.Ciphertext
 
+// Plaintext is an encoded CKKS plaintext (an alias of Lattigo's, like
+// Ciphertext): what Evaluator.EncodeMul and EncodeAdd return.
+type Plaintext = rlwe.Plaintext
+
 // Ciphertext files.
 //
 // payload: u32 count, then per ciphertext:
@@ -43,7 +47,7 @@ func ciphertextRecordSize(n, degree, level, scaleLen int) uint64 {
 // most MaxLevel, ring degree N on every limb, NTT domain and not Montgomery
 // (as CKKS keeps them), a finite positive scale without modulus, and
 // LogDimensions within the parameters' maximum.
-func CheckCiphertext(p *Parameters, ct *rlwe.Ciphertext) error {
+func CheckCiphertext(p *Parameters, ct *Ciphertext) error {
 	if p == nil {
 		return fmt.Errorf("nil parameters")
 	}
@@ -91,7 +95,7 @@ func checkScale(s rlwe.Scale) error {
 }
 
 // WriteCiphertexts writes cts (all for p) as one ciphertexts envelope.
-func WriteCiphertexts(w io.Writer, p *Parameters, cts []*rlwe.Ciphertext) error {
+func WriteCiphertexts(w io.Writer, p *Parameters, cts []*Ciphertext) error {
 	if p == nil {
 		return fmt.Errorf("write ciphertexts: nil parameters")
 	}
@@ -111,7 +115,7 @@ func WriteCiphertexts(w io.Writer, p *Parameters, cts []*rlwe.Ciphertext) error 
 		scales[i] = b
 		size += ciphertextRecordSize(p.N(), ct.Degree(), ct.Level(), len(b))
 	}
-	ew, err := NewEnvelopeWriter(w, KindCiphertexts, p.fp, p.name, size)
+	ew, err := NewEnvelopeWriter(w, FileCiphertexts, p.fp, p.name, size)
 	if err != nil {
 		return fmt.Errorf("write ciphertexts: %w", err)
 	}
@@ -141,19 +145,19 @@ func WriteCiphertexts(w io.Writer, p *Parameters, cts []*rlwe.Ciphertext) error 
 }
 
 // WriteCiphertext writes a single ciphertext.
-func WriteCiphertext(w io.Writer, p *Parameters, ct *rlwe.Ciphertext) error {
-	return WriteCiphertexts(w, p, []*rlwe.Ciphertext{ct})
+func WriteCiphertext(w io.Writer, p *Parameters, ct *Ciphertext) error {
+	return WriteCiphertexts(w, p, []*Ciphertext{ct})
 }
 
 // ReadCiphertexts reads a ciphertexts envelope made for p and validates
 // every ciphertext (see CheckCiphertext) and every coefficient's range.
-func ReadCiphertexts(r io.Reader, p *Parameters) ([]*rlwe.Ciphertext, error) {
+func ReadCiphertexts(r io.Reader, p *Parameters) ([]*Ciphertext, error) {
 	if p == nil {
 		return nil, fmt.Errorf("read ciphertexts: nil parameters")
 	}
 	hp := p.HE()
-	var out []*rlwe.Ciphertext
-	_, err := readEnvelopeStream(r, ExpectFor(KindCiphertexts, p), func(er *EnvelopeReader, pr *payloadReader) error {
+	var out []*Ciphertext
+	_, err := readEnvelopeStream(r, ExpectFor(FileCiphertexts, p), func(er *EnvelopeReader, pr *payloadReader) error {
 		count := pr.u32()
 		if pr.err != nil {
 			return pr.err
@@ -161,7 +165,7 @@ func ReadCiphertexts(r io.Reader, p *Parameters) ([]*rlwe.Ciphertext, error) {
 		if count > maxCiphertexts {
 			return fmt.Errorf("%w: %d ciphertexts declared, limit %d", ErrTooLarge, count, maxCiphertexts)
 		}
-		cts := make([]*rlwe.Ciphertext, 0, min(int(count), 64))
+		cts := make([]*Ciphertext, 0, min(int(count), 64))
 		for i := 0; i < int(count); i++ {
 			var hdr [5]byte
 			pr.read(hdr[:])
@@ -225,7 +229,7 @@ func decodeBigFloat(f *big.Float, b []byte) (err error) {
 }
 
 // ReadCiphertext reads a file holding exactly one ciphertext.
-func ReadCiphertext(r io.Reader, p *Parameters) (*rlwe.Ciphertext, error) {
+func ReadCiphertext(r io.Reader, p *Parameters) (*Ciphertext, error) {
 	cts, err := ReadCiphertexts(r, p)
 	if err != nil {
 		return nil, err
@@ -237,13 +241,13 @@ func ReadCiphertext(r io.Reader, p *Parameters) (*rlwe.Ciphertext, error) {
 }
 
 // WriteCiphertextsFile writes ciphertexts to path (mode 0644).
-func WriteCiphertextsFile(path string, p *Parameters, cts []*rlwe.Ciphertext, overwrite bool) error {
+func WriteCiphertextsFile(path string, p *Parameters, cts []*Ciphertext, overwrite bool) error {
 	return writeFileAtomic(path, 0o644, overwrite, func(w io.Writer) error { return WriteCiphertexts(w, p, cts) })
 }
 
 // ReadCiphertextsFile reads a ciphertexts file made for p.
-func ReadCiphertextsFile(path string, p *Parameters) ([]*rlwe.Ciphertext, error) {
-	var cts []*rlwe.Ciphertext
+func ReadCiphertextsFile(path string, p *Parameters) ([]*Ciphertext, error) {
+	var cts []*Ciphertext
 	err := readEnvelopeFile(path, func(r io.Reader) (err error) {
 		cts, err = ReadCiphertexts(r, p)
 		return err

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-
-	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 )
 
 // ReadFreshCiphertexts reads a ciphertexts envelope made for p from r (at
@@ -15,7 +13,7 @@ import (
 // slots. It is the server's decoder of an inference request; everything
 // ReadCiphertexts checks (envelope, fingerprint, ring degree, coefficient
 // ranges) is checked too.
-func ReadFreshCiphertexts(r io.Reader, p *Parameters, level, maxCount int, maxBytes int64) ([]*rlwe.Ciphertext, error) {
+func ReadFreshCiphertexts(r io.Reader, p *Parameters, level, maxCount int, maxBytes int64) ([]*Ciphertext, error) {
 	if p == nil {
 		return nil, fmt.Errorf("read ciphertexts: nil parameters")
 	}

@@ -23,7 +23,7 @@ import (
 //	8       2     format version (little endian): 2 for evaluation keys
 //	              (per-key levels, seeded random halves; version 1 still
 //	              loads), 1 for every other kind
-//	10      2     kind (Kind)
+//	10      2     kind (FileKind)
 //	12      32    parameter fingerprint (all zero for kind-independent files)
 //	44      1     label length L (<= 64)
 //	45      L     label: the parameter preset name, for error messages only
@@ -50,8 +50,8 @@ const EvaluationKeysVersion uint16 = 2
 
 // versionFor returns the format version this build writes for kind (and the
 // highest it reads; every kind reads from version 1 up).
-func versionFor(kind Kind) uint16 {
-	if kind == KindEvaluationKeys {
+func versionFor(kind FileKind) uint16 {
+	if kind == FileEvaluationKeys {
 		return EvaluationKeysVersion
 	}
 	return EnvelopeVersion
@@ -65,30 +65,30 @@ const (
 	MaxEnvelopePayload uint64 = 1 << 36
 )
 
-// Kind identifies what an envelope holds.
-type Kind uint16
+// FileKind identifies what an envelope (a file) holds.
+type FileKind uint16
 
-// Envelope kinds.
+// File kinds: what an envelope holds.
 const (
-	KindParameters     Kind = 1
-	KindSecretKey      Kind = 2
-	KindEvaluationKeys Kind = 3
-	KindCiphertexts    Kind = 4
-	KindCircuit        Kind = 5
+	FileParameters     FileKind = 1
+	FileSecretKey      FileKind = 2
+	FileEvaluationKeys FileKind = 3
+	FileCiphertexts    FileKind = 4
+	FileCircuit        FileKind = 5
 )
 
 // String returns the kind's name.
-func (k Kind) String() string {
+func (k FileKind) String() string {
 	switch k {
-	case KindParameters:
+	case FileParameters:
 		return "parameters"
-	case KindSecretKey:
+	case FileSecretKey:
 		return "secret key"
-	case KindEvaluationKeys:
+	case FileEvaluationKeys:
 		return "evaluation keys"
-	case KindCiphertexts:
+	case FileCiphertexts:
 		return "ciphertexts"
-	case KindCircuit:
+	case FileCircuit:
 		return "circuit"
 	default:
 		return fmt.Sprintf("kind(%d)", uint16(k))
@@ -112,7 +112,7 @@ var (
 // EnvelopeHeader is the decoded header of an envelope.
 type EnvelopeHeader struct {
 	Version     uint16
-	Kind        Kind
+	Kind        FileKind
 	Fingerprint Fingerprint
 	Label       string
 	PayloadLen  uint64
@@ -123,7 +123,7 @@ func (h EnvelopeHeader) HeaderSize() int { return 53 + len(h.Label) }
 
 // EnvelopeExpect says what a reader accepts.
 type EnvelopeExpect struct {
-	Kind Kind
+	Kind FileKind
 	// Fingerprint, when non-zero, must equal the file's fingerprint.
 	Fingerprint Fingerprint
 	// Label names the expected parameters in error messages.
@@ -134,7 +134,7 @@ type EnvelopeExpect struct {
 
 // ExpectFor returns the expectation "kind made for params" (params may be
 // nil to accept any fingerprint).
-func ExpectFor(kind Kind, params *Parameters) EnvelopeExpect {
+func ExpectFor(kind FileKind, params *Parameters) EnvelopeExpect {
 	e := EnvelopeExpect{Kind: kind}
 	if params != nil {
 		e.Fingerprint = params.Fingerprint()
@@ -153,7 +153,7 @@ type EnvelopeWriter struct {
 
 // NewEnvelopeWriter writes the header and returns a writer for exactly
 // payloadLen payload bytes. Close writes the checksum.
-func NewEnvelopeWriter(w io.Writer, kind Kind, fp Fingerprint, label string, payloadLen uint64) (*EnvelopeWriter, error) {
+func NewEnvelopeWriter(w io.Writer, kind FileKind, fp Fingerprint, label string, payloadLen uint64) (*EnvelopeWriter, error) {
 	if len(label) > maxLabelLen {
 		label = label[:maxLabelLen]
 	}
@@ -209,7 +209,7 @@ func (e *EnvelopeWriter) Close() error {
 }
 
 // WriteEnvelope writes a complete envelope around payload.
-func WriteEnvelope(w io.Writer, kind Kind, fp Fingerprint, label string, payload []byte) error {
+func WriteEnvelope(w io.Writer, kind FileKind, fp Fingerprint, label string, payload []byte) error {
 	ew, err := NewEnvelopeWriter(w, kind, fp, label, uint64(len(payload)))
 	if err != nil {
 		return err
@@ -258,7 +258,7 @@ func OpenEnvelope(r io.Reader, want EnvelopeExpect) (*EnvelopeReader, error) {
 	h.Write(fixed[:])
 	var hdr EnvelopeHeader
 	hdr.Version = binary.LittleEndian.Uint16(fixed[8:10])
-	hdr.Kind = Kind(binary.LittleEndian.Uint16(fixed[10:12]))
+	hdr.Kind = FileKind(binary.LittleEndian.Uint16(fixed[10:12]))
 	copy(hdr.Fingerprint[:], fixed[12:44])
 	if want.Kind != 0 && hdr.Kind != want.Kind {
 		if hdr.Version < 1 || hdr.Version > versionFor(hdr.Kind) {

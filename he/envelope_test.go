@@ -40,12 +40,12 @@ func TestEnvelopeRoundTripAndErrors(t *testing.T) {
 	p := tinyParams(t, "tiny10", 10)
 	payload := []byte("hello, envelope")
 	var buf bytes.Buffer
-	require.NoError(t, WriteEnvelope(&buf, KindCircuit, p.Fingerprint(), p.Name(), payload))
+	require.NoError(t, WriteEnvelope(&buf, FileCircuit, p.Fingerprint(), p.Name(), payload))
 	data := buf.Bytes()
 	hdrLen := 53 + len(p.Name())
 	require.Len(t, data, hdrLen+len(payload)+checksumLen)
 
-	h, got, err := DecodeEnvelope(data, ExpectFor(KindCircuit, p))
+	h, got, err := DecodeEnvelope(data, ExpectFor(FileCircuit, p))
 	require.NoError(t, err)
 	require.Equal(t, payload, got)
 	require.Equal(t, p.Name(), h.Label)
@@ -59,19 +59,19 @@ func TestEnvelopeRoundTripAndErrors(t *testing.T) {
 		err  error
 		msg  string
 	}{
-		{"bad magic", append([]byte("GIF89a.."), data[8:]...), ExpectFor(KindCircuit, p), ErrBadMagic, "not a polyformer file"},
-		{"version", func() []byte { d := append([]byte{}, data...); d[8] = 9; return reseal(d) }(), ExpectFor(KindCircuit, p), ErrUnsupportedVersion, "version 9"},
-		{"kind", data, ExpectFor(KindSecretKey, p), ErrWrongKind, "holds circuit, expected secret key"},
-		{"fingerprint", data, ExpectFor(KindCircuit, other), ErrFingerprintMismatch, `made for parameters "tiny10"`},
+		{"bad magic", append([]byte("GIF89a.."), data[8:]...), ExpectFor(FileCircuit, p), ErrBadMagic, "not a polyformer file"},
+		{"version", func() []byte { d := append([]byte{}, data...); d[8] = 9; return reseal(d) }(), ExpectFor(FileCircuit, p), ErrUnsupportedVersion, "version 9"},
+		{"kind", data, ExpectFor(FileSecretKey, p), ErrWrongKind, "holds circuit, expected secret key"},
+		{"fingerprint", data, ExpectFor(FileCircuit, other), ErrFingerprintMismatch, `made for parameters "tiny10"`},
 		{"oversized", func() []byte {
 			d := append([]byte{}, data...)
 			binary.LittleEndian.PutUint64(d[hdrLen-8:], 1e18)
 			return d
-		}(), ExpectFor(KindCircuit, p), ErrTooLarge, "declares"},
-		{"cap", data, EnvelopeExpect{Kind: KindCircuit, MaxPayload: 3}, ErrTooLarge, "limit 3"},
-		{"checksum", func() []byte { d := append([]byte{}, data...); d[hdrLen+2] ^= 1; return d }(), ExpectFor(KindCircuit, p), ErrChecksum, "corrupted"},
-		{"trailing", append(append([]byte{}, data...), 0), ExpectFor(KindCircuit, p), ErrTrailingData, "trailing"},
-		{"label length", func() []byte { d := append([]byte{}, data...); d[44] = 200; return d }(), ExpectFor(KindCircuit, nil), ErrMalformed, "label length"},
+		}(), ExpectFor(FileCircuit, p), ErrTooLarge, "declares"},
+		{"cap", data, EnvelopeExpect{Kind: FileCircuit, MaxPayload: 3}, ErrTooLarge, "limit 3"},
+		{"checksum", func() []byte { d := append([]byte{}, data...); d[hdrLen+2] ^= 1; return d }(), ExpectFor(FileCircuit, p), ErrChecksum, "corrupted"},
+		{"trailing", append(append([]byte{}, data...), 0), ExpectFor(FileCircuit, p), ErrTrailingData, "trailing"},
+		{"label length", func() []byte { d := append([]byte{}, data...); d[44] = 200; return d }(), ExpectFor(FileCircuit, nil), ErrMalformed, "label length"},
 	}
 	for _, c := range cases {
 		_, _, err := DecodeEnvelope(c.data, c.want)
@@ -80,26 +80,26 @@ func TestEnvelopeRoundTripAndErrors(t *testing.T) {
 		require.Contains(t, err.Error(), c.msg, c.name)
 	}
 	for n := 0; n < len(data); n++ {
-		_, _, err := DecodeEnvelope(data[:n], ExpectFor(KindCircuit, p))
+		_, _, err := DecodeEnvelope(data[:n], ExpectFor(FileCircuit, p))
 		require.True(t, errors.Is(err, ErrTruncated), "truncated at %d: %v", n, err)
 	}
 	for i := range data {
 		d := append([]byte{}, data...)
 		d[i] ^= 0x40
-		_, _, err := DecodeEnvelope(d, ExpectFor(KindCircuit, p))
+		_, _, err := DecodeEnvelope(d, ExpectFor(FileCircuit, p))
 		require.Error(t, err, "flip at %d undetected", i)
 	}
 }
 
 func TestEnvelopeWriterLength(t *testing.T) {
 	var buf bytes.Buffer
-	ew, err := NewEnvelopeWriter(&buf, KindCircuit, Fingerprint{}, "", 4)
+	ew, err := NewEnvelopeWriter(&buf, FileCircuit, Fingerprint{}, "", 4)
 	require.NoError(t, err)
 	_, err = ew.Write([]byte("12345"))
 	require.Error(t, err)
 	_, err = ew.Write([]byte("12"))
 	require.NoError(t, err)
 	require.ErrorContains(t, ew.Close(), "short by 2")
-	_, err = NewEnvelopeWriter(&buf, KindCircuit, Fingerprint{}, "", MaxEnvelopePayload+1)
+	_, err = NewEnvelopeWriter(&buf, FileCircuit, Fingerprint{}, "", MaxEnvelopePayload+1)
 	require.True(t, errors.Is(err, ErrTooLarge))
 }

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"reflect"
 	"time"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
-	lhe "github.com/tuneinsight/lattigo/v5/he"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
 )
 
@@ -53,39 +51,35 @@ var ErrNoBootstrapper = errors.New("he: no bootstrapper attached to the evaluato
 // its own ShallowCopy (or use RunParallel); all copies may share one Trace,
 // which is safe for concurrent use.
 type Evaluator struct {
+	p        *Parameters
 	params   hefloat.Parameters
 	eval     *hefloat.Evaluator
 	ecd      *hefloat.Encoder
 	keys     rlwe.EvaluationKeySet
-	btp      lhe.Bootstrapper[rlwe.Ciphertext]
+	btp      CiphertextBootstrapper
 	trace    *Trace
 	label    string
 	worker   int
 	scaleTol float64
 }
 
-// NewEvaluator returns a traced evaluator for params with the evaluation keys
-// keys (nil is allowed: operations needing a key then return an error) and
-// the trace (nil disables tracing).
-func NewEvaluator(params hefloat.Parameters, keys rlwe.EvaluationKeySet, trace *Trace) *Evaluator {
+// NewEvaluator returns a traced evaluator for p (not nil) with the
+// evaluation keys keys (nil is allowed: operations needing a key then return
+// an error) and the trace (nil disables tracing). The keys must have been
+// made for p: callers that load them check the fingerprint (ReadEvaluationKeys
+// and the circuit executor do).
+func NewEvaluator(p *Parameters, keys *EvaluationKeys, trace *Trace) *Evaluator {
+	var set rlwe.EvaluationKeySet
 	if keys != nil {
-		// A typed nil (e.g. (*rlwe.MemEvaluationKeySet)(nil)) would panic on
-		// first use; treat it as "no keys" so operations return errors.
-		if v := reflect.ValueOf(keys); v.Kind() == reflect.Pointer && v.IsNil() {
-			keys = nil
-		}
+		set = keys.set
 	}
-	var ev *hefloat.Evaluator
-	if keys == nil {
-		ev = hefloat.NewEvaluator(params, nil)
-	} else {
-		ev = hefloat.NewEvaluator(params, keys)
-	}
+	params := p.HE()
 	return &Evaluator{
+		p:        p,
 		params:   params,
-		eval:     ev,
+		eval:     hefloat.NewEvaluator(params, set),
 		ecd:      hefloat.NewEncoder(params),
-		keys:     keys,
+		keys:     set,
 		trace:    trace,
 		scaleTol: DefaultScaleTolerance,
 	}
@@ -113,9 +107,10 @@ func (e *Evaluator) WithScaleTolerance(tol float64) (*Evaluator, error) {
 }
 
 // WithBootstrapper returns a view (sharing buffers, like WithLabel) that
-// bootstraps with btp. Lattigo bootstrappers are not safe for concurrent use:
-// give each goroutine its own.
-func (e *Evaluator) WithBootstrapper(btp lhe.Bootstrapper[rlwe.Ciphertext]) *Evaluator {
+// bootstraps with btp (a Bootstrapper, or NewSecretKeyBootstrapper in
+// tests). Bootstrappers are not safe for concurrent use: give each goroutine
+// its own.
+func (e *Evaluator) WithBootstrapper(btp CiphertextBootstrapper) *Evaluator {
 	c := *e
 	c.btp = btp
 	return &c
@@ -132,8 +127,8 @@ func (e *Evaluator) ShallowCopy() *Evaluator {
 	return &c
 }
 
-// Parameters returns the CKKS parameters.
-func (e *Evaluator) Parameters() hefloat.Parameters { return e.params }
+// Parameters returns the parameters the evaluator was made for.
+func (e *Evaluator) Parameters() *Parameters { return e.p }
 
 // Trace returns the trace the evaluator records into (possibly nil).
 func (e *Evaluator) Trace() *Trace { return e.trace }
@@ -142,11 +137,12 @@ func (e *Evaluator) Trace() *Trace { return e.trace }
 func (e *Evaluator) Label() string { return e.label }
 
 // Lattigo returns the wrapped Lattigo evaluator, for operations this package
-// does not cover. Operations done through it are not traced.
+// does not cover; for packages under he/ only (Lattigo types stay inside
+// he/). Operations done through it are not traced.
 func (e *Evaluator) Lattigo() *hefloat.Evaluator { return e.eval }
 
-// Encoder returns the evaluator's encoder (not safe for concurrent use; see
-// ShallowCopy).
+// Encoder returns the evaluator's Lattigo encoder (not safe for concurrent
+// use; see ShallowCopy); for packages under he/ only.
 func (e *Evaluator) Encoder() *hefloat.Encoder { return e.ecd }
 
 // ---------------------------------------------------------------------------
@@ -158,19 +154,19 @@ type opStart struct {
 	t     time.Time
 }
 
-func (e *Evaluator) begin(ct *rlwe.Ciphertext) opStart {
+func (e *Evaluator) begin(ct *Ciphertext) opStart {
 	if e.trace == nil {
 		return opStart{}
 	}
 	return opStart{level: ct.Level(), scale: logScale(ct.Scale), t: time.Now()}
 }
 
-func (e *Evaluator) end(s opStart, kind OpKind, out *rlwe.Ciphertext, ks, rots int, hoisted bool, note string) {
+func (e *Evaluator) end(s opStart, kind OpKind, out *Ciphertext, ks, rots int, hoisted bool, note string) {
 	e.endKeys(s, kind, out, ks, rots, hoisted, note, nil)
 }
 
 // endKeys is end for an op that used switching keys.
-func (e *Evaluator) endKeys(s opStart, kind OpKind, out *rlwe.Ciphertext, ks, rots int, hoisted bool, note string, uses []KeyUse) {
+func (e *Evaluator) endKeys(s opStart, kind OpKind, out *Ciphertext, ks, rots int, hoisted bool, note string, uses []KeyUse) {
 	if e.trace == nil {
 		return
 	}
@@ -193,7 +189,7 @@ func (e *Evaluator) endKeys(s opStart, kind OpKind, out *rlwe.Ciphertext, ks, ro
 
 func logScale(s rlwe.Scale) float64 { return math.Log2(s.Float64()) }
 
-func checkCt(op string, cts ...*rlwe.Ciphertext) error {
+func checkCt(op string, cts ...*Ciphertext) error {
 	for i, ct := range cts {
 		if ct == nil {
 			return fmt.Errorf("%s: ciphertext operand %d is nil", op, i)
@@ -206,12 +202,12 @@ func checkCt(op string, cts ...*rlwe.Ciphertext) error {
 }
 
 // levelsLeft returns the number of rescalings a ciphertext can still undergo.
-func (e *Evaluator) levelsLeft(ct *rlwe.Ciphertext) int {
+func (e *Evaluator) levelsLeft(ct *Ciphertext) int {
 	return ct.Level() / e.params.LevelsConsumedPerRescaling()
 }
 
 // needLevels returns a *LevelError when ct has fewer than n levels left.
-func (e *Evaluator) needLevels(op string, ct *rlwe.Ciphertext, n int) error {
+func (e *Evaluator) needLevels(op string, ct *Ciphertext, n int) error {
 	if left := e.levelsLeft(ct); left < n {
 		return &LevelError{Op: op, Needed: n, Left: left}
 	}
@@ -233,7 +229,7 @@ func (e *Evaluator) rescaleFactor(level int) rlwe.Scale {
 // round(c*scale) and labels the result with scale ct.Scale*scale. The
 // integer encoding bypasses Lattigo's special case that does not scale
 // integer-valued constants (which would break a following Rescale).
-func (e *Evaluator) mulConstAtScale(ct *rlwe.Ciphertext, c float64, scale rlwe.Scale) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) mulConstAtScale(ct *Ciphertext, c float64, scale rlwe.Scale) (*Ciphertext, error) {
 	if math.IsNaN(c) || math.IsInf(c, 0) {
 		return nil, fmt.Errorf("constant %g is not finite", c)
 	}
@@ -257,7 +253,7 @@ func (e *Evaluator) mulConstAtScale(ct *rlwe.Ciphertext, c float64, scale rlwe.S
 // AddNew with a scalar labels the output with the default scale instead of
 // ct's scale, which silently scales the result by DefaultScale/ct.Scale
 // (measured: error 7.7e-7 for c=1 after one MulRelin+Rescale at logN 12).
-func (e *Evaluator) addConstNew(ct *rlwe.Ciphertext, c float64) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) addConstNew(ct *Ciphertext, c float64) (*Ciphertext, error) {
 	out := ct.CopyNew()
 	if err := e.eval.Add(out, c, out); err != nil {
 		return nil, err
@@ -278,7 +274,7 @@ func relScaleDiff(a, b rlwe.Scale) float64 {
 // EncodeMul encodes values as a plaintext multiplicand for a ciphertext at
 // level: the plaintext is at that level with scale Q[level], so that Rescale
 // after MulPlain restores the ciphertext's scale exactly.
-func (e *Evaluator) EncodeMul(values []float64, level int) (*rlwe.Plaintext, error) {
+func (e *Evaluator) EncodeMul(values []float64, level int) (*Plaintext, error) {
 	if level < 0 || level > e.params.MaxLevel() {
 		return nil, fmt.Errorf("encode multiplicand: level %d outside [0, %d]", level, e.params.MaxLevel())
 	}
@@ -294,7 +290,7 @@ func (e *Evaluator) EncodeMul(values []float64, level int) (*rlwe.Plaintext, err
 }
 
 // EncodeAdd encodes values as a plaintext addend for ct (same level and scale).
-func (e *Evaluator) EncodeAdd(values []float64, ct *rlwe.Ciphertext) (*rlwe.Plaintext, error) {
+func (e *Evaluator) EncodeAdd(values []float64, ct *Ciphertext) (*Plaintext, error) {
 	if ct == nil {
 		return nil, errors.New("encode addend: nil ciphertext")
 	}
@@ -324,7 +320,7 @@ func (e *Evaluator) EncodeAdd(values []float64, ct *rlwe.Ciphertext) (*rlwe.Plai
 //     rounding error <= tolerance), the smaller one is multiplied by k.
 //     Otherwise AlignForAdd returns an error: fixing it would consume a level
 //     (use MatchScale explicitly).
-func (e *Evaluator) AlignForAdd(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, *rlwe.Ciphertext, error) {
+func (e *Evaluator) AlignForAdd(a, b *Ciphertext) (*Ciphertext, *Ciphertext, error) {
 	if err := checkCt("align for add", a, b); err != nil {
 		return nil, nil, err
 	}
@@ -351,7 +347,7 @@ func (e *Evaluator) AlignForAdd(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, *rlwe.
 
 // bringDown returns ct at level lvl with scale target, using one of the
 // dropped levels for an exact scale change when needed.
-func (e *Evaluator) bringDown(ct *rlwe.Ciphertext, lvl int, target rlwe.Scale) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) bringDown(ct *Ciphertext, lvl int, target rlwe.Scale) (*Ciphertext, error) {
 	s := e.begin(ct)
 	if relScaleDiff(ct.Scale, target) <= e.scaleTol {
 		out := e.eval.DropLevelNew(ct, ct.Level()-lvl)
@@ -374,7 +370,7 @@ func (e *Evaluator) bringDown(ct *rlwe.Ciphertext, lvl int, target rlwe.Scale) (
 
 // scaleTo multiplies ct by 1 encoded at scale target*Q[level]/ct.Scale and
 // rescales: the result has one level less and exactly the scale target.
-func (e *Evaluator) scaleTo(ct *rlwe.Ciphertext, target rlwe.Scale) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) scaleTo(ct *Ciphertext, target rlwe.Scale) (*Ciphertext, error) {
 	q := e.rescaleFactor(ct.Level())
 	t := target.Mul(q).Div(ct.Scale)
 	if t.Float64() < 1<<20 {
@@ -391,7 +387,7 @@ func (e *Evaluator) scaleTo(ct *rlwe.Ciphertext, target rlwe.Scale) (*rlwe.Ciphe
 	return out, nil
 }
 
-func (e *Evaluator) alignSameLevel(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, *rlwe.Ciphertext, error) {
+func (e *Evaluator) alignSameLevel(a, b *Ciphertext) (*Ciphertext, *Ciphertext, error) {
 	if relScaleDiff(a.Scale, b.Scale) <= e.scaleTol {
 		return a, b, nil
 	}
@@ -425,7 +421,7 @@ func (e *Evaluator) alignSameLevel(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, *rl
 // MatchScale returns ct with exactly the given scale, at one level less
 // (ct × 1 encoded at the right scale, then Rescale). Use it before adding
 // ciphertexts whose scales drifted apart at the same level.
-func (e *Evaluator) MatchScale(ct *rlwe.Ciphertext, scale rlwe.Scale) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) MatchScale(ct *Ciphertext, scale rlwe.Scale) (*Ciphertext, error) {
 	if err := checkCt("match scale", ct); err != nil {
 		return nil, err
 	}
@@ -442,22 +438,22 @@ func (e *Evaluator) MatchScale(ct *rlwe.Ciphertext, scale rlwe.Scale) (*rlwe.Cip
 }
 
 // Add returns a + b after AlignForAdd.
-func (e *Evaluator) Add(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) Add(a, b *Ciphertext) (*Ciphertext, error) {
 	return e.addSub(OpAdd, a, b)
 }
 
 // Sub returns a - b after AlignForAdd.
-func (e *Evaluator) Sub(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) Sub(a, b *Ciphertext) (*Ciphertext, error) {
 	return e.addSub(OpSub, a, b)
 }
 
-func (e *Evaluator) addSub(kind OpKind, a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) addSub(kind OpKind, a, b *Ciphertext) (*Ciphertext, error) {
 	a2, b2, err := e.AlignForAdd(a, b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
 	s := e.begin(a2)
-	var out *rlwe.Ciphertext
+	var out *Ciphertext
 	if kind == OpAdd {
 		out, err = e.eval.AddNew(a2, b2)
 	} else {
@@ -473,16 +469,16 @@ func (e *Evaluator) addSub(kind OpKind, a, b *rlwe.Ciphertext) (*rlwe.Ciphertext
 
 // AddPlain returns ct + pt. The plaintext must have ct's scale (within the
 // tolerance; see EncodeAdd) and at least ct's level.
-func (e *Evaluator) AddPlain(ct *rlwe.Ciphertext, pt *rlwe.Plaintext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) AddPlain(ct *Ciphertext, pt *Plaintext) (*Ciphertext, error) {
 	return e.addSubPlain(OpAddPlain, ct, pt)
 }
 
 // SubPlain returns ct - pt (same requirements as AddPlain).
-func (e *Evaluator) SubPlain(ct *rlwe.Ciphertext, pt *rlwe.Plaintext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) SubPlain(ct *Ciphertext, pt *Plaintext) (*Ciphertext, error) {
 	return e.addSubPlain(OpSubPlain, ct, pt)
 }
 
-func (e *Evaluator) addSubPlain(kind OpKind, ct *rlwe.Ciphertext, pt *rlwe.Plaintext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) addSubPlain(kind OpKind, ct *Ciphertext, pt *Plaintext) (*Ciphertext, error) {
 	if err := checkCt(string(kind), ct); err != nil {
 		return nil, err
 	}
@@ -497,7 +493,7 @@ func (e *Evaluator) addSubPlain(kind OpKind, ct *rlwe.Ciphertext, pt *rlwe.Plain
 			kind, logScale(pt.Scale), logScale(ct.Scale), d, e.scaleTol)
 	}
 	s := e.begin(ct)
-	var out *rlwe.Ciphertext
+	var out *Ciphertext
 	var err error
 	if kind == OpAddPlain {
 		out, err = e.eval.AddNew(ct, pt)
@@ -513,16 +509,16 @@ func (e *Evaluator) addSubPlain(kind OpKind, ct *rlwe.Ciphertext, pt *rlwe.Plain
 }
 
 // AddConst returns ct + c (c encoded at ct's scale, no level).
-func (e *Evaluator) AddConst(ct *rlwe.Ciphertext, c float64) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) AddConst(ct *Ciphertext, c float64) (*Ciphertext, error) {
 	return e.addSubConst(OpAddConst, ct, c)
 }
 
 // SubConst returns ct - c (no level).
-func (e *Evaluator) SubConst(ct *rlwe.Ciphertext, c float64) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) SubConst(ct *Ciphertext, c float64) (*Ciphertext, error) {
 	return e.addSubConst(OpSubConst, ct, c)
 }
 
-func (e *Evaluator) addSubConst(kind OpKind, ct *rlwe.Ciphertext, c float64) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) addSubConst(kind OpKind, ct *Ciphertext, c float64) (*Ciphertext, error) {
 	if err := checkCt(string(kind), ct); err != nil {
 		return nil, err
 	}
@@ -546,7 +542,7 @@ func (e *Evaluator) addSubConst(kind OpKind, ct *rlwe.Ciphertext, c float64) (*r
 
 // MulPlain returns ct × pt, not rescaled. Encode pt with EncodeMul at ct's
 // level so that Rescale restores ct's scale exactly.
-func (e *Evaluator) MulPlain(ct *rlwe.Ciphertext, pt *rlwe.Plaintext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) MulPlain(ct *Ciphertext, pt *Plaintext) (*Ciphertext, error) {
 	if err := checkCt("mul plain", ct); err != nil {
 		return nil, err
 	}
@@ -567,7 +563,7 @@ func (e *Evaluator) MulPlain(ct *rlwe.Ciphertext, pt *rlwe.Plaintext) (*rlwe.Cip
 
 // MulVector returns ct × values (slot-wise), not rescaled; values are encoded
 // at scale Q[level].
-func (e *Evaluator) MulVector(ct *rlwe.Ciphertext, values []float64) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) MulVector(ct *Ciphertext, values []float64) (*Ciphertext, error) {
 	if err := checkCt("mul vector", ct); err != nil {
 		return nil, err
 	}
@@ -585,7 +581,7 @@ func (e *Evaluator) MulVector(ct *rlwe.Ciphertext, values []float64) (*rlwe.Ciph
 
 // MulConst returns ct × c, not rescaled; c is encoded at scale Q[level]
 // (also when c is an integer), so Rescale restores ct's scale exactly.
-func (e *Evaluator) MulConst(ct *rlwe.Ciphertext, c float64) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) MulConst(ct *Ciphertext, c float64) (*Ciphertext, error) {
 	if err := checkCt("mul const", ct); err != nil {
 		return nil, err
 	}
@@ -600,7 +596,7 @@ func (e *Evaluator) MulConst(ct *rlwe.Ciphertext, c float64) (*rlwe.Ciphertext, 
 
 // MulRelin returns a × b relinearized (1 key switch), not rescaled. Operands
 // at different levels are multiplied at the lower level.
-func (e *Evaluator) MulRelin(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) MulRelin(a, b *Ciphertext) (*Ciphertext, error) {
 	if err := checkCt("mul relin", a, b); err != nil {
 		return nil, err
 	}
@@ -639,7 +635,7 @@ func (e *Evaluator) checkRelinKey(op string, level int) error {
 var ErrKeyLevel = errors.New("key below the ciphertext's level")
 
 // Rescale divides ct by its last modulus (1 level) and returns the result.
-func (e *Evaluator) Rescale(ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) Rescale(ct *Ciphertext) (*Ciphertext, error) {
 	if ct == nil {
 		return nil, errors.New("rescale: nil ciphertext")
 	}
@@ -656,7 +652,7 @@ func (e *Evaluator) Rescale(ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 }
 
 // MulRelinRescale returns a × b relinearized and rescaled (1 level).
-func (e *Evaluator) MulRelinRescale(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) MulRelinRescale(a, b *Ciphertext) (*Ciphertext, error) {
 	lvl := a
 	if b != nil && a != nil && b.Level() < a.Level() {
 		lvl = b
@@ -674,7 +670,7 @@ func (e *Evaluator) MulRelinRescale(a, b *rlwe.Ciphertext) (*rlwe.Ciphertext, er
 }
 
 // DropLevel returns ct with n levels dropped (no division, scale unchanged).
-func (e *Evaluator) DropLevel(ct *rlwe.Ciphertext, n int) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) DropLevel(ct *Ciphertext, n int) (*Ciphertext, error) {
 	if ct == nil {
 		return nil, errors.New("drop level: nil ciphertext")
 	}
@@ -743,7 +739,7 @@ func (e *Evaluator) rotUses(ks []int, level int) []KeyUse {
 
 // Rotate returns ct rotated left by k slots (negative k rotates right);
 // 1 key switch (0 when k ≡ 0 mod slots).
-func (e *Evaluator) Rotate(ct *rlwe.Ciphertext, k int) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) Rotate(ct *Ciphertext, k int) (*Ciphertext, error) {
 	if err := checkCt("rotate", ct); err != nil {
 		return nil, err
 	}
@@ -767,7 +763,7 @@ func (e *Evaluator) Rotate(ct *rlwe.Ciphertext, k int) (*rlwe.Ciphertext, error)
 // RotateHoisted returns ct rotated left by each k in ks, sharing one
 // key-switching decomposition (hoisting). Key switches: one per distinct
 // non-zero rotation; the decomposition is done once.
-func (e *Evaluator) RotateHoisted(ct *rlwe.Ciphertext, ks []int) (map[int]*rlwe.Ciphertext, error) {
+func (e *Evaluator) RotateHoisted(ct *Ciphertext, ks []int) (map[int]*Ciphertext, error) {
 	if err := checkCt("rotate hoisted", ct); err != nil {
 		return nil, err
 	}
@@ -792,7 +788,7 @@ func (e *Evaluator) RotateHoisted(ct *rlwe.Ciphertext, ks []int) (map[int]*rlwe.
 		}
 	}
 	s := e.begin(ct)
-	out := map[int]*rlwe.Ciphertext{}
+	out := map[int]*Ciphertext{}
 	if len(nonzero) > 0 {
 		var err error
 		if out, err = e.eval.RotateHoistedNew(ct, nonzero); err != nil {
@@ -814,7 +810,7 @@ func (e *Evaluator) RotateHoisted(ct *rlwe.Ciphertext, ks []int) (map[int]*rlwe.
 // Bootstrap refreshes ct's levels with the attached bootstrapper (see
 // WithBootstrapper) and returns the new ciphertext; ct is left unchanged. It
 // returns ErrNoBootstrapper (wrapped) when none is attached.
-func (e *Evaluator) Bootstrap(ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) Bootstrap(ct *Ciphertext) (*Ciphertext, error) {
 	if err := checkCt("bootstrap", ct); err != nil {
 		return nil, err
 	}

@@ -6,14 +6,13 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat/bootstrapping"
 )
 
 func TestEvaluatorArithmeticAndTrace(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 4)
 	tr := NewTrace()
-	ev := NewEvaluator(c.params, c.evalTestKeys(1, 3, 5), tr).WithLabel("arith")
+	ev := NewEvaluator(c.p, c.evalTestKeys(1, 3, 5), tr).WithLabel("arith")
 	slots := c.params.MaxSlots()
 	x := evalTestUniform(1, slots, -1, 1)
 	y := evalTestUniform(2, slots, -1, 1)
@@ -116,17 +115,16 @@ func TestEvaluatorUpFrontErrors(t *testing.T) {
 	ct0 := c.evalTestEncrypt(t, x, 0)
 	ct := c.evalTestEncrypt(t, x, c.params.MaxLevel())
 
-	var typedNil *rlwe.MemEvaluationKeySet
-	for _, noKeys := range []*Evaluator{NewEvaluator(c.params, nil, nil), NewEvaluator(c.params, typedNil, nil)} {
+	for _, noKeys := range []*Evaluator{NewEvaluator(c.p, nil, nil), NewEvaluator(c.p, newEvaluationKeys(c.p, nil, nil, nil), nil)} {
 		_, err := noKeys.MulRelin(ct, ct)
 		require.ErrorContains(t, err, "relinearization key")
 		_, err = noKeys.Rotate(ct, 1)
 		require.ErrorContains(t, err, "Galois key for rotation 1")
 	}
-	_, err := NewEvaluator(c.params, rlwe.NewMemEvaluationKeySet(nil), nil).MulRelin(ct, ct)
+	_, err := NewEvaluator(c.p, newEvaluationKeys(c.p, nil, nil, nil), nil).MulRelin(ct, ct)
 	require.ErrorContains(t, err, "relinearization key missing")
 
-	ev := NewEvaluator(c.params, c.evalTestKeys(1), nil)
+	ev := NewEvaluator(c.p, c.evalTestKeys(1), nil)
 	_, err = ev.Rotate(ct, 2)
 	require.ErrorContains(t, err, "Galois key for rotation 2")
 	_, err = ev.RotateHoisted(ct, []int{1, 2})
@@ -152,7 +150,7 @@ func TestEvaluatorUpFrontErrors(t *testing.T) {
 
 func TestEvaluatorAlignForAdd(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 4)
-	ev := NewEvaluator(c.params, c.evalTestKeys(), NewTrace())
+	ev := NewEvaluator(c.p, c.evalTestKeys(), NewTrace())
 	slots := c.params.MaxSlots()
 	x := evalTestUniform(5, slots, -1, 1)
 	y := evalTestUniform(6, slots, -1, 1)
@@ -214,7 +212,7 @@ func TestEvaluatorBootstrapRecorded(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 3)
 	tr := NewTrace()
 	btp := bootstrapping.NewSecretKeyBootstrapper(c.params, c.sk) // insecure test stand-in
-	ev := NewEvaluator(c.params, c.evalTestKeys(), tr).WithBootstrapper(btp).WithLabel("btp")
+	ev := NewEvaluator(c.p, c.evalTestKeys(), tr).WithBootstrapper(btp).WithLabel("btp")
 	x := evalTestUniform(7, c.params.MaxSlots(), -1, 1)
 	ct := c.evalTestEncrypt(t, x, 0)
 	out, err := ev.Bootstrap(ct)

@@ -93,7 +93,7 @@ func payloadOf(file []byte) []byte {
 	return file[h : len(file)-checksumLen]
 }
 
-func seal(kind Kind, p *Parameters, payload []byte) []byte {
+func seal(kind FileKind, p *Parameters, payload []byte) []byte {
 	var buf bytes.Buffer
 	fp, name := Fingerprint{}, ""
 	if p != nil {
@@ -126,7 +126,7 @@ func FuzzReadEnvelope(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		countExec()
 		if wrap {
-			data = seal(KindCircuit, fx.p, data)
+			data = seal(FileCircuit, fx.p, data)
 		}
 		h, payload, err := DecodeEnvelope(data, EnvelopeExpect{MaxPayload: 1 << 20})
 		if err != nil {
@@ -154,7 +154,7 @@ func FuzzReadParameters(f *testing.F) {
 		if wrap {
 			// The header fingerprint cannot be known in advance; use the
 			// tiny fixture's, so only that payload (and equivalents) pass.
-			data = seal(KindParameters, fx.p, data)
+			data = seal(FileParameters, fx.p, data)
 		}
 		p, err := DecodeParameters(data)
 		if err != nil {
@@ -175,7 +175,7 @@ func FuzzReadSecretKey(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		countExec()
 		if wrap {
-			data = seal(KindSecretKey, fx.p, data)
+			data = seal(FileSecretKey, fx.p, data)
 		}
 		sk, err := ReadSecretKey(bytes.NewReader(data), fx.p)
 		if err != nil {
@@ -198,7 +198,7 @@ func FuzzReadEvaluationKeys(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		countExec()
 		if wrap {
-			data = seal(KindEvaluationKeys, fx.p, data)
+			data = seal(FileEvaluationKeys, fx.p, data)
 		}
 		evk, err := ReadEvaluationKeys(bytes.NewReader(data), fx.p)
 		if err != nil {
@@ -219,7 +219,7 @@ func FuzzReadCiphertext(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
 		countExec()
 		if wrap {
-			data = seal(KindCiphertexts, fx.p, data)
+			data = seal(FileCiphertexts, fx.p, data)
 		}
 		cts, err := ReadCiphertexts(bytes.NewReader(data), fx.p)
 		if err != nil {

@@ -1,6 +1,7 @@
 package he
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -13,7 +14,8 @@ import (
 // evalTestCtx holds small, insecure-for-production test parameters and keys
 // for the evaluation half of package he.
 type evalTestCtx struct {
-	params hefloat.Parameters
+	p      *Parameters
+	params hefloat.Parameters // p.HE()
 	kgen   *rlwe.KeyGenerator
 	sk     *rlwe.SecretKey
 	rlk    *rlwe.RelinearizationKey
@@ -22,27 +24,31 @@ type evalTestCtx struct {
 	dec    *rlwe.Decryptor
 }
 
-// evalTestParams returns CKKS parameters with logN and `levels` 40-bit
-// levels above a 55-bit base prime, scale 2^40, two 61-bit P primes.
-func evalTestParams(t testing.TB, logN, levels int) hefloat.Parameters {
+// evalTestParams returns insecure test parameters with logN and `levels`
+// 40-bit levels above a 55-bit base prime, scale 2^40, two 61-bit P primes.
+func evalTestParams(t testing.TB, logN, levels int) *Parameters {
 	t.Helper()
 	logQ := []int{55}
 	for i := 0; i < levels; i++ {
 		logQ = append(logQ, 40)
 	}
-	params, err := hefloat.NewParametersFromLiteral(hefloat.ParametersLiteral{
-		LogN: logN, LogQ: logQ, LogP: []int{61, 61}, LogDefaultScale: 40,
+	p, err := NewParameters(Preset{
+		Name:               fmt.Sprintf("eval-test-n%d-l%d", logN, levels),
+		Literal:            hefloat.ParametersLiteral{LogN: logN, LogQ: logQ, LogP: []int{61, 61}, LogDefaultScale: 40},
+		InsecureForTesting: true,
 	})
 	require.NoError(t, err)
-	return params
+	return p
 }
 
 func newEvalTestCtx(t testing.TB, logN, levels int) *evalTestCtx {
 	t.Helper()
-	params := evalTestParams(t, logN, levels)
+	p := evalTestParams(t, logN, levels)
+	params := p.HE()
 	kgen := rlwe.NewKeyGenerator(params)
 	sk := kgen.GenSecretKeyNew()
 	return &evalTestCtx{
+		p:      p,
 		params: params,
 		kgen:   kgen,
 		sk:     sk,
@@ -53,15 +59,18 @@ func newEvalTestCtx(t testing.TB, logN, levels int) *evalTestCtx {
 	}
 }
 
-// evalTestKeys returns an evaluation key set with the relinearization key
-// and Galois keys for the given left rotations.
-func (c *evalTestCtx) evalTestKeys(rots ...int) *rlwe.MemEvaluationKeySet {
+// evalTestKeys returns evaluation keys with the relinearization key and
+// Galois keys for the given left rotations.
+func (c *evalTestCtx) evalTestKeys(rots ...int) *EvaluationKeys {
 	var gks []*rlwe.GaloisKey
 	if len(rots) > 0 {
 		gks = c.kgen.GenGaloisKeysNew(c.params.GaloisElements(rots), c.sk)
 	}
-	return rlwe.NewMemEvaluationKeySet(c.rlk, gks...)
+	return newEvaluationKeys(c.p, c.rlk, gks, nil)
 }
+
+// secretKey returns the context's secret key as a SecretKey.
+func (c *evalTestCtx) secretKey() *SecretKey { return &SecretKey{params: c.p, sk: c.sk} }
 
 // evalTestEncrypt encrypts values at level with the default scale.
 func (c *evalTestCtx) evalTestEncrypt(t testing.TB, values []float64, level int) *rlwe.Ciphertext {

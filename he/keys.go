@@ -381,7 +381,7 @@ func WriteSecretKey(w io.Writer, sk *SecretKey) error {
 	if err := checkPolyShape(sk.sk.Value.P, hp.N(), hp.MaxLevelP(), "secret key"); err != nil {
 		return fmt.Errorf("write secret key: %w", err)
 	}
-	ew, err := NewEnvelopeWriter(w, KindSecretKey, p.fp, p.name, secretKeyPayloadSize(p))
+	ew, err := NewEnvelopeWriter(w, FileSecretKey, p.fp, p.name, secretKeyPayloadSize(p))
 	if err != nil {
 		return err
 	}
@@ -405,7 +405,7 @@ func ReadSecretKey(r io.Reader, p *Parameters) (*SecretKey, error) {
 		return nil, fmt.Errorf("read secret key: nil parameters")
 	}
 	hp := p.HE()
-	want := ExpectFor(KindSecretKey, p)
+	want := ExpectFor(FileSecretKey, p)
 	want.MaxPayload = secretKeyPayloadSize(p)
 	var sk *rlwe.SecretKey
 	_, err := readEnvelopeStream(r, want, func(er *EnvelopeReader, pr *payloadReader) error {
@@ -857,7 +857,7 @@ func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 			return fmt.Errorf("write evaluation keys: %w", err)
 		}
 	}
-	ew, err := NewEnvelopeWriter(w, KindEvaluationKeys, p.fp, p.name, evaluationKeysPayloadSize(e))
+	ew, err := NewEnvelopeWriter(w, FileEvaluationKeys, p.fp, p.name, evaluationKeysPayloadSize(e))
 	if err != nil {
 		return fmt.Errorf("write evaluation keys: %w", err)
 	}
@@ -934,7 +934,7 @@ func readEvaluationKeys(r io.Reader, p *Parameters, maxBytes uint64) (*Evaluatio
 	}
 	hp := p.HE().Parameters.Parameters
 	var out *EvaluationKeys
-	want := ExpectFor(KindEvaluationKeys, p)
+	want := ExpectFor(FileEvaluationKeys, p)
 	want.MaxPayload = maxBytes
 	_, err := readEnvelopeStream(r, want, func(er *EnvelopeReader, pr *payloadReader) error {
 		version := er.Header().Version

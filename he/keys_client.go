@@ -56,27 +56,27 @@ func (c *Client) Decryptor() *rlwe.Decryptor { return c.decryptor }
 // EncryptReal encodes values (at most Slots(); the rest are zero) at the
 // given level and the default scale, and encrypts them. level < 0 means
 // MaxLevel.
-func (c *Client) EncryptReal(values []float64, level int) (*rlwe.Ciphertext, error) {
+func (c *Client) EncryptReal(values []float64, level int) (*Ciphertext, error) {
 	return encryptSlots(c, values, level)
 }
 
 // DecryptReal decrypts and decodes ct and returns the real parts of all slots.
-func (c *Client) DecryptReal(ct *rlwe.Ciphertext) ([]float64, error) {
+func (c *Client) DecryptReal(ct *Ciphertext) ([]float64, error) {
 	return decryptSlots[float64](c, ct)
 }
 
 // EncryptComplex is EncryptReal for complex slot values (standard ring).
-func (c *Client) EncryptComplex(values []complex128, level int) (*rlwe.Ciphertext, error) {
+func (c *Client) EncryptComplex(values []complex128, level int) (*Ciphertext, error) {
 	return encryptSlots(c, values, level)
 }
 
 // DecryptComplex decrypts and decodes ct into complex slot values.
-func (c *Client) DecryptComplex(ct *rlwe.Ciphertext) ([]complex128, error) {
+func (c *Client) DecryptComplex(ct *Ciphertext) ([]complex128, error) {
 	return decryptSlots[complex128](c, ct)
 }
 
 // encryptSlots checks the slot count and level, encodes and encrypts.
-func encryptSlots[T float64 | complex128](c *Client, values []T, level int) (*rlwe.Ciphertext, error) {
+func encryptSlots[T float64 | complex128](c *Client, values []T, level int) (*Ciphertext, error) {
 	hp := c.params.HE()
 	if len(values) > hp.MaxSlots() {
 		return nil, fmt.Errorf("encrypt: %d values > %d slots", len(values), hp.MaxSlots())
@@ -99,7 +99,7 @@ func encryptSlots[T float64 | complex128](c *Client, values []T, level int) (*rl
 }
 
 // decryptSlots validates ct against the parameters, decrypts and decodes all slots.
-func decryptSlots[T float64 | complex128](c *Client, ct *rlwe.Ciphertext) ([]T, error) {
+func decryptSlots[T float64 | complex128](c *Client, ct *Ciphertext) ([]T, error) {
 	if err := CheckCiphertext(c.params, ct); err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}

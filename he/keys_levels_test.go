@@ -50,7 +50,7 @@ func TestKeysAtTheirLevels(t *testing.T) {
 	for i := range vals {
 		vals[i] = float64(i%11)/11 - 0.5
 	}
-	ev := NewEvaluator(hp, evk.KeySet(), nil)
+	ev := NewEvaluator(p, evk, nil)
 	// At the key's level and below it (the key's extra moduli are unused), the
 	// rotations and products are exact to CKKS noise.
 	for _, level := range []int{4, 2, 1} {
@@ -94,7 +94,7 @@ func TestKeyBelowCiphertextLevelRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, maxAbsDiff(got[:2], []float64{2, 3}), 1.0)
 
-	ev := NewEvaluator(hp, evk.KeySet(), nil)
+	ev := NewEvaluator(p, evk, nil)
 	_, err = ev.Rotate(ct, 1)
 	require.ErrorIs(t, err, ErrKeyLevel)
 	require.EqualError(t, err, "rotate: key below the ciphertext's level: the Galois key for rotation 1 (element 5) is at level 4, the ciphertext at level 5")
@@ -106,7 +106,7 @@ func TestKeyBelowCiphertextLevelRefused(t *testing.T) {
 	require.EqualError(t, err, "mul relin: key below the ciphertext's level: the relinearization key is at level 3, the ciphertext at level 5")
 	_, err = ev.Power(ct, 2)
 	require.ErrorIs(t, err, ErrKeyLevel)
-	lt, err := NewDenseTransform(hp, [][]float64{ones(4), ones(4), ones(4), ones(4)})
+	lt, err := NewDenseTransform(p, [][]float64{ones(4), ones(4), ones(4), ones(4)})
 	require.NoError(t, err)
 	enc, err := ev.EncodeLinearTransform(lt, 5)
 	require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestSeededKeysRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	ct, err := client.EncryptReal([]float64{1, 2, 3}, 2)
 	require.NoError(t, err)
-	ev := NewEvaluator(p.HE(), evk2.KeySet(), nil)
+	ev := NewEvaluator(p, evk2, nil)
 	rot, err := ev.Rotate(ct, 2)
 	require.NoError(t, err)
 	got, err := client.DecryptReal(rot)

@@ -93,7 +93,7 @@ func mapKeys(m map[uint64]int) []uint64 {
 // error refuses them: keys for parameters the caller does not serve);
 // maxPayload caps the declared payload (0: MaxEnvelopePayload).
 func VerifyEvaluationKeysStream(r io.Reader, params func(fp Fingerprint, label string) (*Parameters, error), maxPayload uint64) (*EvaluationKeysInfo, error) {
-	er, err := OpenEnvelope(r, EnvelopeExpect{Kind: KindEvaluationKeys, MaxPayload: maxPayload})
+	er, err := OpenEnvelope(r, EnvelopeExpect{Kind: FileEvaluationKeys, MaxPayload: maxPayload})
 	if err != nil {
 		return nil, fmt.Errorf("verify evaluation keys: %w", err)
 	}

@@ -89,12 +89,12 @@ func flatten(m [][]float64, rows, cols int) []float64 {
 // NewDenseTransform returns the transform x -> M x for the d_out×d_in matrix
 // m in the replicated layout (see LinearTransform). The padded size d must
 // divide the number of slots.
-func NewDenseTransform(params hefloat.Parameters, m [][]float64) (*LinearTransform, error) {
+func NewDenseTransform(p *Parameters, m [][]float64) (*LinearTransform, error) {
 	rows, cols, err := checkMatrix("dense transform", m)
 	if err != nil {
 		return nil, err
 	}
-	slots := params.MaxSlots()
+	slots := p.Slots()
 	d := nextPow2(max(rows, cols))
 	if d > slots {
 		return nil, fmt.Errorf("dense transform: padded size %d exceeds %d slots", d, slots)
@@ -107,7 +107,7 @@ func NewDenseTransform(params hefloat.Parameters, m [][]float64) (*LinearTransfo
 // NewBlockDiagonalTransform returns the block-diagonal transform with the
 // given blocks (all of the same d_out×d_in shape) in the block layout (see
 // LinearTransform). nb·d must not exceed the number of slots.
-func NewBlockDiagonalTransform(params hefloat.Parameters, blocks [][][]float64) (*LinearTransform, error) {
+func NewBlockDiagonalTransform(p *Parameters, blocks [][][]float64) (*LinearTransform, error) {
 	if len(blocks) == 0 {
 		return nil, fmt.Errorf("block-diagonal transform: no blocks")
 	}
@@ -126,11 +126,11 @@ func NewBlockDiagonalTransform(params hefloat.Parameters, blocks [][][]float64) 
 		}
 		flat[b] = flatten(m, rows, cols)
 	}
-	return newBlockTransform(params, flat, rows, cols)
+	return newBlockTransform(p, flat, rows, cols)
 }
 
-func newBlockTransform(params hefloat.Parameters, flat [][]float64, rows, cols int) (*LinearTransform, error) {
-	slots := params.MaxSlots()
+func newBlockTransform(p *Parameters, flat [][]float64, rows, cols int) (*LinearTransform, error) {
+	slots := p.Slots()
 	d := nextPow2(max(rows, cols))
 	if len(flat)*d > slots {
 		return nil, fmt.Errorf("block-diagonal transform: %d blocks of padded size %d exceed %d slots", len(flat), d, slots)
@@ -146,7 +146,7 @@ func newBlockTransform(params hefloat.Parameters, flat [][]float64, rows, cols i
 // NewRepeatedBlockTransform returns the block-diagonal transform with
 // nBlocks copies of the same d_out×d_in matrix m (e.g. one linear layer
 // applied to every token), storing m once.
-func NewRepeatedBlockTransform(params hefloat.Parameters, m [][]float64, nBlocks int) (*LinearTransform, error) {
+func NewRepeatedBlockTransform(p *Parameters, m [][]float64, nBlocks int) (*LinearTransform, error) {
 	if nBlocks < 1 {
 		return nil, fmt.Errorf("repeated block transform: %d blocks", nBlocks)
 	}
@@ -159,7 +159,7 @@ func NewRepeatedBlockTransform(params hefloat.Parameters, m [][]float64, nBlocks
 	for b := range blocks {
 		blocks[b] = flat // shared, read-only
 	}
-	return newBlockTransform(params, blocks, rows, cols)
+	return newBlockTransform(p, blocks, rows, cols)
 }
 
 // WithLogBSGSRatio returns a copy of the transform that uses the given
@@ -270,8 +270,8 @@ func (lt *LinearTransform) Rotations() []int { return append([]int(nil), lt.rota
 
 // GaloisElements returns the Galois elements of Rotations, i.e. exactly the
 // Galois keys the evaluation needs.
-func (lt *LinearTransform) GaloisElements(params hefloat.Parameters) []uint64 {
-	return params.GaloisElements(lt.rotations)
+func (lt *LinearTransform) GaloisElements(p *Parameters) []uint64 {
+	return p.HE().GaloisElements(lt.rotations)
 }
 
 // BabySteps returns the non-zero baby-step rotations (hoisted: one shared
@@ -330,11 +330,11 @@ func (enc *EncodedLinearTransform) Level() int { return enc.level }
 // Transform returns the plaintext transform it was encoded from.
 func (enc *EncodedLinearTransform) Transform() *LinearTransform { return enc.src }
 
-// Encode encodes the transform for ciphertexts at level, with diagonals at
+// encode encodes the transform for ciphertexts at level, with diagonals at
 // scale Q[level] so that the rescale after evaluation restores the input
 // scale exactly. Diagonals are built and encoded one at a time, so at most
 // one full-slot float64 vector is alive besides the encoded plaintexts.
-func (lt *LinearTransform) Encode(params hefloat.Parameters, ecd *hefloat.Encoder, level int) (*EncodedLinearTransform, error) {
+func (lt *LinearTransform) encode(params hefloat.Parameters, ecd *hefloat.Encoder, level int) (*EncodedLinearTransform, error) {
 	if ecd == nil {
 		return nil, fmt.Errorf("encode linear transform: nil encoder")
 	}
@@ -390,13 +390,13 @@ func (e *Evaluator) EncodeLinearTransform(lt *LinearTransform, level int) (*Enco
 	if lt == nil {
 		return nil, fmt.Errorf("encode linear transform: nil transform")
 	}
-	return lt.Encode(e.params, e.ecd, level)
+	return lt.encode(e.params, e.ecd, level)
 }
 
 // LinearTransform evaluates enc on ct and rescales (1 level). A ciphertext
 // above enc.Level() is first dropped to it; below it is an error (re-encode
 // at the right level). Key switches recorded: enc.Transform().KeySwitches().
-func (e *Evaluator) LinearTransform(ct *rlwe.Ciphertext, enc *EncodedLinearTransform) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) LinearTransform(ct *Ciphertext, enc *EncodedLinearTransform) (*Ciphertext, error) {
 	outs, err := e.linearTransforms("linear transform", ct, []*EncodedLinearTransform{enc})
 	if err != nil {
 		return nil, err
@@ -408,11 +408,11 @@ func (e *Evaluator) LinearTransform(ct *rlwe.Ciphertext, enc *EncodedLinearTrans
 // shared (hoisted) key-switching decomposition, and rescales each output.
 // All transforms must be encoded at the same level. Key switches: baby-step
 // rotations already computed for the previous transform are reused.
-func (e *Evaluator) LinearTransformMany(ct *rlwe.Ciphertext, encs []*EncodedLinearTransform) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) LinearTransformMany(ct *Ciphertext, encs []*EncodedLinearTransform) ([]*Ciphertext, error) {
 	return e.linearTransforms("linear transform many", ct, encs)
 }
 
-func (e *Evaluator) linearTransforms(op string, ct *rlwe.Ciphertext, encs []*EncodedLinearTransform) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) linearTransforms(op string, ct *Ciphertext, encs []*EncodedLinearTransform) ([]*Ciphertext, error) {
 	if err := checkCt(op, ct); err != nil {
 		return nil, err
 	}
@@ -463,7 +463,7 @@ func (e *Evaluator) linearTransforms(op string, ct *rlwe.Ciphertext, encs []*Enc
 		in = e.eval.DropLevelNew(ct, ct.Level()-level)
 	}
 	lts := make([]hefloat.LinearTransformation, len(encs))
-	outs := make([]*rlwe.Ciphertext, len(encs))
+	outs := make([]*Ciphertext, len(encs))
 	for i, enc := range encs {
 		lts[i] = enc.lt
 		outs[i] = hefloat.NewCiphertext(e.params, 1, level)

@@ -38,7 +38,7 @@ func TestDenseTransformMatchesPlaintext(t *testing.T) {
 	cases := []struct{ rows, cols int }{{64, 64}, {10, 24}, {32, 5}}
 	for _, tc := range cases {
 		m := evalTestMatrix(int64(tc.rows*100+tc.cols), tc.rows, tc.cols)
-		lt, err := NewDenseTransform(params, m)
+		lt, err := NewDenseTransform(c.p, m)
 		require.NoError(t, err)
 		d := lt.BlockSize()
 		// the rotation set is exactly what Lattigo's own planner asks for
@@ -46,7 +46,7 @@ func TestDenseTransformMatchesPlaintext(t *testing.T) {
 		lattigoGal := hefloat.GaloisElementsForLinearTransformation(params, hefloat.LinearTransformationParameters{
 			DiagonalsIndexList: lt.Diagonals(), Level: level, LogDimensions: params.LogMaxDimensions(), LogBabyStepGianStepRatio: DefaultLogBSGSRatio,
 		})
-		ours := lt.GaloisElements(params)
+		ours := lt.GaloisElements(c.p)
 		sortU := func(v []uint64) []uint64 {
 			v = append([]uint64(nil), v...)
 			sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
@@ -62,7 +62,7 @@ func TestDenseTransformMatchesPlaintext(t *testing.T) {
 		require.Equal(t, sortU(lg), sortU(ours))
 
 		tr := NewTrace()
-		ev := NewEvaluator(params, c.evalTestKeys(lt.Rotations()...), tr)
+		ev := NewEvaluator(c.p, c.evalTestKeys(lt.Rotations()...), tr)
 		enc, err := ev.EncodeLinearTransform(lt, level)
 		require.NoError(t, err)
 		x := evalTestUniform(int64(tc.cols), tc.cols, -1, 1)
@@ -97,11 +97,11 @@ func TestBlockDiagonalTransformMatchesPlaintext(t *testing.T) {
 		blocks[b] = evalTestMatrix(int64(1000+b), rows, cols)
 		xs[b] = evalTestUniform(int64(2000+b), cols, -1, 1)
 	}
-	lt, err := NewBlockDiagonalTransform(params, blocks)
+	lt, err := NewBlockDiagonalTransform(c.p, blocks)
 	require.NoError(t, err)
 	d := lt.BlockSize()
 	require.Equal(t, 16, d)
-	ev := NewEvaluator(params, c.evalTestKeys(lt.Rotations()...), nil)
+	ev := NewEvaluator(c.p, c.evalTestKeys(lt.Rotations()...), nil)
 	level := params.MaxLevel() - 1 // encode at the level where it is applied
 	enc, err := ev.EncodeLinearTransform(lt, level)
 	require.NoError(t, err)
@@ -126,7 +126,7 @@ func TestBlockDiagonalTransformMatchesPlaintext(t *testing.T) {
 	_, err = ev.LinearTransform(low, enc)
 	require.ErrorContains(t, err, "encoded for level")
 	// Missing rotation keys are reported up front.
-	noRot := NewEvaluator(params, c.evalTestKeys(), nil)
+	noRot := NewEvaluator(c.p, c.evalTestKeys(), nil)
 	_, err = noRot.LinearTransform(ct, enc)
 	require.ErrorContains(t, err, "Galois key")
 }
@@ -137,9 +137,9 @@ func TestRepeatedBlockTransform(t *testing.T) {
 	slots := params.MaxSlots()
 	w := evalTestMatrix(77, 8, 8)
 	nb := slots / 8 // fills every slot: wrap-around rotations must stay inside blocks
-	lt, err := NewRepeatedBlockTransform(params, w, nb)
+	lt, err := NewRepeatedBlockTransform(c.p, w, nb)
 	require.NoError(t, err)
-	ev := NewEvaluator(params, c.evalTestKeys(lt.Rotations()...), nil)
+	ev := NewEvaluator(c.p, c.evalTestKeys(lt.Rotations()...), nil)
 	enc, err := ev.EncodeLinearTransform(lt, params.MaxLevel())
 	require.NoError(t, err)
 	xs := make([][]float64, nb)
@@ -155,7 +155,7 @@ func TestRepeatedBlockTransform(t *testing.T) {
 	want, err := PackBlocks(ys, 8, slots)
 	require.NoError(t, err)
 	require.Less(t, evalTestMaxAbsErr(c.evalTestDecrypt(t, out), want), evalTestLTMaxErr)
-	_, err = NewRepeatedBlockTransform(params, w, 0)
+	_, err = NewRepeatedBlockTransform(c.p, w, 0)
 	require.Error(t, err)
 }
 
@@ -168,7 +168,7 @@ func TestLinearTransformManySharesDecomposition(t *testing.T) {
 	var lts []*LinearTransform
 	rotSet := map[int]bool{}
 	for _, m := range [][][]float64{mq, mk, mv} {
-		lt, err := NewDenseTransform(params, m)
+		lt, err := NewDenseTransform(c.p, m)
 		require.NoError(t, err)
 		lts = append(lts, lt)
 		for _, r := range lt.Rotations() {
@@ -180,7 +180,7 @@ func TestLinearTransformManySharesDecomposition(t *testing.T) {
 		rots = append(rots, r)
 	}
 	tr := NewTrace()
-	ev := NewEvaluator(params, c.evalTestKeys(rots...), tr)
+	ev := NewEvaluator(c.p, c.evalTestKeys(rots...), tr)
 	level := params.MaxLevel()
 	var encs []*EncodedLinearTransform
 	for _, lt := range lts {
@@ -218,12 +218,12 @@ func TestLinearTransformInputValidation(t *testing.T) {
 	require.ErrorContains(t, err, "row 1")
 	_, err = NewBlockDiagonalTransform(params, [][][]float64{evalTestMatrix(1, 2, 2), evalTestMatrix(1, 3, 2)})
 	require.ErrorContains(t, err, "block 1")
-	big := make([][][]float64, params.MaxSlots()/4+1)
+	big := make([][][]float64, params.Slots()/4+1)
 	for i := range big {
 		big[i] = evalTestMatrix(1, 4, 4)
 	}
 	_, err = NewBlockDiagonalTransform(params, big)
 	require.ErrorContains(t, err, "exceed")
-	_, err = PackReplicated([]float64{1, 2, 3}, 3, params.MaxSlots())
+	_, err = PackReplicated([]float64{1, 2, 3}, 3, params.Slots())
 	require.Error(t, err)
 }

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 )
 
 // Job is one independent unit of ciphertext work. It receives an evaluator
@@ -60,11 +58,11 @@ func (e *Evaluator) RunParallel(workers int, jobs []Job) error {
 
 // MapParallel applies f to every ciphertext on up to workers goroutines (see
 // RunParallel) and returns the results in input order.
-func (e *Evaluator) MapParallel(workers int, cts []*rlwe.Ciphertext, f func(ev *Evaluator, ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error)) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) MapParallel(workers int, cts []*Ciphertext, f func(ev *Evaluator, ct *Ciphertext) (*Ciphertext, error)) ([]*Ciphertext, error) {
 	if f == nil {
 		return nil, errors.New("map parallel: nil function")
 	}
-	out := make([]*rlwe.Ciphertext, len(cts))
+	out := make([]*Ciphertext, len(cts))
 	jobs := make([]Job, len(cts))
 	for i := range cts {
 		jobs[i] = func(ev *Evaluator, i int) error {

@@ -13,11 +13,11 @@ import (
 func TestParallelBitIdenticalToSequential(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 6)
 	params := c.params
-	lt, err := NewDenseTransform(params, evalTestMatrix(7, 16, 16))
+	lt, err := NewDenseTransform(c.p, evalTestMatrix(7, 16, 16))
 	require.NoError(t, err)
 	rots := append(lt.Rotations(), 1, 2)
 	tr := NewTrace()
-	ev := NewEvaluator(params, c.evalTestKeys(rots...), tr)
+	ev := NewEvaluator(c.p, c.evalTestKeys(rots...), tr)
 	enc, err := ev.EncodeLinearTransform(lt, params.MaxLevel()-1) // shared, read-only across goroutines
 	require.NoError(t, err)
 	poly, err := polyapprox.Interpolate(func(x float64) float64 { return x / (1 + x*x) }, polyapprox.Interval{A: -3, B: 3}, 7)

@@ -155,7 +155,7 @@ func (p *Parameters) marshalPayload() ([]byte, error) {
 	return out, nil
 }
 
-// WriteParameters writes the parameters file (kind KindParameters) to w.
+// WriteParameters writes the parameters file (kind FileParameters) to w.
 func WriteParameters(w io.Writer, p *Parameters) error {
 	if p == nil {
 		return fmt.Errorf("write parameters: nil parameters")
@@ -164,7 +164,7 @@ func WriteParameters(w io.Writer, p *Parameters) error {
 	if err != nil {
 		return err
 	}
-	return WriteEnvelope(w, KindParameters, p.fp, p.name, payload)
+	return WriteEnvelope(w, FileParameters, p.fp, p.name, payload)
 }
 
 // WriteParametersFile writes the parameters file at path (mode 0644).
@@ -178,7 +178,7 @@ func WriteParametersFile(path string, p *Parameters, overwrite bool) error {
 // InsecureForTesting), and the fingerprint, which must match both the header
 // and the recomputed value.
 func ReadParameters(r io.Reader) (*Parameters, error) {
-	hdr, payload, err := ReadEnvelope(r, EnvelopeExpect{Kind: KindParameters, MaxPayload: maxParamsPayload})
+	hdr, payload, err := ReadEnvelope(r, EnvelopeExpect{Kind: FileParameters, MaxPayload: maxParamsPayload})
 	if err != nil {
 		return nil, fmt.Errorf("read parameters: %w", err)
 	}

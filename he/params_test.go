@@ -162,19 +162,19 @@ func TestParametersFileRejectsTampering(t *testing.T) {
 	tampered := bytes.Replace(payload, []byte(`"log_default_scale": 40`), []byte(`"log_default_scale": 41`), 1)
 	require.NotEqual(t, payload, tampered)
 	var buf bytes.Buffer
-	require.NoError(t, WriteEnvelope(&buf, KindParameters, p.Fingerprint(), p.Name(), tampered))
+	require.NoError(t, WriteEnvelope(&buf, FileParameters, p.Fingerprint(), p.Name(), tampered))
 	_, err = DecodeParameters(buf.Bytes())
 	require.True(t, errors.Is(err, ErrFingerprintMismatch), "%v", err)
 	// Unknown JSON field.
 	buf.Reset()
 	bad := bytes.Replace(payload, []byte(`"format"`), []byte(`"extra": 1, "format"`), 1)
-	require.NoError(t, WriteEnvelope(&buf, KindParameters, p.Fingerprint(), p.Name(), bad))
+	require.NoError(t, WriteEnvelope(&buf, FileParameters, p.Fingerprint(), p.Name(), bad))
 	_, err = DecodeParameters(buf.Bytes())
 	require.True(t, errors.Is(err, ErrMalformed), "%v", err)
 	// An insecure set with the insecure mark removed is refused on load.
 	buf.Reset()
 	bad = bytes.Replace(payload, []byte(`"insecure_for_testing": true`), []byte(`"insecure_for_testing": false`), 1)
-	require.NoError(t, WriteEnvelope(&buf, KindParameters, p.Fingerprint(), p.Name(), bad))
+	require.NoError(t, WriteEnvelope(&buf, FileParameters, p.Fingerprint(), p.Name(), bad))
 	_, err = DecodeParameters(buf.Bytes())
 	require.ErrorContains(t, err, "below 128-bit security")
 }

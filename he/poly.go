@@ -57,7 +57,7 @@ func (c *ksCounter) MulRelinThenAdd(a *rlwe.Ciphertext, b rlwe.Operand, out *rlw
 // Lattigo's own pre-check under-counts by one, are accounted for correctly
 // (polyapprox.DepthOfDegree), but 2^k - 1 is cheaper for the same depth.
 // Inputs outside p.Interval are not clamped.
-func (e *Evaluator) Polynomial(ct *rlwe.Ciphertext, p polyapprox.Chebyshev) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) Polynomial(ct *Ciphertext, p polyapprox.Chebyshev) (*Ciphertext, error) {
 	if err := checkCt("polynomial", ct); err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func PolynomialRelinLevel(level int, p polyapprox.Chebyshev) int {
 // Power returns ct^p (p >= 1) by binary exponentiation (repeated squaring):
 // ceil(log2 p) levels, floor(log2 p) + popcount(p) - 1 ciphertext
 // products (one key switch each). The level check is done up front.
-func (e *Evaluator) Power(ct *rlwe.Ciphertext, p int) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) Power(ct *Ciphertext, p int) (*Ciphertext, error) {
 	if err := checkCt("power", ct); err != nil {
 		return nil, err
 	}
@@ -217,7 +217,7 @@ func (e *Evaluator) rawMulConstRescale(ct *rlwe.Ciphertext, c float64) (*rlwe.Ci
 // It consumes n.Depth() levels (checked up front). The constant product
 // d = 1.5*y is encoded at the scale that makes it land exactly on c's scale
 // after its rescale, so the subtraction is exact in scale.
-func (e *Evaluator) EvaluateNewtonInvSqrt(ct *rlwe.Ciphertext, n polyapprox.NewtonInvSqrt) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) EvaluateNewtonInvSqrt(ct *Ciphertext, n polyapprox.NewtonInvSqrt) (*Ciphertext, error) {
 	if err := checkCt("newton inverse sqrt", ct); err != nil {
 		return nil, err
 	}
@@ -288,7 +288,7 @@ func (e *Evaluator) newtonInvSqrt(x *rlwe.Ciphertext, n polyapprox.NewtonInvSqrt
 //	xn := c*x; a := 2 - xn; b := 1 - xn; repeat: b = b*b; a = a*(1 + b); y := c*a
 //
 // with c = g.Normalizer(). It consumes g.Depth() levels (checked up front).
-func (e *Evaluator) EvaluateGoldschmidtInv(ct *rlwe.Ciphertext, g polyapprox.GoldschmidtInv) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) EvaluateGoldschmidtInv(ct *Ciphertext, g polyapprox.GoldschmidtInv) (*Ciphertext, error) {
 	if err := checkCt("goldschmidt inverse", ct); err != nil {
 		return nil, err
 	}

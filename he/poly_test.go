@@ -19,7 +19,7 @@ const evalTestMinBits = 20
 func TestPolynomialMatchesTwinAndDepth(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 9)
 	tr := NewTrace()
-	ev := NewEvaluator(c.params, c.evalTestKeys(), tr)
+	ev := NewEvaluator(c.p, c.evalTestKeys(), tr)
 	slots := c.params.MaxSlots()
 	gelu := func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
 	cases := []struct {
@@ -71,7 +71,7 @@ func TestPolynomialMatchesTwinAndDepth(t *testing.T) {
 
 func TestPolynomialLevelCheckUpFront(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 7)
-	ev := NewEvaluator(c.params, c.evalTestKeys(), nil)
+	ev := NewEvaluator(c.p, c.evalTestKeys(), nil)
 	p, err := polyapprox.Interpolate(math.Exp, polyapprox.Interval{A: -1, B: 3}, 63) // depth 7
 	require.NoError(t, err)
 	x := evalTestUniform(12, 8, -1, 3)
@@ -93,7 +93,7 @@ func TestPolynomialLevelCheckUpFront(t *testing.T) {
 func TestPowerBinaryMethod(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 4)
 	tr := NewTrace()
-	ev := NewEvaluator(c.params, c.evalTestKeys(), tr)
+	ev := NewEvaluator(c.p, c.evalTestKeys(), tr)
 	slots := c.params.MaxSlots()
 	x := evalTestUniform(13, slots, -1.5, 1.5)
 	in := c.evalTestEncrypt(t, x, c.params.MaxLevel())
@@ -126,7 +126,7 @@ func TestPowerBinaryMethod(t *testing.T) {
 func TestNewtonInvSqrtPlan(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 9)
 	tr := NewTrace()
-	ev := NewEvaluator(c.params, c.evalTestKeys(), tr)
+	ev := NewEvaluator(c.p, c.evalTestKeys(), tr)
 	iv := polyapprox.Interval{A: 0.1, B: 4}
 	init, err := polyapprox.Interpolate(func(x float64) float64 { return 1 / math.Sqrt(x) }, iv, 7)
 	require.NoError(t, err)
@@ -161,7 +161,7 @@ func TestNewtonInvSqrtPlan(t *testing.T) {
 
 func TestGoldschmidtInvPlan(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 8)
-	ev := NewEvaluator(c.params, c.evalTestKeys(), NewTrace())
+	ev := NewEvaluator(c.p, c.evalTestKeys(), NewTrace())
 	slots := c.params.MaxSlots()
 	for _, iters := range []int{0, 2, 5} {
 		t.Run(fmt.Sprint(iters), func(t *testing.T) {
@@ -193,7 +193,7 @@ func TestGoldschmidtInvPlan(t *testing.T) {
 // constants are added at the ciphertext's own scale.
 func TestPolynomialOnDriftedScale(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 9)
-	ev := NewEvaluator(c.params, c.evalTestKeys(), nil)
+	ev := NewEvaluator(c.p, c.evalTestKeys(), nil)
 	slots := c.params.MaxSlots()
 	x := evalTestUniform(16, slots, -1.2, 1.2)
 	in := c.evalTestEncrypt(t, x, c.params.MaxLevel())

@@ -17,7 +17,7 @@ import (
 // (approximation error only).
 func TestReadyApproximationsEncrypted(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 7)
-	ev := NewEvaluator(c.params, c.evalTestKeys(), nil)
+	ev := NewEvaluator(c.p, c.evalTestKeys(), nil)
 	slots := c.params.MaxSlots()
 	intervals := map[string]polyapprox.Interval{
 		"exp":     {A: -4, B: 1},

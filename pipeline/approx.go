@@ -132,7 +132,7 @@ func ApproxDemo(p *he.Parameters) (*Approx, error) {
 	}
 	res := &Approx{Keygen: time.Since(t0), EvalKeyBytes: evk.SizeBytes(), Trace: he.NewTrace()}
 	// The server side: an evaluator holding only the public evaluation keys.
-	server := he.NewEvaluator(p.HE(), evk.KeySet(), res.Trace)
+	server := he.NewEvaluator(p, evk, res.Trace)
 	n := p.Slots()
 	for _, it := range items {
 		x := make([]float64, n)

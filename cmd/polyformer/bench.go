@@ -51,7 +51,7 @@ func newBenchOpsCommand() *cobra.Command {
 				return fmt.Errorf("bench ops: %w", err)
 			}
 			progress := func(msg string) { fmt.Fprintf(os.Stderr, "bench ops %s: %s\n", preset, msg) }
-			rows, err := he.BenchmarkOps(p.HE(), sk.Lattigo(), runs, progress)
+			rows, err := he.BenchmarkOps(p, sk, runs, progress)
 			if err != nil {
 				return fmt.Errorf("bench ops: %w", err)
 			}

@@ -82,7 +82,7 @@ func measureBootstraps(t *testing.T, p *he.Parameters, cases []bootCase) []bootR
 	require.NoError(t, err)
 	btp, err := he.NewBootstrapper(p, evk)
 	require.NoError(t, err)
-	ev := he.NewEvaluator(p.HE(), evk.KeySet(), nil).WithBootstrapper(levelZeroInput{btp})
+	ev := he.NewEvaluator(p, evk, nil).WithBootstrapper(levelZeroInput{btp})
 	model, err := NewBootstrapModel(p)
 	require.NoError(t, err)
 	lvl := p.BootstrappingParameters().BootstrappingParameters.LevelsConsumedPerRescaling()

@@ -105,14 +105,14 @@ func NewExecutor(c *Circuit, p *he.Parameters, keys *he.EvaluationKeys, opt Exec
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.NumCPU()
 	}
-	ev := he.NewEvaluator(p.HE(), keys.KeySet(), opt.Trace)
+	ev := he.NewEvaluator(p, keys, opt.Trace)
 	if k.Bootstrapping {
 		btp := opt.Bootstrapper
 		if btp == nil && c.Planned.InsecureSKBootstrap {
 			return nil, errors.New("executor: the circuit was planned for the insecure secret-key test bootstrapper (level-0 inputs); pass it in ExecOptions.Bootstrapper or re-plan without InsecureSecretKeyBootstrap")
 		}
 		if btp == nil {
-			if keys.BootstrappingKeys() == nil {
+			if !keys.HasBootstrapping() {
 				return nil, errors.New("executor: the circuit bootstraps but the evaluation keys have no bootstrapping keys")
 			}
 			b, err := he.NewBootstrapper(p, keys)

@@ -81,7 +81,7 @@ func WriteCircuitFor(w io.Writer, c *Circuit, p *he.Parameters) error {
 	if len(payload) > MaxCircuitPayload {
 		return fmt.Errorf("write circuit: %w", &LimitError{Field: "circuit file", What: "bytes", Value: int64(len(payload)), Limit: MaxCircuitPayload})
 	}
-	return he.WriteEnvelope(w, he.KindCircuit, p.Fingerprint(), p.Name(), payload)
+	return he.WriteEnvelope(w, he.FileCircuit, p.Fingerprint(), p.Name(), payload)
 }
 
 // WriteCircuitFile writes the circuit (and the parameters of its preset) to
@@ -182,7 +182,7 @@ func LoadCircuitFile(path string) (*Circuit, *he.Parameters, error) {
 }
 
 func readCircuit(r io.Reader, want *he.Parameters) (*Circuit, *he.Parameters, error) {
-	exp := he.ExpectFor(he.KindCircuit, want)
+	exp := he.ExpectFor(he.FileCircuit, want)
 	exp.MaxPayload = MaxCircuitPayload
 	er, err := he.OpenEnvelope(r, exp)
 	if err != nil {

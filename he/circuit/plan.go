@@ -410,7 +410,6 @@ func relDiff(a, b rlwe.Scale) float64 {
 // transforms builds the he linear transforms of the circuit's matrices for
 // the parameters' slot count (the layout pattern repeated over all slots).
 func (c *Circuit) transforms(p *he.Parameters) ([]*he.LinearTransform, error) {
-	hp := p.HE()
 	L := c.Layout
 	nb := p.Slots() / L.Block
 	used := make([]bool, len(c.Mats))
@@ -438,7 +437,7 @@ func (c *Circuit) transforms(p *he.Parameters) ([]*he.LinearTransform, error) {
 				blocks[k] = mats[(k/L.Batch)%L.Tokens]
 			}
 		}
-		lt, err := he.NewBlockDiagonalTransform(hp, blocks)
+		lt, err := he.NewBlockDiagonalTransform(p, blocks)
 		if err != nil {
 			return nil, fmt.Errorf("matrix %s: %w", m.Name, err)
 		}

@@ -167,7 +167,7 @@ func (s *Server) putChunk(w http.ResponseWriter, r *http.Request, id, header str
 	if cr.Start == 0 {
 		br := bufio.NewReaderSize(body, 256)
 		hdr, _ := br.Peek(53 + 64)
-		er, err := he.OpenEnvelope(bytesReader(hdr), he.EnvelopeExpect{Kind: he.KindEvaluationKeys, MaxPayload: uint64(s.cfg.MaxKeyBytes)})
+		er, err := he.OpenEnvelope(bytesReader(hdr), he.EnvelopeExpect{Kind: he.FileEvaluationKeys, MaxPayload: uint64(s.cfg.MaxKeyBytes)})
 		if err != nil && !errors.Is(err, he.ErrTruncated) {
 			s.keyError(w, id, err)
 			return

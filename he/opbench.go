@@ -46,9 +46,15 @@ type OpBenchmark struct {
 // taken per op, after one warm-up run when runs >= 3. progress, if not nil,
 // is called with a short message before each op. Ops that need more levels
 // or slots than params has are reported with Runs 0 and a Note.
-func BenchmarkOps(params hefloat.Parameters, sk *rlwe.SecretKey, runs int, progress func(string)) ([]OpBenchmark, error) {
-	if sk == nil {
+func BenchmarkOps(p *Parameters, secret *SecretKey, runs int, progress func(string)) ([]OpBenchmark, error) {
+	if p == nil {
+		return nil, errors.New("benchmark ops: nil parameters")
+	}
+	if secret == nil {
 		return nil, errors.New("benchmark ops: nil secret key")
+	}
+	if secret.params.Fingerprint() != p.Fingerprint() {
+		return nil, fmt.Errorf("benchmark ops: %w: secret key made for %s, not %s", ErrFingerprintMismatch, secret.params, p)
 	}
 	if runs < 1 {
 		return nil, fmt.Errorf("benchmark ops: runs %d < 1", runs)
@@ -56,11 +62,13 @@ func BenchmarkOps(params hefloat.Parameters, sk *rlwe.SecretKey, runs int, progr
 	if progress == nil {
 		progress = func(string) {}
 	}
+	params := p.HE()
 	top := params.MaxLevel()
 	if top < 1 {
 		return nil, fmt.Errorf("benchmark ops: parameters have %d levels, need at least 1", top)
 	}
 	slots := params.MaxSlots()
+	sk := secret.sk
 
 	progress("generating keys")
 	kgen := rlwe.NewKeyGenerator(params)
@@ -78,18 +86,18 @@ func BenchmarkOps(params hefloat.Parameters, sk *rlwe.SecretKey, runs int, progr
 			}
 		}
 		var err error
-		if lt, err = NewDenseTransform(params, m); err != nil {
+		if lt, err = NewDenseTransform(p, m); err != nil {
 			return nil, fmt.Errorf("benchmark ops: %w", err)
 		}
 		rots = append(rots, lt.Rotations()...)
 	}
 	rots = distinctInts(rots)
 	gks := kgen.GenGaloisKeysNew(params.GaloisElements(rots), sk)
-	keys := rlwe.NewMemEvaluationKeySet(rlk, gks...)
+	keys := newEvaluationKeys(p, rlk, gks, nil)
 	gkBytes := gks[0].BinarySize()
 	rlkBytes := rlk.BinarySize()
 
-	ev := NewEvaluator(params, keys, nil)
+	ev := NewEvaluator(p, keys, nil)
 	ecd := hefloat.NewEncoder(params)
 	enc := rlwe.NewEncryptor(params, pk)
 	dec := rlwe.NewDecryptor(params, sk)

@@ -12,7 +12,7 @@ import (
 func TestBenchmarkOpsReportsEveryOp(t *testing.T) {
 	c := newEvalTestCtx(t, 12, 8)
 	var msgs []string
-	res, err := BenchmarkOps(c.params, c.sk, 1, func(s string) { msgs = append(msgs, s) })
+	res, err := BenchmarkOps(c.p, c.secretKey(), 1, func(s string) { msgs = append(msgs, s) })
 	require.NoError(t, err)
 	want := []string{"encode", "encrypt", "decrypt", "add", "mul_plain", "mul_relin", "rescale", "rotate",
 		"rotate_hoisted_8", "rotate_plain_8", "chebyshev_63", "linear_transform_64"}
@@ -37,15 +37,15 @@ func TestBenchmarkOpsReportsEveryOp(t *testing.T) {
 
 	// Too few levels for the polynomial: reported as skipped, not an error.
 	c2 := newEvalTestCtx(t, 12, 3)
-	res2, err := BenchmarkOps(c2.params, c2.sk, 1, nil)
+	res2, err := BenchmarkOps(c2.p, c2.secretKey(), 1, nil)
 	require.NoError(t, err)
 	require.Equal(t, "chebyshev_63", res2[10].Op)
 	require.Equal(t, 0, res2[10].Runs)
 	require.Contains(t, res2[10].Note, "needs 7 levels")
 
-	_, err = BenchmarkOps(c.params, nil, 1, nil)
+	_, err = BenchmarkOps(c.p, nil, 1, nil)
 	require.Error(t, err)
-	_, err = BenchmarkOps(c.params, c.sk, 0, nil)
+	_, err = BenchmarkOps(c.p, c.secretKey(), 0, nil)
 	require.Error(t, err)
 }
 
@@ -62,7 +62,7 @@ func BenchmarkTraceOverhead(b *testing.B) {
 	x := evalTestUniform(1, c.params.MaxSlots(), -1, 1)
 	ct := c.evalTestEncrypt(b, x, c.params.MaxLevel())
 
-	raw := hefloat.NewEvaluator(c.params, keys)
+	raw := hefloat.NewEvaluator(c.params, keys.KeySet())
 	rawMix := func(b *testing.B) {
 		p, err := raw.MulRelinNew(ct, ct)
 		if err != nil {
@@ -81,7 +81,7 @@ func BenchmarkTraceOverhead(b *testing.B) {
 		}
 	}
 	tr := NewTrace()
-	traced := NewEvaluator(c.params, keys, tr).WithLabel("bench")
+	traced := NewEvaluator(c.p, keys, tr).WithLabel("bench")
 	tracedMix := func(b *testing.B) {
 		p, err := traced.MulRelin(ct, ct)
 		if err != nil {
@@ -141,7 +141,7 @@ func BenchmarkTraceBookkeeping(b *testing.B) {
 	keys := c.evalTestKeys(1)
 	ct := c.evalTestEncrypt(b, []float64{1}, c.params.MaxLevel())
 	tr := NewTrace()
-	ev := NewEvaluator(c.params, keys, tr).WithLabel("bench")
+	ev := NewEvaluator(c.p, keys, tr).WithLabel("bench")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := checkCt("x", ct, ct); err != nil {
