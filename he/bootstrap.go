@@ -25,7 +25,9 @@ import (
 // lowest level. We do the same: draw a new sparse secret on (Q0, P0),
 // regenerate EvkDenseToSparse at LevelQ=0, LevelP=0, and regenerate
 // EvkSparseToDense with the same new sparse secret (the two must match).
-// The ephemeral secret skN2 returned by Lattigo is dropped here.
+// The ephemeral secret skN2 returned by Lattigo is dropped here. It returns
+// Lattigo keys: for packages under he/ only (GenerateKeys with
+// KeySpec.Bootstrapping is the public way).
 func GenerateBootstrappingKeys(p *Parameters, sk *SecretKey) (*bootstrapping.EvaluationKeys, error) {
 	if p == nil || sk == nil {
 		return nil, fmt.Errorf("bootstrapping keys: nil parameters or secret key")
@@ -90,6 +92,7 @@ func regenerateEncapsulationKeys(btp *bootstrapping.Parameters, evk *bootstrappi
 
 // CheckBootstrappingKeysSafe returns an error if the dense-to-sparse key is
 // above level (Q0,P0), i.e. if it carries limbs that leak the secret key.
+// For packages under he/ only (it takes Lattigo keys).
 func CheckBootstrappingKeysSafe(evk *bootstrapping.EvaluationKeys) error {
 	if evk == nil || evk.EvkDenseToSparse == nil {
 		return nil
@@ -103,6 +106,7 @@ func CheckBootstrappingKeysSafe(evk *bootstrapping.EvaluationKeys) error {
 // CheckBootstrappingKeysComplete checks that evk holds every key the
 // bootstrapping evaluator of p needs (the same checks as Lattigo's
 // NewEvaluator, as errors instead of later failures), and that it is safe.
+// For packages under he/ only (it takes Lattigo keys).
 func CheckBootstrappingKeysComplete(p *Parameters, evk *bootstrapping.EvaluationKeys) error {
 	if !p.HasBootstrapping() {
 		return fmt.Errorf("parameters %s have no bootstrapping", p)

@@ -382,17 +382,19 @@ func readEnvelopeStream(r io.Reader, want EnvelopeExpect, decode func(er *Envelo
 	if err != nil {
 		return EnvelopeHeader{}, err
 	}
-	pr := newPayloadReader(er)
+	return er.Header(), decodeEnvelopePayload(er, newPayloadReader(er), want.Kind, decode)
+}
+
+// decodeEnvelopePayload runs decode on an opened envelope's payload, then
+// refuses payload bytes decode left unread and checks the checksum.
+func decodeEnvelopePayload(er *EnvelopeReader, pr *payloadReader, kind FileKind, decode func(er *EnvelopeReader, pr *payloadReader) error) error {
 	if err := decode(er, pr); err != nil {
-		return er.Header(), err
+		return err
 	}
 	if er.Remaining() != 0 {
-		return er.Header(), fmt.Errorf("%w: %d unexpected payload bytes after the %s", ErrMalformed, er.Remaining(), want.Kind)
+		return fmt.Errorf("%w: %d unexpected payload bytes after the %s", ErrMalformed, er.Remaining(), kind)
 	}
-	if err := er.Finish(); err != nil {
-		return er.Header(), err
-	}
-	return er.Header(), nil
+	return er.Finish()
 }
 
 // readEnvelopeFile runs fn on the opened file and rejects trailing bytes.

@@ -110,120 +110,31 @@ func VerifyEvaluationKeysStream(r io.Reader, params func(fp Fingerprint, label s
 	version := hdr.Version
 	pr := newPayloadReader(er)
 	scratch := make([]uint64, p.N())
-	hp := p.HE().Parameters.Parameters
-	err = func() error {
-		flags := pr.u8()
-		nGalois := pr.u32()
-		if pr.err != nil {
-			return pr.err
-		}
-		if flags&^(flagRelin|flagBtp) != 0 {
-			return fmt.Errorf("%w: unknown evaluation key flags %#x", ErrMalformed, flags)
-		}
-		info.Relinearization = flags&flagRelin != 0
-		info.GaloisElements = verifyKeySet(er, pr, hp, version, keySetRule(hp, version, false), info.Relinearization, nGalois, "evaluation keys:", scratch, info)
-		if pr.err != nil {
-			return pr.err
-		}
-		if flags&flagBtp == 0 {
-			return nil
-		}
-		if !p.HasBootstrapping() {
-			return fmt.Errorf("%w: keys hold bootstrapping keys but parameters %s have no bootstrapping", ErrMalformed, p)
-		}
-		info.Bootstrapping = true
-		bp := p.btp.BootstrappingParameters.Parameters.Parameters
-		if bp.N() > len(scratch) {
-			scratch = make([]uint64, bp.N())
-		}
-		mask := pr.u8()
-		if pr.err != nil {
-			return pr.err
-		}
-		if mask>>len(btpComponentNames) != 0 {
-			return fmt.Errorf("%w: unknown bootstrapping key components %#x", ErrMalformed, mask)
-		}
-		for i := range btpComponentNames {
-			if mask&(1<<i) == 0 {
-				continue
+	err = decodeEnvelopePayload(er, pr, FileEvaluationKeys, func(er *EnvelopeReader, pr *payloadReader) (err error) {
+		info.Bootstrapping, err = walkEvaluationKeys(er, pr, p, version, func(rec evkRecord, rp rlwe.Parameters, rule levelRule, what string) {
+			if rp.N() > len(scratch) {
+				scratch = make([]uint64, rp.N())
 			}
-			rule := anyLevel
-			if i == btpDenseToSparse {
-				rule = levelRule{exactQ: 0, exactP: 0}
+			h := verifyEvk(er, pr, rp, version, rule, what, scratch)
+			if pr.err != nil || rec.bootstrapping {
+				return
 			}
-			verifyEvk(er, pr, bp, version, rule, "bootstrapping "+btpComponentNames[i], scratch)
-			if pr.err != nil {
-				return pr.err
+			if h.seeded {
+				info.SeededKeys++
 			}
-		}
-		hasRelin := pr.u8()
-		n := pr.u32()
-		if pr.err != nil {
-			return pr.err
-		}
-		if hasRelin > 1 {
-			return fmt.Errorf("%w: bootstrapping relinearization flag %d", ErrMalformed, hasRelin)
-		}
-		verifyKeySet(er, pr, bp, version, keySetRule(bp, version, true), hasRelin == 1, n, "bootstrapping keys:", scratch, nil)
-		return pr.err
-	}()
-	if err == nil && er.Remaining() != 0 {
-		err = fmt.Errorf("%w: %d unexpected payload bytes after the evaluation keys", ErrMalformed, er.Remaining())
-	}
-	if err == nil {
-		err = er.Finish()
-	}
+			if rec.relin {
+				info.Relinearization, info.RelinearizationLevel = true, h.levelQ
+				return
+			}
+			info.GaloisElements = append(info.GaloisElements, rec.galois)
+			info.GaloisLevels[rec.galois] = h.levelQ
+		})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("verify evaluation keys: %w", err)
 	}
 	return info, nil
-}
-
-// verifyKeySet is readKeySet without building the keys; it returns the
-// Galois elements and, when info is non-nil, records the keys' levels.
-func verifyKeySet(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, version uint16, rule levelRule, hasRelin bool, nGalois uint32, what string, scratch []uint64, info *EvaluationKeysInfo) []uint64 {
-	if hasRelin {
-		h := verifyEvk(er, pr, rp, version, rule, what+" relinearization key", scratch)
-		if pr.err != nil {
-			return nil
-		}
-		if info != nil {
-			info.RelinearizationLevel = h.levelQ
-			if h.seeded {
-				info.SeededKeys++
-			}
-		}
-	}
-	nthRoot := uint64(rp.RingQ().NthRoot())
-	if uint64(nGalois) > nthRoot/2 {
-		pr.fail(fmt.Errorf("%w: %s declares %d Galois keys, at most %d exist", ErrMalformed, what, nGalois, nthRoot/2))
-		return nil
-	}
-	var gals []uint64
-	prev := uint64(0)
-	for i := uint32(0); i < nGalois; i++ {
-		g := pr.u64()
-		if pr.err != nil {
-			return nil
-		}
-		if g%2 == 0 || g >= nthRoot || g <= prev {
-			pr.fail(fmt.Errorf("%w: %s Galois element %d invalid (must be odd, < %d, strictly increasing)", ErrMalformed, what, g, nthRoot))
-			return nil
-		}
-		prev = g
-		h := verifyEvk(er, pr, rp, version, rule, fmt.Sprintf("%s Galois key %d", what, g), scratch)
-		if pr.err != nil {
-			return nil
-		}
-		if info != nil {
-			info.GaloisLevels[g] = h.levelQ
-			if h.seeded {
-				info.SeededKeys++
-			}
-		}
-		gals = append(gals, g)
-	}
-	return gals
 }
 
 // verifyEvk checks one key record (see readEvk: declared levels, gadget rows

@@ -431,17 +431,18 @@ func (p *Parameters) Insecure() bool { return p.insecure }
 
 // HE returns the Lattigo CKKS parameters (the residual parameters when
 // bootstrapping is enabled). Encoders, encryptors and evaluators are built on
-// these.
+// these. For packages under he/ only: Lattigo types stay inside he/.
 func (p *Parameters) HE() hefloat.Parameters { return p.params }
 
 // HasBootstrapping reports whether the parameters carry bootstrapping parameters.
 func (p *Parameters) HasBootstrapping() bool { return p.btp != nil }
 
 // BootstrappingParameters returns the Lattigo bootstrapping parameters, or
-// nil when the preset has none.
+// nil when the preset has none. For packages under he/ only.
 func (p *Parameters) BootstrappingParameters() *bootstrapping.Parameters { return p.btp }
 
-// BootstrappingLiteral returns a copy of the bootstrapping literal, or nil.
+// BootstrappingLiteral returns a copy of the Lattigo bootstrapping literal,
+// or nil. For packages under he/ only.
 func (p *Parameters) BootstrappingLiteral() *bootstrapping.ParametersLiteral {
 	if p.btpLit == nil {
 		return nil
@@ -452,11 +453,16 @@ func (p *Parameters) BootstrappingLiteral() *bootstrapping.ParametersLiteral {
 
 // Literal returns the resolved parameter literal, with explicit Q and P
 // primes (LogQ/LogP cleared), so that it rebuilds exactly these parameters.
+// For packages under he/ only (it is a Lattigo literal).
 func (p *Parameters) Literal() hefloat.ParametersLiteral {
 	lit := hefloat.ParametersLiteral(p.params.ParametersLiteral())
 	lit.LogQ, lit.LogP = nil, nil
 	return lit
 }
+
+// GaloisElement returns the Galois element of a left rotation by k slots
+// (negative k rotates right): the key a rotation by k needs.
+func (p *Parameters) GaloisElement(k int) uint64 { return p.params.GaloisElement(k) }
 
 // LogN returns log2 of the ring degree.
 func (p *Parameters) LogN() int { return p.params.LogN() }
