@@ -44,13 +44,15 @@ func (c *Client) ShallowCopy() *Client {
 // Parameters returns the client's parameters.
 func (c *Client) Parameters() *Parameters { return c.params }
 
-// Encoder returns the client's encoder.
+// Encoder returns the client's Lattigo encoder; for packages under he/ only.
 func (c *Client) Encoder() *hefloat.Encoder { return c.encoder }
 
-// Encryptor returns the client's encryptor.
+// Encryptor returns the client's Lattigo encryptor; for packages under he/
+// only.
 func (c *Client) Encryptor() *rlwe.Encryptor { return c.encryptor }
 
-// Decryptor returns the client's decryptor.
+// Decryptor returns the client's Lattigo decryptor; for packages under he/
+// only.
 func (c *Client) Decryptor() *rlwe.Decryptor { return c.decryptor }
 
 // EncryptReal encodes values (at most Slots(); the rest are zero) at the
@@ -110,6 +112,6 @@ func decryptSlots[T float64 | complex128](c *Client, ct *Ciphertext) ([]T, error
 	return out, nil
 }
 
-// NewEncoder returns an encoder for p (for the server side, which encodes
-// plaintext weights).
+// NewEncoder returns a Lattigo encoder for p (for the server side, which
+// encodes plaintext weights); for packages under he/ only.
 func NewEncoder(p *Parameters) *hefloat.Encoder { return hefloat.NewEncoder(p.HE()) }

@@ -484,7 +484,9 @@ func (p *Parameters) LogDefaultScale() int { return p.params.LogDefaultScale() }
 // LogQP returns log2(Q·P) of the residual parameters.
 func (p *Parameters) LogQP() float64 { return p.params.LogQP() }
 
-// RingType returns the ring type (ring.Standard or ring.ConjugateInvariant).
+// RingType returns the Lattigo ring type (ring.Standard or
+// ring.ConjugateInvariant); for packages under he/ only (Info().Ring names
+// it).
 func (p *Parameters) RingType() ring.Type { return p.params.RingType() }
 
 // Fingerprint returns the parameter fingerprint.

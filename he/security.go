@@ -251,6 +251,8 @@ func checkOne(logN int, logQP float64, xs, xe ring.DistributionParameters, rt ri
 // following Bossuat et al., "Bootstrapping for approximate HE with negligible
 // failure probability by using sparse-secret encapsulation" (ePrint
 // 2022/024); this report does not estimate that key separately (noted).
+// It takes Lattigo parameters: for packages under he/ only (Parameters.Security
+// reports the same for resolved parameters).
 func CheckParametersSecurity(params hefloat.Parameters, btp *bootstrapping.Parameters, insecureForTesting bool) (SecurityReport, error) {
 	r := checkOne(params.LogN(), params.LogQP(), params.Xs(), params.Xe(), params.RingType())
 	if btp != nil {
@@ -285,6 +287,7 @@ func CheckParametersSecurity(params hefloat.Parameters, btp *bootstrapping.Param
 
 // CheckSecurity resolves a parameter literal (and optional bootstrapping
 // literal) and checks it; see CheckParametersSecurity.
+// It takes Lattigo literals: for packages under he/ only.
 func CheckSecurity(lit hefloat.ParametersLiteral, btpLit *bootstrapping.ParametersLiteral, insecureForTesting bool) (SecurityReport, error) {
 	params, btp, err := buildLattigoParameters(lit, btpLit)
 	if err != nil {
