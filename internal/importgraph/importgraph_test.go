@@ -1,5 +1,6 @@
 // Package importgraph holds the test of the module's import rules
-// (docs/architecture.md): Lattigo is imported only under he/, the service's
+// (docs/architecture.md): Lattigo is imported only under he/ (and the he
+// accessors that hand out Lattigo objects are called only there), the service's
 // server side never imports its client side, the compiler's back end
 // (he/circuit) never imports the model or its front end (compiler), which
 // never imports Lattigo, and the service's code imports no model package.
