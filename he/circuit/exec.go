@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
-	lhe "github.com/tuneinsight/lattigo/v5/he"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
 
 	"github.com/polyformer/polyformer/he"
@@ -27,10 +26,10 @@ type ExecOptions struct {
 	// Bootstrapper is used for bootstrap ops; nil builds he.NewBootstrapper
 	// from the evaluation keys when the circuit bootstraps. Tests may pass
 	// he.NewSecretKeyBootstrapper (insecure).
-	Bootstrapper lhe.Bootstrapper[rlwe.Ciphertext]
+	Bootstrapper he.CiphertextBootstrapper
 	// Probe, with ProbeOps, receives a copy of the output of the selected
 	// ops (input ciphertext index, op id) for per-layer error measurement.
-	Probe    func(ct, op int, v *rlwe.Ciphertext)
+	Probe    func(ct, op int, v *he.Ciphertext)
 	ProbeOps func(op int) bool
 	// Chunk bounds how many input ciphertexts are evaluated together (0:
 	// Workers). Smaller chunks bound memory (live ciphertexts); encoded
@@ -48,7 +47,7 @@ type Executor struct {
 	lts    []*he.LinearTransform
 	ev     *he.Evaluator
 	opt    ExecOptions
-	btp    lhe.Bootstrapper[rlwe.Ciphertext]
+	btp    he.CiphertextBootstrapper
 	btpMu  sync.Mutex
 }
 
@@ -141,7 +140,7 @@ func (x *Executor) fullVec(p []float64) []float64 {
 
 // Run evaluates the circuit on the input ciphertexts (one per batch of
 // inputs, as made by EncryptInputs) and returns the output ciphertexts.
-func (x *Executor) Run(inputs []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+func (x *Executor) Run(inputs []*he.Ciphertext) ([]*he.Ciphertext, error) {
 	if len(inputs) == 0 {
 		return nil, errors.New("run: no input ciphertexts")
 	}
@@ -351,7 +350,7 @@ func (r *runState) execRotate(lev *he.Evaluator, k, i int) (*rlwe.Ciphertext, er
 
 // EncryptInputs encrypts virtual slot vectors (from EncodeImages), each
 // replicated over all slots of the parameters, at the circuit's input level.
-func EncryptInputs(client *he.Client, c *Circuit, vecs [][]float64) ([]*rlwe.Ciphertext, error) {
+func EncryptInputs(client *he.Client, c *Circuit, vecs [][]float64) ([]*he.Ciphertext, error) {
 	if client == nil || c == nil || c.Planned == nil {
 		return nil, errors.New("encrypt inputs: nil client or unplanned circuit")
 	}
@@ -380,7 +379,7 @@ func EncryptInputs(client *he.Client, c *Circuit, vecs [][]float64) ([]*rlwe.Cip
 
 // DecryptOutputs decrypts output ciphertexts to virtual slot vectors (the
 // first Layout.Slots() slots), for DecodeLogits.
-func DecryptOutputs(client *he.Client, c *Circuit, cts []*rlwe.Ciphertext) ([][]float64, error) {
+func DecryptOutputs(client *he.Client, c *Circuit, cts []*he.Ciphertext) ([][]float64, error) {
 	if client == nil || c == nil {
 		return nil, errors.New("decrypt outputs: nil client or circuit")
 	}
@@ -416,10 +415,10 @@ func bootstrapPreScale(s float64) (int, error) {
 // to drop); bootstrapScaled makes such inputs at the exact scale the
 // bootstrapper expects.
 type levelZeroInput struct {
-	lhe.Bootstrapper[rlwe.Ciphertext]
+	he.CiphertextBootstrapper
 }
 
-// MinimumInputLevel implements lhe.Bootstrapper.
+// MinimumInputLevel implements he.CiphertextBootstrapper.
 func (levelZeroInput) MinimumInputLevel() int { return 0 }
 
 // bootstrapScaled bootstraps ct with its message multiplied by s = 2^-k
