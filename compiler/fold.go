@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/polyformer/polyformer/model"
-	"github.com/polyformer/polyformer/normfree"
-	"github.com/polyformer/polyformer/normfree/convert"
+	"github.com/polyformer/polyformer/model/convert"
+	"github.com/polyformer/polyformer/model/norm"
 )
 
 // FoldNorms is the first step of compilation: it folds the model's
@@ -16,7 +16,7 @@ import (
 // inverse square root the circuit evaluates), is returned as it is.
 func FoldNorms(m *model.Model) (*model.Model, error) {
 	switch m.Cfg.Norm {
-	case normfree.KindNone, normfree.KindLayerNorm, normfree.KindRMSNorm:
+	case norm.KindNone, norm.KindLayerNorm, norm.KindRMSNorm:
 		return m, nil
 	}
 	folded, err := convert.Fold(m)

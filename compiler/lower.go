@@ -8,7 +8,7 @@ import (
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/model/norm"
 	"github.com/polyformer/polyformer/polyapprox"
 )
 
@@ -238,9 +238,9 @@ func unitPoly(p polyapprox.Chebyshev) (polyapprox.Chebyshev, float64, float64) {
 func (b *builder) norm(name string, n nn.Norm, x int, sigma float64) (feed, error) {
 	d := b.d
 	switch nm := n.(type) {
-	case normfree.None:
+	case norm.None:
 		return feed{id: x, g: fill(d, sigma), beta: make([]float64, d), rep: b.P > 0}, nil
-	case *normfree.LayerNorm:
+	case *norm.LayerNorm:
 		y, err := b.invSqrtNorm(name, x, sigma, nm.Eps, true, nm.Sites())
 		if err != nil {
 			return feed{}, err
@@ -254,8 +254,8 @@ func (b *builder) norm(name string, n nn.Norm, x int, sigma float64) (feed, erro
 			}
 		}
 		return feed{id: y, g: g, beta: beta, rep: b.P > 0}, nil
-	case *normfree.RMSNorm:
-		y, err := b.invSqrtNorm(name, x, sigma, normfree.DefaultEps, false, nm.Sites())
+	case *norm.RMSNorm:
+		y, err := b.invSqrtNorm(name, x, sigma, norm.DefaultEps, false, nm.Sites())
 		if err != nil {
 			return feed{}, err
 		}

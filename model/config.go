@@ -1,5 +1,5 @@
 // Package model assembles polyformer's transformer architectures from the
-// layers of model/nn and the norms of normfree: a ViT-style image encoder
+// layers of model/nn and the norms of model/norm: a ViT-style image encoder
 // classifier (MNIST) and a decoder-only byte-level language model. A
 // JSON-serializable Config fixes every choice that changes the function,
 // including the calibrated polynomial forms used in poly mode.
@@ -16,7 +16,7 @@ import (
 	"strings"
 
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/model/norm"
 )
 
 // Tasks.
@@ -209,16 +209,16 @@ type Config struct {
 	// ScaledResidual enables X_out = beta X + (1/alpha) FFN(X) (with activation
 	// none: the activation-free fused FFN).
 	ScaledResidual bool `json:"scaled_residual,omitempty"`
-	// Norm is the normalization kind (normfree.Kinds(): layernorm, rmsnorm,
+	// Norm is the normalization kind (norm.Kinds(): layernorm, rmsnorm,
 	// none, batchnorm, repbn, prepbn, powernorm, unified, fixedscale,
 	// sigmareparam, weightnorm, scaledws).
 	Norm string `json:"norm"`
 	// NormOptions are the method's hyper-parameters and the placement (nil: defaults, pre-norm).
-	NormOptions *normfree.Options `json:"norm_options,omitempty"`
-	Entropy     EntropyConfig     `json:"entropy"`
-	Seed        uint64            `json:"seed"`
-	Data        DataConfig        `json:"data"`
-	Poly        *PolyConfig       `json:"poly,omitempty"`
+	NormOptions *norm.Options `json:"norm_options,omitempty"`
+	Entropy     EntropyConfig `json:"entropy"`
+	Seed        uint64        `json:"seed"`
+	Data        DataConfig    `json:"data"`
+	Poly        *PolyConfig   `json:"poly,omitempty"`
 }
 
 // DefaultConfig returns the HE-friendly defaults of a task: shifted power
@@ -237,7 +237,7 @@ type Config struct {
 func DefaultConfig(task string) (Config, error) {
 	c := Config{Version: ConfigVersion, Task: task, Width: 64, Depth: 2, Heads: 4, Hidden: 128,
 		Attention:  AttentionConfig{Kind: AttnPowerShifted, P: 4, Eps: 1e-2, Delta: 1e-2},
-		Activation: nn.ActGELU, Norm: normfree.KindWeightNorm, Seed: 1,
+		Activation: nn.ActGELU, Norm: norm.KindWeightNorm, Seed: 1,
 		Entropy: EntropyConfig{Gamma: 0.2, Lambda: 1e-5, Theta0: 0.5}}
 	switch task {
 	case TaskMNIST:
@@ -252,9 +252,9 @@ func DefaultConfig(task string) (Config, error) {
 }
 
 // NormOpts returns the normalization options with defaults filled in.
-func (c Config) NormOpts() normfree.Options {
+func (c Config) NormOpts() norm.Options {
 	if c.NormOptions == nil {
-		return normfree.Options{}.Defaults()
+		return norm.Options{}.Defaults()
 	}
 	return c.NormOptions.Defaults()
 }
@@ -390,7 +390,7 @@ func (c Config) Validate() error {
 	default:
 		bad("unknown activation %q (want gelu, relu, quad, poly or none)", c.Activation)
 	}
-	if err := normfree.ValidKind(c.Norm); err != nil {
+	if err := norm.ValidKind(c.Norm); err != nil {
 		bad("%v", err)
 	}
 	if c.NormOptions != nil {

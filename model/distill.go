@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/model/norm"
 )
 
 // DistillOptions weight the terms of the knowledge-distillation loss of
@@ -399,7 +399,7 @@ func InitFromTeacher(student, teacher *Model) (TeacherInit, error) {
 		if all {
 			continue
 		}
-		fresh, err := normfree.NewReparam(r.Kind(), lin)
+		fresh, err := norm.NewReparam(r.Kind(), lin)
 		if err != nil {
 			return TeacherInit{}, fmt.Errorf("init from teacher: %w", err)
 		}

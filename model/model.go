@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/model/norm"
 )
 
 // Model is an image encoder classifier or a byte-level decoder LM.
@@ -23,7 +23,7 @@ type Model struct {
 	Entropy   *nn.EntropyRegularizer // nil unless enabled
 	// Reparams are the weight-side reparameterizations of the block linears
 	// (norm kinds sigmareparam, weightnorm, scaledws), else empty.
-	Reparams []normfree.Reparam
+	Reparams []norm.Reparam
 	Reg      *nn.Registry
 
 	mode     nn.Mode
@@ -31,19 +31,19 @@ type Model struct {
 }
 
 // blockOptions returns the placement of block l of depth blocks.
-func blockOptions(no normfree.Options, l, depth int) nn.BlockOptions {
+func blockOptions(no norm.Options, l, depth int) nn.BlockOptions {
 	switch no.Placement {
-	case normfree.PlacePost:
+	case norm.PlacePost:
 		return nn.BlockOptions{Placement: nn.PlacementPost}
-	case normfree.PlacePeri:
+	case norm.PlacePeri:
 		return nn.BlockOptions{Placement: nn.PlacementPeri}
-	case normfree.PlaceMix:
+	case norm.PlaceMix:
 		if l < int(math.Ceil(no.MixFraction*float64(depth))) {
 			return nn.BlockOptions{Placement: nn.PlacementPost}
 		}
-	case normfree.PlaceLNScaling:
+	case norm.PlaceLNScaling:
 		return nn.BlockOptions{NormScale: 1 / math.Sqrt(float64(l+1))}
-	case normfree.PlaceDeepNorm:
+	case norm.PlaceDeepNorm:
 		return nn.BlockOptions{Placement: nn.PlacementPost, ResidScale: math.Pow(2*float64(depth), 0.25)}
 	}
 	return nn.BlockOptions{}
@@ -140,19 +140,19 @@ func New(cfg Config) (*Model, error) {
 	for l := 0; l < cfg.Depth; l++ {
 		name := fmt.Sprintf("blocks.%d", l)
 		bo := blockOptions(no, l, cfg.Depth)
-		n1, err := normfree.NewWith(cfg.Norm, name+".norm1", cfg.Width, no)
+		n1, err := norm.NewWith(cfg.Norm, name+".norm1", cfg.Width, no)
 		if err != nil {
 			return nil, err
 		}
-		n2, err := normfree.NewWith(cfg.Norm, name+".norm2", cfg.Width, no)
+		n2, err := norm.NewWith(cfg.Norm, name+".norm2", cfg.Width, no)
 		if err != nil {
 			return nil, err
 		}
 		if bo.Placement == nn.PlacementPeri {
-			if bo.Norm1Out, err = normfree.NewWith(cfg.Norm, name+".norm1_out", cfg.Width, no); err != nil {
+			if bo.Norm1Out, err = norm.NewWith(cfg.Norm, name+".norm1_out", cfg.Width, no); err != nil {
 				return nil, err
 			}
-			if bo.Norm2Out, err = normfree.NewWith(cfg.Norm, name+".norm2_out", cfg.Width, no); err != nil {
+			if bo.Norm2Out, err = norm.NewWith(cfg.Norm, name+".norm2_out", cfg.Width, no); err != nil {
 				return nil, err
 			}
 		}
@@ -168,7 +168,7 @@ func New(cfg Config) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		if no.Placement == normfree.PlaceDeepNorm {
+		if no.Placement == norm.PlaceDeepNorm {
 			deepNormInit(attn, ffn, cfg.Depth)
 		}
 		blk, err := nn.NewBlockWith(name, n1, n2, attn, ffn, cfg.ScaledResidual, bo)
@@ -176,9 +176,9 @@ func New(cfg Config) (*Model, error) {
 			return nil, err
 		}
 		m.Blocks = append(m.Blocks, blk)
-		if normfree.IsWeightSide(cfg.Norm) {
+		if norm.IsWeightSide(cfg.Norm) {
 			for _, lin := range []*nn.Linear{attn.QKV, attn.Out, ffn.Up, ffn.Down} {
-				r, err := normfree.NewReparam(cfg.Norm, lin)
+				r, err := norm.NewReparam(cfg.Norm, lin)
 				if err != nil {
 					return nil, err
 				}
@@ -187,10 +187,10 @@ func New(cfg Config) (*Model, error) {
 		}
 	}
 	finalKind := cfg.Norm
-	if no.Placement == normfree.PlacePost || no.Placement == normfree.PlaceDeepNorm {
-		finalKind = normfree.KindNone // the last block already ends with a norm
+	if no.Placement == norm.PlacePost || no.Placement == norm.PlaceDeepNorm {
+		finalKind = norm.KindNone // the last block already ends with a norm
 	}
-	if m.FinalNorm, err = normfree.NewWith(finalKind, "norm", cfg.Width, no); err != nil {
+	if m.FinalNorm, err = norm.NewWith(finalKind, "norm", cfg.Width, no); err != nil {
 		return nil, err
 	}
 	out := cfg.Classes

@@ -9,7 +9,7 @@ import (
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/model/norm"
 	"github.com/polyformer/polyformer/pipeline"
 	"github.com/stretchr/testify/require"
 )
@@ -18,7 +18,7 @@ import (
 // compiles (the norm folded into the weights) and that the circuit's
 // float64 simulation equals the unfolded model's poly-mode logits.
 func TestLoadForCompileFoldsNorms(t *testing.T) {
-	for _, kind := range []string{normfree.KindBatchNorm, normfree.KindWeightNorm} {
+	for _, kind := range []string{norm.KindBatchNorm, norm.KindWeightNorm} {
 		t.Run(kind, func(t *testing.T) {
 			c, err := model.DefaultConfig(model.TaskMNIST)
 			require.NoError(t, err)
@@ -46,7 +46,7 @@ func TestLoadForCompileFoldsNorms(t *testing.T) {
 
 			mf, err := pipeline.LoadForCompile(dir)
 			require.NoError(t, err)
-			require.Equal(t, normfree.KindNone, mf.Cfg.Norm)
+			require.Equal(t, norm.KindNone, mf.Cfg.Norm)
 			circ, _, err := compiler.CompileFor(mf, he.PresetTestN13, compiler.Options{Batch: 2, AllowInsecure: true})
 			require.NoError(t, err)
 

@@ -3,7 +3,7 @@
 // Go source with Power-Softmax (validation bits per byte, exact and poly
 // mode) and on the MNIST ViT (test accuracy, exact and poly mode), one
 // training at a time, and records the results with the HE cost of each
-// method's norms per block (normfree.CostOf). For the Pre-LN run it also
+// method's norms per block (norm.CostOf). For the Pre-LN run it also
 // converts the trained model to Pre-RMSNorm (normfree/convert) and
 // evaluates the converted model, and for every foldable method it folds the
 // trained model and evaluates the folded one.
@@ -35,40 +35,40 @@ import (
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/convert"
 	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/model/norm"
 	"github.com/polyformer/polyformer/model/train"
-	"github.com/polyformer/polyformer/normfree"
-	"github.com/polyformer/polyformer/normfree/convert"
 )
 
 // variant is one method of the ablation.
 type variant struct {
 	Name string
 	Kind string
-	Opts normfree.Options
+	Opts norm.Options
 }
 
 func variants(steps int) []variant {
 	decay := int(math.Max(1, math.Round(0.6*float64(steps))))
 	return []variant{
-		{"none", normfree.KindNone, normfree.Options{}},
-		{"layernorm", normfree.KindLayerNorm, normfree.Options{}},
-		{"rmsnorm", normfree.KindRMSNorm, normfree.Options{}},
-		{"batchnorm", normfree.KindBatchNorm, normfree.Options{}},
-		{"repbn", normfree.KindRepBN, normfree.Options{}},
-		{"prepbn", normfree.KindPRepBN, normfree.Options{DecaySteps: decay}},
-		{"powernorm", normfree.KindPowerNorm, normfree.Options{}},
-		{"powernorm-group1", normfree.KindPowerNorm, normfree.Options{Groups: 1}},
-		{"unified", normfree.KindUnified, normfree.Options{}},
-		{"fixedscale", normfree.KindFixedScale, normfree.Options{}},
-		{"sigmareparam", normfree.KindSigmaReparam, normfree.Options{}},
-		{"weightnorm", normfree.KindWeightNorm, normfree.Options{}},
-		{"scaledws", normfree.KindScaledWS, normfree.Options{}},
-		{"layernorm-post", normfree.KindLayerNorm, normfree.Options{Placement: normfree.PlacePost}},
-		{"layernorm-peri", normfree.KindLayerNorm, normfree.Options{Placement: normfree.PlacePeri}},
-		{"layernorm-mix", normfree.KindLayerNorm, normfree.Options{Placement: normfree.PlaceMix}},
-		{"layernorm-lns", normfree.KindLayerNorm, normfree.Options{Placement: normfree.PlaceLNScaling}},
-		{"layernorm-deepnorm", normfree.KindLayerNorm, normfree.Options{Placement: normfree.PlaceDeepNorm}},
+		{"none", norm.KindNone, norm.Options{}},
+		{"layernorm", norm.KindLayerNorm, norm.Options{}},
+		{"rmsnorm", norm.KindRMSNorm, norm.Options{}},
+		{"batchnorm", norm.KindBatchNorm, norm.Options{}},
+		{"repbn", norm.KindRepBN, norm.Options{}},
+		{"prepbn", norm.KindPRepBN, norm.Options{DecaySteps: decay}},
+		{"powernorm", norm.KindPowerNorm, norm.Options{}},
+		{"powernorm-group1", norm.KindPowerNorm, norm.Options{Groups: 1}},
+		{"unified", norm.KindUnified, norm.Options{}},
+		{"fixedscale", norm.KindFixedScale, norm.Options{}},
+		{"sigmareparam", norm.KindSigmaReparam, norm.Options{}},
+		{"weightnorm", norm.KindWeightNorm, norm.Options{}},
+		{"scaledws", norm.KindScaledWS, norm.Options{}},
+		{"layernorm-post", norm.KindLayerNorm, norm.Options{Placement: norm.PlacePost}},
+		{"layernorm-peri", norm.KindLayerNorm, norm.Options{Placement: norm.PlacePeri}},
+		{"layernorm-mix", norm.KindLayerNorm, norm.Options{Placement: norm.PlaceMix}},
+		{"layernorm-lns", norm.KindLayerNorm, norm.Options{Placement: norm.PlaceLNScaling}},
+		{"layernorm-deepnorm", norm.KindLayerNorm, norm.Options{Placement: norm.PlaceDeepNorm}},
 	}
 }
 
@@ -93,8 +93,8 @@ type Result struct {
 	// Outside counts poly-mode inputs outside their calibrated intervals.
 	Outside int64 `json:"poly_outside"`
 	// Cost is the HE cost of the method's norms (per norm and per block).
-	Cost  normfree.Cost `json:"he_cost"`
-	Error string        `json:"error,omitempty"`
+	Cost  norm.Cost `json:"he_cost"`
+	Error string    `json:"error,omitempty"`
 }
 
 type runner struct {
@@ -196,7 +196,7 @@ func (r *runner) run(task string, v variant) error {
 	o := v.Opts
 	cfg.NormOptions = &o
 	res := Result{Task: task, Method: v.Name, Kind: v.Kind, Placement: o.Defaults().Placement}
-	if res.Cost, err = normfree.CostOf(v.Kind, o, normfree.CostOptions{Width: cfg.Width, Tokens: cfg.Tokens(), Depth: cfg.Depth}); err != nil {
+	if res.Cost, err = norm.CostOf(v.Kind, o, norm.CostOptions{Width: cfg.Width, Tokens: cfg.Tokens(), Depth: cfg.Depth}); err != nil {
 		return err
 	}
 	ds, err := r.dataset(task, cfg)
@@ -240,7 +240,7 @@ func (r *runner) run(task string, v variant) error {
 	var derived *model.Model
 	var how string
 	switch {
-	case v.Kind == normfree.KindLayerNorm && (o.Placement == "" || o.Placement == normfree.PlacePre):
+	case v.Kind == norm.KindLayerNorm && (o.Placement == "" || o.Placement == norm.PlacePre):
 		derived, err = convert.PreLNToRMSNorm(m)
 		how = "layernorm converted to rmsnorm (exact)"
 	default:
@@ -253,9 +253,9 @@ func (r *runner) run(task string, v variant) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", how, err)
 	}
-	d := Result{Task: task, Method: v.Name + "+" + map[bool]string{true: "converted", false: "folded"}[v.Kind == normfree.KindLayerNorm],
-		Kind: derived.Cfg.Norm, Placement: normfree.PlacePre, Derived: how, Steps: res.Steps, TrainSeconds: res.TrainSeconds}
-	if d.Cost, err = normfree.CostOf(derived.Cfg.Norm, normfree.Options{}, normfree.CostOptions{Width: cfg.Width, Tokens: cfg.Tokens(), Depth: cfg.Depth}); err != nil {
+	d := Result{Task: task, Method: v.Name + "+" + map[bool]string{true: "converted", false: "folded"}[v.Kind == norm.KindLayerNorm],
+		Kind: derived.Cfg.Norm, Placement: norm.PlacePre, Derived: how, Steps: res.Steps, TrainSeconds: res.TrainSeconds}
+	if d.Cost, err = norm.CostOf(derived.Cfg.Norm, norm.Options{}, norm.CostOptions{Width: cfg.Width, Tokens: cfg.Tokens(), Depth: cfg.Depth}); err != nil {
 		return err
 	}
 	if err := r.evaluate(derived, task, &d); err != nil {
@@ -299,7 +299,7 @@ func (r *runner) writeTables() error {
 }
 
 func printCostMarkdown(w io.Writer, width, tokens int) error {
-	costs, err := normfree.CostTable(width, tokens)
+	costs, err := norm.CostTable(width, tokens)
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/model/norm"
 )
 
 func newNormsCommand() *cobra.Command {
 	var (
-		opts   normfree.CostOptions
+		opts   norm.CostOptions
 		asJSON bool
 	)
 	cmd := &cobra.Command{
@@ -28,7 +28,7 @@ func newNormsCommand() *cobra.Command {
 			if opts.VarRange[0] <= 0 && opts.VarRange[1] != 0 {
 				return fmt.Errorf("norms: variance range must be positive")
 			}
-			costs, err := normfree.CostTableWith(opts)
+			costs, err := norm.CostTableWith(opts)
 			if err != nil {
 				return fmt.Errorf("norms: %w", err)
 			}
@@ -36,7 +36,7 @@ func newNormsCommand() *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), costs)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "HE cost of normalization, width %d, %d tokens\n", opts.Width, opts.Tokens)
-			return normfree.FormatCostTable(cmd.OutOrStdout(), costs)
+			return norm.FormatCostTable(cmd.OutOrStdout(), costs)
 		},
 	}
 	var varRange string

@@ -16,6 +16,7 @@
 // Backward before the next Forward. Inside a layer, independent work (batch
 // items, heads) runs on at most runtime.GOMAXPROCS goroutines.
 //
-// The Norm interface declared here is implemented by package normfree, so that
-// normfree and model do not import each other.
+// The Norm interface declared here is implemented by package model/norm, which
+// model builds its blocks from: the imports point one way (model/nn <
+// model/norm < model).
 package nn

@@ -24,7 +24,7 @@ type SiteHolder interface {
 }
 
 // Norm is a normalization layer (or a norm-free substitute) that acts on each
-// row of a [.., D] tensor. Package normfree implements it. Kind is the
+// row of a [.., D] tensor. Package model/norm implements it. Kind is the
 // registry name stored in configurations ("layernorm", "rmsnorm", "none", ...).
 type Norm interface {
 	Module

@@ -28,7 +28,7 @@ func requireGrads(t *testing.T, res []GradCheckResult) {
 	}
 }
 
-// identityNorm lets nn tests build blocks without importing normfree.
+// identityNorm lets nn tests build blocks without importing model/norm.
 type identityNorm struct{}
 
 func (identityNorm) Forward(x *Tensor) *Tensor  { return x.Clone() }

@@ -1,4 +1,4 @@
-package normfree
+package norm
 
 import (
 	"math"

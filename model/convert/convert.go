@@ -3,7 +3,8 @@
 // projections of every residual branch, LayerNorm affine parameters folded
 // into the next linear layer) and the folding of every foldable norm (and of
 // weight-side reparameterizations) into the adjacent linear layers. It
-// imports model, so it lives beside normfree rather than in it.
+// imports model and model/norm, so it sits above both (model/nn < model/norm
+// < model < model/convert).
 package convert
 
 import (
@@ -12,7 +13,7 @@ import (
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/normfree"
+	"github.com/polyformer/polyformer/model/norm"
 )
 
 // rebuild builds a model of cfg (whose poly specs are restricted to the
@@ -64,23 +65,23 @@ func rebuild(m *model.Model, cfg model.Config) (*model.Model, error) {
 func PreLNToRMSNorm(m *model.Model) (*model.Model, error) {
 	cfg := m.Cfg
 	no := cfg.NormOpts()
-	if cfg.Norm != normfree.KindLayerNorm {
+	if cfg.Norm != norm.KindLayerNorm {
 		return nil, fmt.Errorf("convert: model norm is %q, want layernorm", cfg.Norm)
 	}
-	if no.Placement != normfree.PlacePre && no.Placement != normfree.PlaceLNScaling {
+	if no.Placement != norm.PlacePre && no.Placement != norm.PlaceLNScaling {
 		return nil, fmt.Errorf("convert: placement %q: only pre-norm (pre, lns) models convert exactly (a post norm's output is the residual stream itself)", no.Placement)
 	}
-	cfg.Norm = normfree.KindRMSNorm
+	cfg.Norm = norm.KindRMSNorm
 	n, err := rebuild(m, cfg)
 	if err != nil {
 		return nil, err
 	}
 	if n.Embed != nil {
-		normfree.CenterTable(n.Embed.Table)
+		norm.CenterTable(n.Embed.Table)
 	} else {
-		normfree.CenterOutputs(n.Patch.Proj)
+		norm.CenterOutputs(n.Patch.Proj)
 	}
-	normfree.CenterTable(n.Pos.Table)
+	norm.CenterTable(n.Pos.Table)
 	type pair struct {
 		ln    nn.Norm
 		rms   nn.Norm
@@ -89,8 +90,8 @@ func PreLNToRMSNorm(m *model.Model) (*model.Model, error) {
 	}
 	var pairs []pair
 	for l, b := range n.Blocks {
-		normfree.CenterOutputs(b.Attn.Out)
-		normfree.CenterOutputs(b.FFN.Down)
+		norm.CenterOutputs(b.Attn.Out)
+		norm.CenterOutputs(b.FFN.Down)
 		ob := m.Blocks[l]
 		k := b.NormScale
 		if k == 0 {
@@ -100,21 +101,21 @@ func PreLNToRMSNorm(m *model.Model) (*model.Model, error) {
 	}
 	pairs = append(pairs, pair{m.FinalNorm, n.FinalNorm, n.Head, 1})
 	for _, p := range pairs {
-		ln, ok := p.ln.(*normfree.LayerNorm)
+		ln, ok := p.ln.(*norm.LayerNorm)
 		if !ok {
 			return nil, fmt.Errorf("convert: norm of kind %s is not a LayerNorm", p.ln.Kind())
 		}
-		rms, ok := p.rms.(*normfree.RMSNorm)
+		rms, ok := p.rms.(*norm.RMSNorm)
 		if !ok {
 			return nil, fmt.Errorf("convert: norm of kind %s is not an RMSNorm", p.rms.Kind())
 		}
 		// the block multiplies the norm output by scale before the linear:
 		// scale (g xhat + b) W + c = (scale xhat) diag(g) W + scale b W + c
-		f := normfree.AffineForm{Scale: append([]float64(nil), ln.Gain.Value.Data...), Shift: make([]float64, ln.Dim)}
+		f := norm.AffineForm{Scale: append([]float64(nil), ln.Gain.Value.Data...), Shift: make([]float64, ln.Dim)}
 		for j, v := range ln.Bias.Value.Data {
 			f.Shift[j] = p.scale * v
 		}
-		if err := normfree.FoldIntoLinear(f, p.next); err != nil {
+		if err := norm.FoldIntoLinear(f, p.next); err != nil {
 			return nil, fmt.Errorf("convert: %w", err)
 		}
 		for _, g := range rms.Params() {
@@ -131,7 +132,7 @@ var ErrNotFoldable = errors.New("norm does not fold")
 
 // Fold returns a model with norm kind none that computes the same function
 // as m at inference: every norm's inference form (an affine map, see
-// normfree.Foldable) is folded into the linear layer that consumes it (QKV,
+// norm.Foldable) is folded into the linear layer that consumes it (QKV,
 // FFN up, head through the mean pool), including the LayerNorm-Scaling
 // factor; for weight-side kinds the materialized weights are copied. It
 // needs a pre-norm placement (pre or lns): a post or peri norm acts on the
@@ -141,7 +142,7 @@ var ErrNotFoldable = errors.New("norm does not fold")
 func Fold(m *model.Model) (*model.Model, error) {
 	cfg := m.Cfg
 	no := cfg.NormOpts()
-	if no.Placement != normfree.PlacePre && no.Placement != normfree.PlaceLNScaling {
+	if no.Placement != norm.PlacePre && no.Placement != norm.PlaceLNScaling {
 		return nil, fmt.Errorf("convert: fold: placement %q: %w (only pre-norm placements fold into one linear layer)", no.Placement, ErrNotFoldable)
 	}
 	m.Materialize()
@@ -150,7 +151,7 @@ func Fold(m *model.Model) (*model.Model, error) {
 		next  *nn.Linear
 		scale float64
 	}
-	cfg.Norm = normfree.KindNone
+	cfg.Norm = norm.KindNone
 	cfg.NormOptions = nil
 	n, err := rebuild(m, cfg)
 	if err != nil {
@@ -167,19 +168,19 @@ func Fold(m *model.Model) (*model.Model, error) {
 	}
 	pairs = append(pairs, pair{m.FinalNorm, n.Head, 1})
 	for _, p := range pairs {
-		if p.norm.Kind() == normfree.KindNone {
+		if p.norm.Kind() == norm.KindNone {
 			if p.scale != 1 {
-				one := normfree.AffineForm{Scale: make([]float64, p.next.In), Shift: make([]float64, p.next.In)}
+				one := norm.AffineForm{Scale: make([]float64, p.next.In), Shift: make([]float64, p.next.In)}
 				for j := range one.Scale {
 					one.Scale[j] = 1
 				}
-				if err := normfree.FoldIntoLinear(one.Scaled(p.scale), p.next); err != nil {
+				if err := norm.FoldIntoLinear(one.Scaled(p.scale), p.next); err != nil {
 					return nil, fmt.Errorf("convert: fold: %w", err)
 				}
 			}
 			continue
 		}
-		f, ok := p.norm.(normfree.Foldable)
+		f, ok := p.norm.(norm.Foldable)
 		if !ok {
 			return nil, fmt.Errorf("convert: fold: %s: %w (a per-token inverse square root)", p.norm.Kind(), ErrNotFoldable)
 		}
@@ -187,7 +188,7 @@ func Fold(m *model.Model) (*model.Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("convert: fold: %w: %w", ErrNotFoldable, err)
 		}
-		if err := normfree.FoldIntoLinear(a.Scaled(p.scale), p.next); err != nil {
+		if err := norm.FoldIntoLinear(a.Scaled(p.scale), p.next); err != nil {
 			return nil, fmt.Errorf("convert: fold: %w", err)
 		}
 	}

@@ -1,4 +1,4 @@
-// Package normfree holds every normalization layer and norm-free substitute
+// Package norm holds every normalization layer and norm-free substitute
 // of polyformer, all implementing nn.Norm so that model builds them by name
 // (NewWith, Kinds), with training forward and backward, an inference form,
 // exact folding into the adjacent linear layer where the algebra allows
@@ -22,7 +22,7 @@
 // once per training step), and keep their state in frozen parameters so
 // checkpoints carry it.
 //
-// Package normfree/convert rewrites trained models exactly: the Pre-LN to
+// Package model/convert rewrites trained models exactly: the Pre-LN to
 // Pre-RMSNorm conversion and the folding of every foldable norm.
 // docs/normalization.md explains the methods, their costs and the ablation.
-package normfree
+package norm

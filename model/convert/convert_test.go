@@ -7,12 +7,12 @@ import (
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/model/norm"
 	"github.com/polyformer/polyformer/model/optim"
-	"github.com/polyformer/polyformer/normfree"
 	"github.com/stretchr/testify/require"
 )
 
-func tinyCfg(t *testing.T, task, norm string, no *normfree.Options) model.Config {
+func tinyCfg(t *testing.T, task, method string, no *norm.Options) model.Config {
 	t.Helper()
 	c, err := model.DefaultConfig(task)
 	require.NoError(t, err)
@@ -22,7 +22,7 @@ func tinyCfg(t *testing.T, task, norm string, no *normfree.Options) model.Config
 	} else {
 		c.ImageRows, c.ImageCols, c.Patch = 8, 8, 4
 	}
-	c.Norm, c.NormOptions = norm, no
+	c.Norm, c.NormOptions = method, no
 	return c
 }
 
@@ -75,21 +75,21 @@ func requireSameLogits(t *testing.T, a, b *model.Model, task string, tol float64
 }
 
 func TestFoldEquivalence(t *testing.T) {
-	foldable := []string{normfree.KindNone, normfree.KindBatchNorm, normfree.KindRepBN, normfree.KindPRepBN, normfree.KindPowerNorm,
-		normfree.KindUnified, normfree.KindFixedScale, normfree.KindSigmaReparam, normfree.KindWeightNorm, normfree.KindScaledWS}
+	foldable := []string{norm.KindNone, norm.KindBatchNorm, norm.KindRepBN, norm.KindPRepBN, norm.KindPowerNorm,
+		norm.KindUnified, norm.KindFixedScale, norm.KindSigmaReparam, norm.KindWeightNorm, norm.KindScaledWS}
 	for _, task := range []string{model.TaskText, model.TaskMNIST} {
 		for _, kind := range foldable {
-			for _, place := range []string{normfree.PlacePre, normfree.PlaceLNScaling} {
+			for _, place := range []string{norm.PlacePre, norm.PlaceLNScaling} {
 				t.Run(task+"/"+kind+"/"+place, func(t *testing.T) {
-					m, err := model.New(tinyCfg(t, task, kind, &normfree.Options{Placement: place, DecaySteps: 3}))
+					m, err := model.New(tinyCfg(t, task, kind, &norm.Options{Placement: place, DecaySteps: 3}))
 					require.NoError(t, err)
 					train(t, m, task, 5)
 					f, err := Fold(m)
 					require.NoError(t, err)
-					require.Equal(t, normfree.KindNone, f.Cfg.Norm)
+					require.Equal(t, norm.KindNone, f.Cfg.Norm)
 					require.Empty(t, f.Reparams)
 					for _, n := range f.Norms() {
-						require.Equal(t, normfree.KindNone, n.Kind())
+						require.Equal(t, norm.KindNone, n.Kind())
 					}
 					requireSameLogits(t, m, f, task, 1e-9)
 				})
@@ -101,13 +101,13 @@ func TestFoldEquivalence(t *testing.T) {
 func TestFoldRefusesWhatDoesNotFold(t *testing.T) {
 	for _, c := range []struct {
 		kind string
-		no   normfree.Options
+		no   norm.Options
 	}{
-		{normfree.KindLayerNorm, normfree.Options{}},
-		{normfree.KindRMSNorm, normfree.Options{}},
-		{normfree.KindPRepBN, normfree.Options{DecaySteps: 100}},
-		{normfree.KindPowerNorm, normfree.Options{Groups: 2}},
-		{normfree.KindBatchNorm, normfree.Options{Placement: normfree.PlacePost}},
+		{norm.KindLayerNorm, norm.Options{}},
+		{norm.KindRMSNorm, norm.Options{}},
+		{norm.KindPRepBN, norm.Options{DecaySteps: 100}},
+		{norm.KindPowerNorm, norm.Options{Groups: 2}},
+		{norm.KindBatchNorm, norm.Options{Placement: norm.PlacePost}},
 	} {
 		m, err := model.New(tinyCfg(t, model.TaskText, c.kind, &c.no))
 		require.NoError(t, err)
@@ -120,11 +120,11 @@ func TestPreLNToRMSNorm(t *testing.T) {
 	for _, task := range []string{model.TaskText, model.TaskMNIST} {
 		for _, v := range []struct {
 			name   string
-			no     *normfree.Options
+			no     *norm.Options
 			scaled bool
-		}{{"pre", nil, false}, {"pre-scaled-residual", nil, true}, {"lns", &normfree.Options{Placement: normfree.PlaceLNScaling}, false}} {
+		}{{"pre", nil, false}, {"pre-scaled-residual", nil, true}, {"lns", &norm.Options{Placement: norm.PlaceLNScaling}, false}} {
 			t.Run(task+"/"+v.name, func(t *testing.T) {
-				cfg := tinyCfg(t, task, normfree.KindLayerNorm, v.no)
+				cfg := tinyCfg(t, task, norm.KindLayerNorm, v.no)
 				cfg.ScaledResidual = v.scaled
 				m, err := model.New(cfg)
 				require.NoError(t, err)
@@ -136,10 +136,10 @@ func TestPreLNToRMSNorm(t *testing.T) {
 				}
 				r, err := PreLNToRMSNorm(m)
 				require.NoError(t, err)
-				require.Equal(t, normfree.KindRMSNorm, r.Cfg.Norm)
+				require.Equal(t, norm.KindRMSNorm, r.Cfg.Norm)
 				// no mean computation left: every norm is an RMSNorm
 				for _, n := range r.Norms() {
-					_, isRMS := n.(*normfree.RMSNorm)
+					_, isRMS := n.(*norm.RMSNorm)
 					require.True(t, isRMS, n.Kind())
 				}
 				requireSameLogits(t, m, r, task, 1e-9)
@@ -156,11 +156,11 @@ func TestPreLNToRMSNorm(t *testing.T) {
 			})
 		}
 	}
-	m, err := model.New(tinyCfg(t, model.TaskText, normfree.KindRMSNorm, nil))
+	m, err := model.New(tinyCfg(t, model.TaskText, norm.KindRMSNorm, nil))
 	require.NoError(t, err)
 	_, err = PreLNToRMSNorm(m)
 	require.ErrorContains(t, err, "want layernorm")
-	m, err = model.New(tinyCfg(t, model.TaskText, normfree.KindLayerNorm, &normfree.Options{Placement: normfree.PlacePost}))
+	m, err = model.New(tinyCfg(t, model.TaskText, norm.KindLayerNorm, &norm.Options{Placement: norm.PlacePost}))
 	require.NoError(t, err)
 	_, err = PreLNToRMSNorm(m)
 	require.ErrorContains(t, err, "placement")
@@ -170,7 +170,7 @@ func TestPreLNToRMSNorm(t *testing.T) {
 // Pre-RMSNorm model whose poly mode also matches (the inverse square roots
 // see the same inputs, so the same specs apply).
 func TestConversionKeepsPolySpecs(t *testing.T) {
-	m, err := model.New(tinyCfg(t, model.TaskText, normfree.KindLayerNorm, nil))
+	m, err := model.New(tinyCfg(t, model.TaskText, norm.KindLayerNorm, nil))
 	require.NoError(t, err)
 	train(t, m, model.TaskText, 3)
 	require.NoError(t, m.Calibrate([]model.Batch{batch(model.TaskText, 50), batch(model.TaskText, 51)}, nn.DefaultFitOptions()))
@@ -183,10 +183,10 @@ func TestConversionKeepsPolySpecs(t *testing.T) {
 }
 
 func TestEveryKindAndPlacementTrains(t *testing.T) {
-	places := []string{normfree.PlacePre, normfree.PlacePost, normfree.PlacePeri, normfree.PlaceMix, normfree.PlaceLNScaling, normfree.PlaceDeepNorm}
-	for _, kind := range normfree.Kinds() {
+	places := []string{norm.PlacePre, norm.PlacePost, norm.PlacePeri, norm.PlaceMix, norm.PlaceLNScaling, norm.PlaceDeepNorm}
+	for _, kind := range norm.Kinds() {
 		for _, place := range places {
-			m, err := model.New(tinyCfg(t, model.TaskText, kind, &normfree.Options{Placement: place}))
+			m, err := model.New(tinyCfg(t, model.TaskText, kind, &norm.Options{Placement: place}))
 			require.NoError(t, err, kind+"/"+place)
 			train(t, m, model.TaskText, 2)
 			res, err := m.Forward(batch(model.TaskText, 9))
@@ -194,20 +194,20 @@ func TestEveryKindAndPlacementTrains(t *testing.T) {
 			require.False(t, res.Loss != res.Loss, "NaN loss %s/%s", kind, place)
 		}
 	}
-	m, err := model.New(tinyCfg(t, model.TaskText, normfree.KindLayerNorm, &normfree.Options{Placement: normfree.PlaceMix}))
+	m, err := model.New(tinyCfg(t, model.TaskText, norm.KindLayerNorm, &norm.Options{Placement: norm.PlaceMix}))
 	require.NoError(t, err)
 	require.Equal(t, nn.PlacementPost, m.Blocks[0].Placement)
 	require.Equal(t, "", m.Blocks[1].Placement)
-	m, err = model.New(tinyCfg(t, model.TaskText, normfree.KindLayerNorm, &normfree.Options{Placement: normfree.PlaceDeepNorm}))
+	m, err = model.New(tinyCfg(t, model.TaskText, norm.KindLayerNorm, &norm.Options{Placement: norm.PlaceDeepNorm}))
 	require.NoError(t, err)
 	require.InDelta(t, 1.4142135623730951, m.Blocks[0].ResidScale, 1e-15) // (2 * 2)^(1/4)
-	require.Equal(t, normfree.KindNone, m.FinalNorm.Kind())
+	require.Equal(t, norm.KindNone, m.FinalNorm.Kind())
 }
 
 // TestTrainingModeOnlyInStep: BatchNorm uses batch statistics inside
 // Model.Step only, and running statistics and schedules survive a checkpoint.
 func TestTrainingModeOnlyInStepAndCheckpoint(t *testing.T) {
-	m, err := model.New(tinyCfg(t, model.TaskText, normfree.KindPRepBN, &normfree.Options{DecaySteps: 4}))
+	m, err := model.New(tinyCfg(t, model.TaskText, norm.KindPRepBN, &norm.Options{DecaySteps: 4}))
 	require.NoError(t, err)
 	b := batch(model.TaskText, 1)
 	a1, err := m.Logits(b)
@@ -216,13 +216,13 @@ func TestTrainingModeOnlyInStepAndCheckpoint(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, a1.Data, a2.Data)
 	train(t, m, model.TaskText, 6)
-	p := m.Blocks[0].Norm1.(*normfree.PRepBN)
+	p := m.Blocks[0].Norm1.(*norm.PRepBN)
 	require.Equal(t, 0.0, p.Lambda())
 	require.NotEqual(t, 0.0, p.Rep.BN.RunMean.Value.Data[0])
 	dir := t.TempDir()
 	require.NoError(t, checkpoint.Save(dir, m, nil, nil))
 	l, err := checkpoint.Load(dir)
 	require.NoError(t, err)
-	require.Equal(t, 0.0, l.Blocks[0].Norm1.(*normfree.PRepBN).Lambda())
+	require.Equal(t, 0.0, l.Blocks[0].Norm1.(*norm.PRepBN).Lambda())
 	requireSameLogits(t, m, l, model.TaskText, 0)
 }
