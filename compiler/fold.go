@@ -16,7 +16,7 @@ import (
 // inverse square root the circuit evaluates), is returned as it is.
 func FoldNorms(m *model.Model) (*model.Model, error) {
 	switch m.Cfg.Norm {
-	case norm.KindNone, norm.KindLayerNorm, norm.KindRMSNorm:
+	case norm.MethodNone, norm.MethodLayerNorm, norm.MethodRMSNorm:
 		return m, nil
 	}
 	folded, err := convert.Fold(m)

@@ -266,7 +266,7 @@ func (b *builder) norm(name string, n nn.Norm, x int, sigma float64) (feed, erro
 		}
 		return feed{id: y, g: g, beta: make([]float64, d), rep: b.P > 0}, nil
 	}
-	return feed{}, fmt.Errorf("compile: normalization %q (%T) is not supported", n.Kind(), n)
+	return feed{}, fmt.Errorf("compile: normalization %q (%T) is not supported", n.Method(), n)
 }
 
 // invSqrtNorm lowers y = xc · invsqrt(mean(xc²)·σ² + eps) with xc the

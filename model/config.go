@@ -209,7 +209,7 @@ type Config struct {
 	// ScaledResidual enables X_out = beta X + (1/alpha) FFN(X) (with activation
 	// none: the activation-free fused FFN).
 	ScaledResidual bool `json:"scaled_residual,omitempty"`
-	// Norm is the normalization kind (norm.Kinds(): layernorm, rmsnorm,
+	// Norm is the normalization method (norm.Methods(): layernorm, rmsnorm,
 	// none, batchnorm, repbn, prepbn, powernorm, unified, fixedscale,
 	// sigmareparam, weightnorm, scaledws).
 	Norm string `json:"norm"`
@@ -237,7 +237,7 @@ type Config struct {
 func DefaultConfig(task string) (Config, error) {
 	c := Config{Version: ConfigVersion, Task: task, Width: 64, Depth: 2, Heads: 4, Hidden: 128,
 		Attention:  AttentionConfig{Kind: AttnPowerShifted, P: 4, Eps: 1e-2, Delta: 1e-2},
-		Activation: nn.ActGELU, Norm: norm.KindWeightNorm, Seed: 1,
+		Activation: nn.ActGELU, Norm: norm.MethodWeightNorm, Seed: 1,
 		Entropy: EntropyConfig{Gamma: 0.2, Lambda: 1e-5, Theta0: 0.5}}
 	switch task {
 	case TaskMNIST:
@@ -390,7 +390,7 @@ func (c Config) Validate() error {
 	default:
 		bad("unknown activation %q (want gelu, relu, quad, poly or none)", c.Activation)
 	}
-	if err := norm.ValidKind(c.Norm); err != nil {
+	if err := norm.ValidMethod(c.Norm); err != nil {
 		bad("%v", err)
 	}
 	if c.NormOptions != nil {

@@ -399,7 +399,7 @@ func InitFromTeacher(student, teacher *Model) (TeacherInit, error) {
 		if all {
 			continue
 		}
-		fresh, err := norm.NewReparam(r.Kind(), lin)
+		fresh, err := norm.NewReparam(r.Method(), lin)
 		if err != nil {
 			return TeacherInit{}, fmt.Errorf("init from teacher: %w", err)
 		}

@@ -22,7 +22,7 @@ type Model struct {
 	Head      *nn.Linear
 	Entropy   *nn.EntropyRegularizer // nil unless enabled
 	// Reparams are the weight-side reparameterizations of the block linears
-	// (norm kinds sigmareparam, weightnorm, scaledws), else empty.
+	// (norm methods sigmareparam, weightnorm, scaledws), else empty.
 	Reparams []norm.Reparam
 	Reg      *nn.Registry
 
@@ -186,11 +186,11 @@ func New(cfg Config) (*Model, error) {
 			}
 		}
 	}
-	finalKind := cfg.Norm
+	finalMethod := cfg.Norm
 	if no.Placement == norm.PlacePost || no.Placement == norm.PlaceDeepNorm {
-		finalKind = norm.KindNone // the last block already ends with a norm
+		finalMethod = norm.MethodNone // the last block already ends with a norm
 	}
-	if m.FinalNorm, err = norm.NewWith(finalKind, "norm", cfg.Width, no); err != nil {
+	if m.FinalNorm, err = norm.NewWith(finalMethod, "norm", cfg.Width, no); err != nil {
 		return nil, err
 	}
 	out := cfg.Classes

@@ -18,7 +18,7 @@ import (
 // compiles (the norm folded into the weights) and that the circuit's
 // float64 simulation equals the unfolded model's poly-mode logits.
 func TestLoadForCompileFoldsNorms(t *testing.T) {
-	for _, kind := range []string{norm.KindBatchNorm, norm.KindWeightNorm} {
+	for _, kind := range []string{norm.MethodBatchNorm, norm.MethodWeightNorm} {
 		t.Run(kind, func(t *testing.T) {
 			c, err := model.DefaultConfig(model.TaskMNIST)
 			require.NoError(t, err)
@@ -46,7 +46,7 @@ func TestLoadForCompileFoldsNorms(t *testing.T) {
 
 			mf, err := pipeline.LoadForCompile(dir)
 			require.NoError(t, err)
-			require.Equal(t, norm.KindNone, mf.Cfg.Norm)
+			require.Equal(t, norm.MethodNone, mf.Cfg.Norm)
 			circ, _, err := compiler.CompileFor(mf, he.PresetTestN13, compiler.Options{Batch: 2, AllowInsecure: true})
 			require.NoError(t, err)
 

@@ -51,24 +51,24 @@ type variant struct {
 func variants(steps int) []variant {
 	decay := int(math.Max(1, math.Round(0.6*float64(steps))))
 	return []variant{
-		{"none", norm.KindNone, norm.Options{}},
-		{"layernorm", norm.KindLayerNorm, norm.Options{}},
-		{"rmsnorm", norm.KindRMSNorm, norm.Options{}},
-		{"batchnorm", norm.KindBatchNorm, norm.Options{}},
-		{"repbn", norm.KindRepBN, norm.Options{}},
-		{"prepbn", norm.KindPRepBN, norm.Options{DecaySteps: decay}},
-		{"powernorm", norm.KindPowerNorm, norm.Options{}},
-		{"powernorm-group1", norm.KindPowerNorm, norm.Options{Groups: 1}},
-		{"unified", norm.KindUnified, norm.Options{}},
-		{"fixedscale", norm.KindFixedScale, norm.Options{}},
-		{"sigmareparam", norm.KindSigmaReparam, norm.Options{}},
-		{"weightnorm", norm.KindWeightNorm, norm.Options{}},
-		{"scaledws", norm.KindScaledWS, norm.Options{}},
-		{"layernorm-post", norm.KindLayerNorm, norm.Options{Placement: norm.PlacePost}},
-		{"layernorm-peri", norm.KindLayerNorm, norm.Options{Placement: norm.PlacePeri}},
-		{"layernorm-mix", norm.KindLayerNorm, norm.Options{Placement: norm.PlaceMix}},
-		{"layernorm-lns", norm.KindLayerNorm, norm.Options{Placement: norm.PlaceLNScaling}},
-		{"layernorm-deepnorm", norm.KindLayerNorm, norm.Options{Placement: norm.PlaceDeepNorm}},
+		{"none", norm.MethodNone, norm.Options{}},
+		{"layernorm", norm.MethodLayerNorm, norm.Options{}},
+		{"rmsnorm", norm.MethodRMSNorm, norm.Options{}},
+		{"batchnorm", norm.MethodBatchNorm, norm.Options{}},
+		{"repbn", norm.MethodRepBN, norm.Options{}},
+		{"prepbn", norm.MethodPRepBN, norm.Options{DecaySteps: decay}},
+		{"powernorm", norm.MethodPowerNorm, norm.Options{}},
+		{"powernorm-group1", norm.MethodPowerNorm, norm.Options{Groups: 1}},
+		{"unified", norm.MethodUnified, norm.Options{}},
+		{"fixedscale", norm.MethodFixedScale, norm.Options{}},
+		{"sigmareparam", norm.MethodSigmaReparam, norm.Options{}},
+		{"weightnorm", norm.MethodWeightNorm, norm.Options{}},
+		{"scaledws", norm.MethodScaledWS, norm.Options{}},
+		{"layernorm-post", norm.MethodLayerNorm, norm.Options{Placement: norm.PlacePost}},
+		{"layernorm-peri", norm.MethodLayerNorm, norm.Options{Placement: norm.PlacePeri}},
+		{"layernorm-mix", norm.MethodLayerNorm, norm.Options{Placement: norm.PlaceMix}},
+		{"layernorm-lns", norm.MethodLayerNorm, norm.Options{Placement: norm.PlaceLNScaling}},
+		{"layernorm-deepnorm", norm.MethodLayerNorm, norm.Options{Placement: norm.PlaceDeepNorm}},
 	}
 }
 
@@ -240,7 +240,7 @@ func (r *runner) run(task string, v variant) error {
 	var derived *model.Model
 	var how string
 	switch {
-	case v.Kind == norm.KindLayerNorm && (o.Placement == "" || o.Placement == norm.PlacePre):
+	case v.Kind == norm.MethodLayerNorm && (o.Placement == "" || o.Placement == norm.PlacePre):
 		derived, err = convert.PreLNToRMSNorm(m)
 		how = "layernorm converted to rmsnorm (exact)"
 	default:
@@ -253,7 +253,7 @@ func (r *runner) run(task string, v variant) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", how, err)
 	}
-	d := Result{Task: task, Method: v.Name + "+" + map[bool]string{true: "converted", false: "folded"}[v.Kind == norm.KindLayerNorm],
+	d := Result{Task: task, Method: v.Name + "+" + map[bool]string{true: "converted", false: "folded"}[v.Kind == norm.MethodLayerNorm],
 		Kind: derived.Cfg.Norm, Placement: norm.PlacePre, Derived: how, Steps: res.Steps, TrainSeconds: res.TrainSeconds}
 	if d.Cost, err = norm.CostOf(derived.Cfg.Norm, norm.Options{}, norm.CostOptions{Width: cfg.Width, Tokens: cfg.Tokens(), Depth: cfg.Depth}); err != nil {
 		return err

@@ -78,7 +78,7 @@ func newTrainCommand() *cobra.Command {
 	fl.BoolVar(&f.lengthNorm, "length-norm", false, "Power-Softmax: normalize by mean instead of sum")
 	fl.BoolVar(&f.temperature, "temperature", false, "learnable inverse temperature of the attention scores")
 	fl.StringVar(&f.tempScope, "temperature-scope", "", "with --temperature: position (per head and query position, default) or head (per head)")
-	fl.StringVar(&f.norm, "norm", "", "normalization: "+strings.Join(norm.Kinds(), ", ")+" (default weightnorm: zero HE cost)")
+	fl.StringVar(&f.norm, "norm", "", "normalization: "+strings.Join(norm.Methods(), ", ")+" (default weightnorm: zero HE cost)")
 	fl.StringVar(&f.activation, "activation", "", "gelu, relu, quad, poly or none")
 	fl.BoolVar(&f.entropy, "entropy", false, "entropy regularization of attention")
 	fl.Float64Var(&f.lambda, "entropy-lambda", 0, "entropy regularization weight")

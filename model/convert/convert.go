@@ -65,13 +65,13 @@ func rebuild(m *model.Model, cfg model.Config) (*model.Model, error) {
 func PreLNToRMSNorm(m *model.Model) (*model.Model, error) {
 	cfg := m.Cfg
 	no := cfg.NormOpts()
-	if cfg.Norm != norm.KindLayerNorm {
+	if cfg.Norm != norm.MethodLayerNorm {
 		return nil, fmt.Errorf("convert: model norm is %q, want layernorm", cfg.Norm)
 	}
 	if no.Placement != norm.PlacePre && no.Placement != norm.PlaceLNScaling {
 		return nil, fmt.Errorf("convert: placement %q: only pre-norm (pre, lns) models convert exactly (a post norm's output is the residual stream itself)", no.Placement)
 	}
-	cfg.Norm = norm.KindRMSNorm
+	cfg.Norm = norm.MethodRMSNorm
 	n, err := rebuild(m, cfg)
 	if err != nil {
 		return nil, err
@@ -103,11 +103,11 @@ func PreLNToRMSNorm(m *model.Model) (*model.Model, error) {
 	for _, p := range pairs {
 		ln, ok := p.ln.(*norm.LayerNorm)
 		if !ok {
-			return nil, fmt.Errorf("convert: norm of kind %s is not a LayerNorm", p.ln.Kind())
+			return nil, fmt.Errorf("convert: norm of method %s is not a LayerNorm", p.ln.Method())
 		}
 		rms, ok := p.rms.(*norm.RMSNorm)
 		if !ok {
-			return nil, fmt.Errorf("convert: norm of kind %s is not an RMSNorm", p.rms.Kind())
+			return nil, fmt.Errorf("convert: norm of method %s is not an RMSNorm", p.rms.Method())
 		}
 		// the block multiplies the norm output by scale before the linear:
 		// scale (g xhat + b) W + c = (scale xhat) diag(g) W + scale b W + c
@@ -130,11 +130,11 @@ func PreLNToRMSNorm(m *model.Model) (*model.Model, error) {
 // ErrNotFoldable is wrapped by Fold when a norm has no exact affine inference form.
 var ErrNotFoldable = errors.New("norm does not fold")
 
-// Fold returns a model with norm kind none that computes the same function
+// Fold returns a model with norm method none that computes the same function
 // as m at inference: every norm's inference form (an affine map, see
 // norm.Foldable) is folded into the linear layer that consumes it (QKV,
 // FFN up, head through the mean pool), including the LayerNorm-Scaling
-// factor; for weight-side kinds the materialized weights are copied. It
+// factor; for weight-side methods the materialized weights are copied. It
 // needs a pre-norm placement (pre or lns): a post or peri norm acts on the
 // residual stream, which no single linear layer consumes. LayerNorm,
 // RMSNorm, PRepBN before lambda reaches 0 and PowerNorm with group scaling
@@ -151,7 +151,7 @@ func Fold(m *model.Model) (*model.Model, error) {
 		next  *nn.Linear
 		scale float64
 	}
-	cfg.Norm = norm.KindNone
+	cfg.Norm = norm.MethodNone
 	cfg.NormOptions = nil
 	n, err := rebuild(m, cfg)
 	if err != nil {
@@ -168,7 +168,7 @@ func Fold(m *model.Model) (*model.Model, error) {
 	}
 	pairs = append(pairs, pair{m.FinalNorm, n.Head, 1})
 	for _, p := range pairs {
-		if p.norm.Kind() == norm.KindNone {
+		if p.norm.Method() == norm.MethodNone {
 			if p.scale != 1 {
 				one := norm.AffineForm{Scale: make([]float64, p.next.In), Shift: make([]float64, p.next.In)}
 				for j := range one.Scale {
@@ -182,7 +182,7 @@ func Fold(m *model.Model) (*model.Model, error) {
 		}
 		f, ok := p.norm.(norm.Foldable)
 		if !ok {
-			return nil, fmt.Errorf("convert: fold: %s: %w (a per-token inverse square root)", p.norm.Kind(), ErrNotFoldable)
+			return nil, fmt.Errorf("convert: fold: %s: %w (a per-token inverse square root)", p.norm.Method(), ErrNotFoldable)
 		}
 		a, err := f.Affine()
 		if err != nil {

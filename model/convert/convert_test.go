@@ -75,21 +75,21 @@ func requireSameLogits(t *testing.T, a, b *model.Model, task string, tol float64
 }
 
 func TestFoldEquivalence(t *testing.T) {
-	foldable := []string{norm.KindNone, norm.KindBatchNorm, norm.KindRepBN, norm.KindPRepBN, norm.KindPowerNorm,
-		norm.KindUnified, norm.KindFixedScale, norm.KindSigmaReparam, norm.KindWeightNorm, norm.KindScaledWS}
+	foldable := []string{norm.MethodNone, norm.MethodBatchNorm, norm.MethodRepBN, norm.MethodPRepBN, norm.MethodPowerNorm,
+		norm.MethodUnified, norm.MethodFixedScale, norm.MethodSigmaReparam, norm.MethodWeightNorm, norm.MethodScaledWS}
 	for _, task := range []string{model.TaskText, model.TaskMNIST} {
-		for _, kind := range foldable {
+		for _, method := range foldable {
 			for _, place := range []string{norm.PlacePre, norm.PlaceLNScaling} {
-				t.Run(task+"/"+kind+"/"+place, func(t *testing.T) {
-					m, err := model.New(tinyCfg(t, task, kind, &norm.Options{Placement: place, DecaySteps: 3}))
+				t.Run(task+"/"+method+"/"+place, func(t *testing.T) {
+					m, err := model.New(tinyCfg(t, task, method, &norm.Options{Placement: place, DecaySteps: 3}))
 					require.NoError(t, err)
 					train(t, m, task, 5)
 					f, err := Fold(m)
 					require.NoError(t, err)
-					require.Equal(t, norm.KindNone, f.Cfg.Norm)
+					require.Equal(t, norm.MethodNone, f.Cfg.Norm)
 					require.Empty(t, f.Reparams)
 					for _, n := range f.Norms() {
-						require.Equal(t, norm.KindNone, n.Kind())
+						require.Equal(t, norm.MethodNone, n.Method())
 					}
 					requireSameLogits(t, m, f, task, 1e-9)
 				})
@@ -100,19 +100,19 @@ func TestFoldEquivalence(t *testing.T) {
 
 func TestFoldRefusesWhatDoesNotFold(t *testing.T) {
 	for _, c := range []struct {
-		kind string
-		no   norm.Options
+		method string
+		no     norm.Options
 	}{
-		{norm.KindLayerNorm, norm.Options{}},
-		{norm.KindRMSNorm, norm.Options{}},
-		{norm.KindPRepBN, norm.Options{DecaySteps: 100}},
-		{norm.KindPowerNorm, norm.Options{Groups: 2}},
-		{norm.KindBatchNorm, norm.Options{Placement: norm.PlacePost}},
+		{norm.MethodLayerNorm, norm.Options{}},
+		{norm.MethodRMSNorm, norm.Options{}},
+		{norm.MethodPRepBN, norm.Options{DecaySteps: 100}},
+		{norm.MethodPowerNorm, norm.Options{Groups: 2}},
+		{norm.MethodBatchNorm, norm.Options{Placement: norm.PlacePost}},
 	} {
-		m, err := model.New(tinyCfg(t, model.TaskText, c.kind, &c.no))
+		m, err := model.New(tinyCfg(t, model.TaskText, c.method, &c.no))
 		require.NoError(t, err)
 		_, err = Fold(m)
-		require.ErrorIs(t, err, ErrNotFoldable, c.kind)
+		require.ErrorIs(t, err, ErrNotFoldable, c.method)
 	}
 }
 
@@ -124,7 +124,7 @@ func TestPreLNToRMSNorm(t *testing.T) {
 			scaled bool
 		}{{"pre", nil, false}, {"pre-scaled-residual", nil, true}, {"lns", &norm.Options{Placement: norm.PlaceLNScaling}, false}} {
 			t.Run(task+"/"+v.name, func(t *testing.T) {
-				cfg := tinyCfg(t, task, norm.KindLayerNorm, v.no)
+				cfg := tinyCfg(t, task, norm.MethodLayerNorm, v.no)
 				cfg.ScaledResidual = v.scaled
 				m, err := model.New(cfg)
 				require.NoError(t, err)
@@ -136,11 +136,11 @@ func TestPreLNToRMSNorm(t *testing.T) {
 				}
 				r, err := PreLNToRMSNorm(m)
 				require.NoError(t, err)
-				require.Equal(t, norm.KindRMSNorm, r.Cfg.Norm)
+				require.Equal(t, norm.MethodRMSNorm, r.Cfg.Norm)
 				// no mean computation left: every norm is an RMSNorm
 				for _, n := range r.Norms() {
 					_, isRMS := n.(*norm.RMSNorm)
-					require.True(t, isRMS, n.Kind())
+					require.True(t, isRMS, n.Method())
 				}
 				requireSameLogits(t, m, r, task, 1e-9)
 				// and the residual stream is zero-mean at the input of every block
@@ -156,11 +156,11 @@ func TestPreLNToRMSNorm(t *testing.T) {
 			})
 		}
 	}
-	m, err := model.New(tinyCfg(t, model.TaskText, norm.KindRMSNorm, nil))
+	m, err := model.New(tinyCfg(t, model.TaskText, norm.MethodRMSNorm, nil))
 	require.NoError(t, err)
 	_, err = PreLNToRMSNorm(m)
 	require.ErrorContains(t, err, "want layernorm")
-	m, err = model.New(tinyCfg(t, model.TaskText, norm.KindLayerNorm, &norm.Options{Placement: norm.PlacePost}))
+	m, err = model.New(tinyCfg(t, model.TaskText, norm.MethodLayerNorm, &norm.Options{Placement: norm.PlacePost}))
 	require.NoError(t, err)
 	_, err = PreLNToRMSNorm(m)
 	require.ErrorContains(t, err, "placement")
@@ -170,7 +170,7 @@ func TestPreLNToRMSNorm(t *testing.T) {
 // Pre-RMSNorm model whose poly mode also matches (the inverse square roots
 // see the same inputs, so the same specs apply).
 func TestConversionKeepsPolySpecs(t *testing.T) {
-	m, err := model.New(tinyCfg(t, model.TaskText, norm.KindLayerNorm, nil))
+	m, err := model.New(tinyCfg(t, model.TaskText, norm.MethodLayerNorm, nil))
 	require.NoError(t, err)
 	train(t, m, model.TaskText, 3)
 	require.NoError(t, m.Calibrate([]model.Batch{batch(model.TaskText, 50), batch(model.TaskText, 51)}, nn.DefaultFitOptions()))
@@ -184,30 +184,30 @@ func TestConversionKeepsPolySpecs(t *testing.T) {
 
 func TestEveryKindAndPlacementTrains(t *testing.T) {
 	places := []string{norm.PlacePre, norm.PlacePost, norm.PlacePeri, norm.PlaceMix, norm.PlaceLNScaling, norm.PlaceDeepNorm}
-	for _, kind := range norm.Kinds() {
+	for _, method := range norm.Methods() {
 		for _, place := range places {
-			m, err := model.New(tinyCfg(t, model.TaskText, kind, &norm.Options{Placement: place}))
-			require.NoError(t, err, kind+"/"+place)
+			m, err := model.New(tinyCfg(t, model.TaskText, method, &norm.Options{Placement: place}))
+			require.NoError(t, err, method+"/"+place)
 			train(t, m, model.TaskText, 2)
 			res, err := m.Forward(batch(model.TaskText, 9))
-			require.NoError(t, err, kind+"/"+place)
-			require.False(t, res.Loss != res.Loss, "NaN loss %s/%s", kind, place)
+			require.NoError(t, err, method+"/"+place)
+			require.False(t, res.Loss != res.Loss, "NaN loss %s/%s", method, place)
 		}
 	}
-	m, err := model.New(tinyCfg(t, model.TaskText, norm.KindLayerNorm, &norm.Options{Placement: norm.PlaceMix}))
+	m, err := model.New(tinyCfg(t, model.TaskText, norm.MethodLayerNorm, &norm.Options{Placement: norm.PlaceMix}))
 	require.NoError(t, err)
 	require.Equal(t, nn.PlacementPost, m.Blocks[0].Placement)
 	require.Equal(t, "", m.Blocks[1].Placement)
-	m, err = model.New(tinyCfg(t, model.TaskText, norm.KindLayerNorm, &norm.Options{Placement: norm.PlaceDeepNorm}))
+	m, err = model.New(tinyCfg(t, model.TaskText, norm.MethodLayerNorm, &norm.Options{Placement: norm.PlaceDeepNorm}))
 	require.NoError(t, err)
 	require.InDelta(t, 1.4142135623730951, m.Blocks[0].ResidScale, 1e-15) // (2 * 2)^(1/4)
-	require.Equal(t, norm.KindNone, m.FinalNorm.Kind())
+	require.Equal(t, norm.MethodNone, m.FinalNorm.Method())
 }
 
 // TestTrainingModeOnlyInStep: BatchNorm uses batch statistics inside
 // Model.Step only, and running statistics and schedules survive a checkpoint.
 func TestTrainingModeOnlyInStepAndCheckpoint(t *testing.T) {
-	m, err := model.New(tinyCfg(t, model.TaskText, norm.KindPRepBN, &norm.Options{DecaySteps: 4}))
+	m, err := model.New(tinyCfg(t, model.TaskText, norm.MethodPRepBN, &norm.Options{DecaySteps: 4}))
 	require.NoError(t, err)
 	b := batch(model.TaskText, 1)
 	a1, err := m.Logits(b)

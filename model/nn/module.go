@@ -24,12 +24,13 @@ type SiteHolder interface {
 }
 
 // Norm is a normalization layer (or a norm-free substitute) that acts on each
-// row of a [.., D] tensor. Package model/norm implements it. Kind is the
-// registry name stored in configurations ("layernorm", "rmsnorm", "none", ...).
+// row of a [.., D] tensor. Package model/norm implements it. Method is
+// the registry name stored in configurations ("layernorm", "rmsnorm",
+// "none", ...).
 type Norm interface {
 	Module
 	SiteHolder
-	Kind() string
+	Method() string
 }
 
 // Param is one named trainable tensor with its gradient. Frozen parameters

@@ -35,7 +35,7 @@ func (identityNorm) Forward(x *Tensor) *Tensor  { return x.Clone() }
 func (identityNorm) Backward(d *Tensor) *Tensor { return d.Clone() }
 func (identityNorm) Params() []*Param           { return nil }
 func (identityNorm) Sites() []*Site             { return nil }
-func (identityNorm) Kind() string               { return "none" }
+func (identityNorm) Method() string             { return "none" }
 
 func TestGradCheckDetectsWrongGradient(t *testing.T) {
 	x := []float64{1, 2, 3}

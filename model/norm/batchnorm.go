@@ -58,8 +58,8 @@ func fill(a []float64, v float64) {
 	}
 }
 
-// Kind returns "batchnorm".
-func (b *BatchNorm) Kind() string { return KindBatchNorm }
+// Method returns "batchnorm".
+func (b *BatchNorm) Method() string { return MethodBatchNorm }
 
 // SetTraining selects batch statistics (true) or running statistics (false).
 func (b *BatchNorm) SetTraining(on bool) { b.training = on }
@@ -195,8 +195,8 @@ func NewRepBN(name string, dim int, o Options) *RepBN {
 	return r
 }
 
-// Kind returns "repbn".
-func (r *RepBN) Kind() string { return KindRepBN }
+// Method returns "repbn".
+func (r *RepBN) Method() string { return MethodRepBN }
 
 // SetTraining switches the inner BatchNorm.
 func (r *RepBN) SetTraining(on bool) { r.BN.SetTraining(on) }
@@ -270,8 +270,8 @@ func NewPRepBN(name string, dim int, o Options) *PRepBN {
 	return p
 }
 
-// Kind returns "prepbn".
-func (p *PRepBN) Kind() string { return KindPRepBN }
+// Method returns "prepbn".
+func (p *PRepBN) Method() string { return MethodPRepBN }
 
 // Lambda is the current weight of the LayerNorm branch.
 func (p *PRepBN) Lambda() float64 {

@@ -94,15 +94,15 @@ func log2ceil(n int) int {
 	return int(math.Ceil(math.Log2(float64(n))))
 }
 
-// CostOf returns the cost of kind with options no (placement, groups)
-// for the circuit o. kind may also be KindCRMSNorm.
-func CostOf(kind string, no Options, o CostOptions) (Cost, error) {
+// CostOf returns the cost of method with options no (placement, groups)
+// for the circuit o. method may also be MethodCRMSNorm.
+func CostOf(method string, no Options, o CostOptions) (Cost, error) {
 	o = o.defaults()
 	if o.Width <= 0 || o.Tokens <= 0 || o.Slots <= 0 {
 		return Cost{}, fmt.Errorf("cost: width %d, tokens %d and slots %d must be positive", o.Width, o.Tokens, o.Slots)
 	}
-	if kind != KindCRMSNorm {
-		if err := ValidKind(kind); err != nil {
+	if method != MethodCRMSNorm {
+		if err := ValidMethod(method); err != nil {
 			return Cost{}, fmt.Errorf("cost: %w", err)
 		}
 	}
@@ -116,46 +116,46 @@ func CostOf(kind string, no Options, o CostOptions) (Cost, error) {
 	}
 	pad := 1 << log2ceil(o.Width)
 	r := log2ceil(o.Width)
-	c := Cost{Method: kind, Placement: no.Placement, Description: Describe(kind),
+	c := Cost{Method: method, Placement: no.Placement, Description: Describe(method),
 		Ciphertexts: (o.Tokens*pad + o.Slots - 1) / o.Slots}
-	if kind == KindCRMSNorm {
+	if method == MethodCRMSNorm {
 		c.Description = "compressed RMSNorm on a (D-1)-channel zero-mean stream"
 	}
 	// per-norm cost of the non-foldable methods; the centring of LayerNorm
 	// is D x - sum(x) (an integer constant: no level) and its 1/D^2 goes
 	// into the polynomial's interval.
-	switch kind {
-	case KindRMSNorm:
+	switch method {
+	case MethodRMSNorm:
 		c.Depth, c.CtMults, c.Rotations = dinv+2, minv+2, r
 		c.Note = "x^2 (1 mult), row sum (log2 D rotations), Newton 1/sqrt, x * r (1 mult)"
-	case KindLayerNorm:
+	case MethodLayerNorm:
 		c.Depth, c.CtMults, c.Rotations = dinv+2, minv+2, 2*r
 		c.Note = "RMSNorm plus the centring row sum: log2 D more rotations"
-	case KindCRMSNorm:
+	case MethodCRMSNorm:
 		c.Depth, c.CtMults, c.Rotations = dinv+2, minv+3, 2*r
 		c.Note = "sum x^2 and (sum x)^2: two row sums and one more mult; the saved channel saves no slots (D is padded to a power of two)"
-	case KindPowerNorm:
+	case MethodPowerNorm:
 		if no.Groups > 0 {
-			c.Method = fmt.Sprintf("%s (groups %d)", kind, no.Groups)
+			c.Method = fmt.Sprintf("%s (groups %d)", method, no.Groups)
 			c.Depth, c.CtMults, c.Rotations = dinv+2, minv+2, log2ceil(o.Width/no.Groups)
 			c.Note = "per-group RMS scaling (rotations within a group) does not fold; the running-statistics part does"
 		} else {
 			c.FoldsToZero = true
 		}
-	case KindPRepBN:
+	case MethodPRepBN:
 		c.FoldsToZero = true
 		c.Note = "after lambda reaches 0 (RepBN alone); before that it costs a LayerNorm"
-	case KindSigmaReparam, KindWeightNorm, KindScaledWS:
+	case MethodSigmaReparam, MethodWeightNorm, MethodScaledWS:
 		c.FoldsToZero = true
 		c.Note = "no norm layer: the reparameterized weights are the weights"
-	case KindNone:
+	case MethodNone:
 		c.FoldsToZero = true
 		c.Note = "nothing to compute"
 	default: // batchnorm, repbn, unified, fixedscale
 		c.FoldsToZero = true
 	}
 	c.NormsPerBlock = 2
-	if IsWeightSide(kind) || kind == KindNone {
+	if IsWeightSide(method) || method == MethodNone {
 		c.NormsPerBlock = 0
 	}
 	c.FinalNorm = c.NormsPerBlock > 0
@@ -199,25 +199,25 @@ func CostTable(width, tokens int) ([]Cost, error) {
 // CostTableWith is CostTable for explicit options.
 func CostTableWith(o CostOptions) ([]Cost, error) {
 	type row struct {
-		kind string
-		no   Options
+		method string
+		no     Options
 	}
 	var rows []row
-	for _, k := range []string{KindNone, KindLayerNorm, KindRMSNorm, KindCRMSNorm, KindBatchNorm, KindRepBN, KindPRepBN,
-		KindPowerNorm, KindUnified, KindFixedScale, KindSigmaReparam, KindWeightNorm, KindScaledWS} {
+	for _, k := range []string{MethodNone, MethodLayerNorm, MethodRMSNorm, MethodCRMSNorm, MethodBatchNorm, MethodRepBN, MethodPRepBN,
+		MethodPowerNorm, MethodUnified, MethodFixedScale, MethodSigmaReparam, MethodWeightNorm, MethodScaledWS} {
 		rows = append(rows, row{k, Options{}})
 	}
-	rows = append(rows, row{KindPowerNorm, Options{Groups: 1}})
+	rows = append(rows, row{MethodPowerNorm, Options{Groups: 1}})
 	if o.Width%4 == 0 {
-		rows = append(rows, row{KindPowerNorm, Options{Groups: 4}})
+		rows = append(rows, row{MethodPowerNorm, Options{Groups: 4}})
 	}
 	for _, p := range []string{PlacePost, PlacePeri, PlaceMix, PlaceLNScaling, PlaceDeepNorm} {
-		rows = append(rows, row{KindLayerNorm, Options{Placement: p}})
+		rows = append(rows, row{MethodLayerNorm, Options{Placement: p}})
 	}
-	rows = append(rows, row{KindRMSNorm, Options{Placement: PlacePeri}}, row{KindBatchNorm, Options{Placement: PlacePost}})
+	rows = append(rows, row{MethodRMSNorm, Options{Placement: PlacePeri}}, row{MethodBatchNorm, Options{Placement: PlacePost}})
 	out := make([]Cost, 0, len(rows))
 	for _, r := range rows {
-		c, err := CostOf(r.kind, r.no, o)
+		c, err := CostOf(r.method, r.no, o)
 		if err != nil {
 			return nil, err
 		}

@@ -26,7 +26,7 @@ func TestCostTable(t *testing.T) {
 	require.Equal(t, dinv+2, rms.Depth)
 	require.Equal(t, 2*rms.Depth, rms.BlockDepth)
 	require.Greater(t, by["crmsnorm/pre"].Rotations, rms.Rotations)
-	for _, k := range []string{KindBatchNorm, KindRepBN, KindPRepBN, KindPowerNorm, KindUnified, KindFixedScale, KindSigmaReparam, KindWeightNorm, KindScaledWS, KindNone} {
+	for _, k := range []string{MethodBatchNorm, MethodRepBN, MethodPRepBN, MethodPowerNorm, MethodUnified, MethodFixedScale, MethodSigmaReparam, MethodWeightNorm, MethodScaledWS, MethodNone} {
 		c := by[k+"/pre"]
 		require.True(t, c.FoldsToZero, k)
 		require.Zero(t, c.BlockDepth+c.BlockCtMults+c.BlockRotations+c.BlockPtMults, k)
@@ -39,7 +39,7 @@ func TestCostTable(t *testing.T) {
 	require.False(t, by["batchnorm/post"].FoldsToZero)
 	require.Equal(t, 1, by["batchnorm/post"].PtMults)
 	// more tokens than one ciphertext holds multiply the block counts
-	big, err := CostOf(KindRMSNorm, Options{}, CostOptions{Width: 64, Tokens: 512})
+	big, err := CostOf(MethodRMSNorm, Options{}, CostOptions{Width: 64, Tokens: 512})
 	require.NoError(t, err)
 	require.Equal(t, 2, big.Ciphertexts)
 	require.Equal(t, 2*rms.BlockRotations, big.BlockRotations)
@@ -55,6 +55,6 @@ func TestCostTable(t *testing.T) {
 	require.Error(t, err)
 	_, err = CostOf("groupnorm", Options{}, CostOptions{Width: 8, Tokens: 4})
 	require.ErrorContains(t, err, "unknown normalization")
-	_, err = CostOf(KindRMSNorm, Options{}, CostOptions{Width: 8, Tokens: 4, VarRange: [2]float64{-1, 1}})
+	_, err = CostOf(MethodRMSNorm, Options{}, CostOptions{Width: 8, Tokens: 4, VarRange: [2]float64{-1, 1}})
 	require.Error(t, err)
 }

@@ -6,9 +6,9 @@ import (
 	"github.com/polyformer/polyformer/model/nn"
 )
 
-// KindCRMSNorm names CRMSNorm. It is not a model kind: it acts on a
+// MethodCRMSNorm names CRMSNorm. It is not a model method: it acts on a
 // residual stream compressed to Dim-1 channels (see CRMSNorm).
-const KindCRMSNorm = "crmsnorm"
+const MethodCRMSNorm = "crmsnorm"
 
 // CRMSNorm is compressed RMSNorm (Jiang et al., 2023). A zero-mean vector
 // of width D is stored losslessly in its first D-1 coordinates (the last is
@@ -40,8 +40,8 @@ func NewCRMSNorm(name string, dim int, eps float64) (*CRMSNorm, error) {
 	return &CRMSNorm{Dim: dim, Eps: eps, site: nn.NewSite(name+".invsqrt", nn.FnInvSqrt)}, nil
 }
 
-// Kind returns "crmsnorm".
-func (c *CRMSNorm) Kind() string { return KindCRMSNorm }
+// Method returns "crmsnorm".
+func (c *CRMSNorm) Method() string { return MethodCRMSNorm }
 
 // Forward normalizes compressed rows of width Dim-1.
 func (c *CRMSNorm) Forward(x *nn.Tensor) *nn.Tensor {

@@ -1,6 +1,6 @@
 // Package norm holds every normalization layer and norm-free substitute
 // of polyformer, all implementing nn.Norm so that model builds them by name
-// (NewWith, Kinds), with training forward and backward, an inference form,
+// (NewWith, Methods), with training forward and backward, an inference form,
 // exact folding into the adjacent linear layer where the algebra allows
 // (Foldable, AffineForm, FoldIntoLinear) and a CKKS cost (CostOf,
 // CostTable).

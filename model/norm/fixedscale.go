@@ -44,8 +44,8 @@ func NewFixedScale(name string, dim int, o Options) *FixedScale {
 	return f
 }
 
-// Kind returns "fixedscale".
-func (f *FixedScale) Kind() string { return KindFixedScale }
+// Method returns "fixedscale".
+func (f *FixedScale) Method() string { return MethodFixedScale }
 
 // SetTraining enables calibration and tracking of the variance.
 func (f *FixedScale) SetTraining(on bool) { f.training = on }

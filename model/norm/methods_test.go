@@ -49,19 +49,19 @@ func trainSteps(t *testing.T, n nn.Norm, steps int, shape ...int) {
 	tr.SetTraining(false)
 }
 
-func TestEveryKindBuildsAndValidates(t *testing.T) {
-	for _, k := range Kinds() {
+func TestEveryMethodBuildsAndValidates(t *testing.T) {
+	for _, k := range Methods() {
 		n, err := NewWith(k, "n", 8, Options{})
 		require.NoError(t, err, k)
 		require.NotNil(t, n)
 		require.NotEmpty(t, Describe(k))
 	}
-	require.ErrorContains(t, ValidKind("batchnorm2"), "unknown normalization")
-	_, err := NewWith(KindBatchNorm, "n", 8, Options{Placement: "sideways"})
+	require.ErrorContains(t, ValidMethod("batchnorm2"), "unknown normalization")
+	_, err := NewWith(MethodBatchNorm, "n", 8, Options{Placement: "sideways"})
 	require.ErrorContains(t, err, "placement")
-	_, err = NewWith(KindPowerNorm, "n", 6, Options{Groups: 4})
+	_, err = NewWith(MethodPowerNorm, "n", 6, Options{Groups: 4})
 	require.ErrorContains(t, err, "groups")
-	_, err = NewWith(KindLayerNorm, "n", 0, Options{})
+	_, err = NewWith(MethodLayerNorm, "n", 0, Options{})
 	require.ErrorContains(t, err, "width")
 	require.Error(t, Options{Momentum: 2}.Validate())
 	require.Error(t, Options{OutlierRatio: 0.5}.Validate())
@@ -72,16 +72,16 @@ func TestEveryKindBuildsAndValidates(t *testing.T) {
 // some training steps) and, where the forward differs, in training mode.
 func TestGradCheckEveryMethod(t *testing.T) {
 	cases := []struct {
-		kind string
-		o    Options
+		method string
+		o      Options
 	}{
-		{KindBatchNorm, Options{}}, {KindRepBN, Options{RepAlpha: 0.7}}, {KindPRepBN, Options{DecaySteps: 10}},
-		{KindPowerNorm, Options{ExactBackward: true}}, {KindPowerNorm, Options{Groups: 2, ExactBackward: true}},
-		{KindUnified, Options{}}, {KindUnified, Options{Window: 1}}, {KindFixedScale, Options{}},
+		{MethodBatchNorm, Options{}}, {MethodRepBN, Options{RepAlpha: 0.7}}, {MethodPRepBN, Options{DecaySteps: 10}},
+		{MethodPowerNorm, Options{ExactBackward: true}}, {MethodPowerNorm, Options{Groups: 2, ExactBackward: true}},
+		{MethodUnified, Options{}}, {MethodUnified, Options{Window: 1}}, {MethodFixedScale, Options{}},
 	}
 	for _, c := range cases {
-		t.Run(c.kind, func(t *testing.T) {
-			n, err := NewWith(c.kind, "n", 6, c.o)
+		t.Run(c.method, func(t *testing.T) {
+			n, err := NewWith(c.method, "n", 6, c.o)
 			require.NoError(t, err)
 			trainSteps(t, n, 4, 5, 6) // PRepBN: lambda = 0.6
 			perturb(n.Params(), 3)
@@ -219,7 +219,7 @@ func TestFixedScaleCalibratesFromFirstBatch(t *testing.T) {
 // TestAffineFormsMatchInference: every foldable norm's affine form equals
 // its inference forward, and folding it into a linear layer is exact.
 func TestAffineFormsMatchInference(t *testing.T) {
-	for _, k := range []string{KindBatchNorm, KindRepBN, KindPRepBN, KindPowerNorm, KindUnified, KindFixedScale} {
+	for _, k := range []string{MethodBatchNorm, MethodRepBN, MethodPRepBN, MethodPowerNorm, MethodUnified, MethodFixedScale} {
 		t.Run(k, func(t *testing.T) {
 			n, err := NewWith(k, "n", 6, Options{DecaySteps: 3})
 			require.NoError(t, err)
@@ -271,14 +271,14 @@ func (m reparamModule) Params() []*nn.Param {
 }
 
 func TestReparamGradCheck(t *testing.T) {
-	for _, k := range []string{KindSigmaReparam, KindWeightNorm, KindScaledWS} {
+	for _, k := range []string{MethodSigmaReparam, MethodWeightNorm, MethodScaledWS} {
 		t.Run(k, func(t *testing.T) {
 			lin := nn.NewLinear("lin", 5, 4, rand.New(rand.NewPCG(3, 4)))
 			w0 := append([]float64(nil), lin.W.Value.Data...)
 			r, err := NewReparam(k, lin)
 			require.NoError(t, err)
 			require.True(t, lin.W.Frozen)
-			if k != KindScaledWS { // initialized to reproduce the initial weight
+			if k != MethodScaledWS { // initialized to reproduce the initial weight
 				for i := range w0 {
 					require.InDelta(t, w0[i], lin.W.Value.Data[i], 1e-12)
 				}
@@ -287,13 +287,13 @@ func TestReparamGradCheck(t *testing.T) {
 			requireGrad(t, reparamModule{r}, randInput(2, 3, 5))
 		})
 	}
-	_, err := NewReparam(KindBatchNorm, nn.NewLinear("l", 2, 2, rand.New(rand.NewPCG(1, 1))))
+	_, err := NewReparam(MethodBatchNorm, nn.NewLinear("l", 2, 2, rand.New(rand.NewPCG(1, 1))))
 	require.ErrorContains(t, err, "weight-side")
 }
 
 func TestSigmaReparamSpectralNorm(t *testing.T) {
 	lin := nn.NewLinear("lin", 6, 4, rand.New(rand.NewPCG(1, 9)))
-	r, err := NewReparam(KindSigmaReparam, lin)
+	r, err := NewReparam(MethodSigmaReparam, lin)
 	require.NoError(t, err)
 	s := r.(*SigmaReparam)
 	s.Gamma.Value.Data[0] = 2
@@ -324,7 +324,7 @@ func TestScaledWSStandardizes(t *testing.T) {
 	for i := range lin.W.Value.Data {
 		lin.W.Value.Data[i] = lin.W.Value.Data[i]*5 + 2
 	}
-	_, err := NewReparam(KindScaledWS, lin)
+	_, err := NewReparam(MethodScaledWS, lin)
 	require.NoError(t, err)
 	for j := 0; j < 3; j++ {
 		var m, v float64
@@ -373,7 +373,7 @@ func TestPolyModeGradCheckOfSiteMethods(t *testing.T) {
 	pr := NewPRepBN("pr", 6, Options{DecaySteps: 4})
 	pr.Step.Value.Data[0] = 1
 	for _, n := range []nn.Norm{pn, cr, pr} {
-		t.Run(n.Kind(), func(t *testing.T) {
+		t.Run(n.Method(), func(t *testing.T) {
 			x := randInput(1, 2, 3, 6)
 			s := n.Sites()[0]
 			require.NoError(t, s.SetMode(nn.ModeCalibrate))

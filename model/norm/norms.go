@@ -6,16 +6,16 @@ import (
 	"github.com/polyformer/polyformer/model/nn"
 )
 
-// New returns the norm of the given kind with default options (see NewWith).
-func New(kind, name string, dim int) (nn.Norm, error) {
-	return NewWith(kind, name, dim, Options{})
+// New returns the norm of the given method with default options (see NewWith).
+func New(method, name string, dim int) (nn.Norm, error) {
+	return NewWith(method, name, dim, Options{})
 }
 
-// NewWith returns the norm layer of the given kind for rows of width dim;
-// parameter and site names start with name. Weight-side kinds
+// NewWith returns the norm layer of the given method for rows of width dim;
+// parameter and site names start with name. Weight-side methods
 // (sigmareparam, weightnorm, scaledws) have no norm layer: they return None
 // (the reparameterization is applied to the linears, see NewReparam).
-func NewWith(kind, name string, dim int, o Options) (nn.Norm, error) {
+func NewWith(method, name string, dim int, o Options) (nn.Norm, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -23,34 +23,34 @@ func NewWith(kind, name string, dim int, o Options) (nn.Norm, error) {
 		return nil, fmt.Errorf("norm %s: width %d must be positive", name, dim)
 	}
 	o = o.Defaults()
-	switch kind {
-	case KindLayerNorm:
+	switch method {
+	case MethodLayerNorm:
 		return NewLayerNorm(name, dim, o.Eps), nil
-	case KindRMSNorm:
+	case MethodRMSNorm:
 		return NewRMSNorm(name, dim, o.Eps), nil
-	case KindNone, "", KindSigmaReparam, KindWeightNorm, KindScaledWS:
+	case MethodNone, "", MethodSigmaReparam, MethodWeightNorm, MethodScaledWS:
 		return None{}, nil
-	case KindBatchNorm:
+	case MethodBatchNorm:
 		return NewBatchNorm(name, dim, o), nil
-	case KindRepBN:
+	case MethodRepBN:
 		return NewRepBN(name, dim, o), nil
-	case KindPRepBN:
+	case MethodPRepBN:
 		return NewPRepBN(name, dim, o), nil
-	case KindPowerNorm:
+	case MethodPowerNorm:
 		return NewPowerNorm(name, dim, o)
-	case KindUnified:
+	case MethodUnified:
 		return NewUnified(name, dim, o), nil
-	case KindFixedScale:
+	case MethodFixedScale:
 		return NewFixedScale(name, dim, o), nil
 	}
-	return nil, ValidKind(kind)
+	return nil, ValidMethod(method)
 }
 
 // None is the identity: no normalization.
 type None struct{}
 
-// Kind returns "none".
-func (None) Kind() string { return KindNone }
+// Method returns "none".
+func (None) Method() string { return MethodNone }
 
 // Forward returns x unchanged (a copy).
 func (None) Forward(x *nn.Tensor) *nn.Tensor { return x.Clone() }
@@ -85,8 +85,8 @@ func NewLayerNorm(name string, dim int, eps float64) *LayerNorm {
 	return l
 }
 
-// Kind returns "layernorm".
-func (l *LayerNorm) Kind() string { return KindLayerNorm }
+// Method returns "layernorm".
+func (l *LayerNorm) Method() string { return MethodLayerNorm }
 
 // Forward normalizes each row.
 func (l *LayerNorm) Forward(x *nn.Tensor) *nn.Tensor {
@@ -197,8 +197,8 @@ func NewRMSNorm(name string, dim int, eps float64) *RMSNorm {
 	return &RMSNorm{ln: l}
 }
 
-// Kind returns "rmsnorm".
-func (r *RMSNorm) Kind() string { return KindRMSNorm }
+// Method returns "rmsnorm".
+func (r *RMSNorm) Method() string { return MethodRMSNorm }
 
 // Forward normalizes each row by its root mean square.
 func (r *RMSNorm) Forward(x *nn.Tensor) *nn.Tensor { return r.ln.forward(x, false) }

@@ -15,11 +15,11 @@ func randInput(seed uint64, shape ...int) *nn.Tensor {
 }
 
 func TestNormsGradCheck(t *testing.T) {
-	for _, kind := range []string{KindLayerNorm, KindRMSNorm, KindNone} {
-		t.Run(kind, func(t *testing.T) {
-			n, err := New(kind, "n", 6)
+	for _, method := range []string{MethodLayerNorm, MethodRMSNorm, MethodNone} {
+		t.Run(method, func(t *testing.T) {
+			n, err := New(method, "n", 6)
 			require.NoError(t, err)
-			require.Equal(t, kind, n.Kind())
+			require.Equal(t, method, n.Method())
 			// perturb gain/bias away from their initial values
 			for _, p := range n.Params() {
 				p.Value.FillNormal(rand.New(rand.NewPCG(3, 3)), 1)
@@ -85,8 +85,8 @@ func TestUnknownNorm(t *testing.T) {
 }
 
 func TestNormsPolyModeGrad(t *testing.T) {
-	for _, kind := range []string{KindLayerNorm, KindRMSNorm} {
-		n, err := New(kind, "n", 6)
+	for _, method := range []string{MethodLayerNorm, MethodRMSNorm} {
+		n, err := New(method, "n", 6)
 		require.NoError(t, err)
 		for _, p := range n.Params() {
 			p.Value.FillNormal(rand.New(rand.NewPCG(3, 3)), 1)

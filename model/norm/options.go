@@ -7,30 +7,30 @@ import (
 	"sort"
 )
 
-// Kinds accepted by New and NewWith (the Norm field of model.Config).
+// Methods accepted by New and NewWith (the Norm field of model.Config).
 const (
-	KindLayerNorm = "layernorm"
-	KindRMSNorm   = "rmsnorm"
-	KindNone      = "none"
-	// KindBatchNorm is BatchNorm with running statistics (folds at inference).
-	KindBatchNorm = "batchnorm"
-	// KindRepBN is BN(x) + alpha*x (folds at inference).
-	KindRepBN = "repbn"
-	// KindPRepBN is lambda*LN(x) + (1-lambda)*RepBN(x), lambda decaying 1 -> 0 (folds once lambda = 0).
-	KindPRepBN = "prepbn"
-	// KindPowerNorm is PowerNorm: a running quadratic mean per channel (folds
+	MethodLayerNorm = "layernorm"
+	MethodRMSNorm   = "rmsnorm"
+	MethodNone      = "none"
+	// MethodBatchNorm is BatchNorm with running statistics (folds at inference).
+	MethodBatchNorm = "batchnorm"
+	// MethodRepBN is BN(x) + alpha*x (folds at inference).
+	MethodRepBN = "repbn"
+	// MethodPRepBN is lambda*LN(x) + (1-lambda)*RepBN(x), lambda decaying 1 -> 0 (folds once lambda = 0).
+	MethodPRepBN = "prepbn"
+	// MethodPowerNorm is PowerNorm: a running quadratic mean per channel (folds
 	// unless Options.Groups > 0, the per-group RMS scaling of the released code).
-	KindPowerNorm = "powernorm"
-	// KindUnified is Unified Normalization (folds at inference).
-	KindUnified = "unified"
-	// KindFixedScale centres each row and multiplies by a calibrated 1/std (folds).
-	KindFixedScale = "fixedscale"
-	// KindSigmaReparam, KindWeightNorm and KindScaledWS are weight-side
+	MethodPowerNorm = "powernorm"
+	// MethodUnified is Unified Normalization (folds at inference).
+	MethodUnified = "unified"
+	// MethodFixedScale centres each row and multiplies by a calibrated 1/std (folds).
+	MethodFixedScale = "fixedscale"
+	// MethodSigmaReparam, MethodWeightNorm and MethodScaledWS are weight-side
 	// substitutes: no norm layer at all, the block linears are
 	// reparameterized instead (see Reparam); they fold to the plain weights.
-	KindSigmaReparam = "sigmareparam"
-	KindWeightNorm   = "weightnorm"
-	KindScaledWS     = "scaledws"
+	MethodSigmaReparam = "sigmareparam"
+	MethodWeightNorm   = "weightnorm"
+	MethodScaledWS     = "scaledws"
 )
 
 // Placements of the norms inside a block (Options.Placement).
@@ -155,49 +155,49 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// kindInfo describes a kind for Kinds, ValidKind and the cost table.
-var kindInfo = map[string]string{
-	KindLayerNorm:    "LayerNorm: (x - mean) / sqrt(var + eps) * g + b per token",
-	KindRMSNorm:      "RMSNorm: x / sqrt(mean(x^2) + eps) * g per token",
-	KindNone:         "no normalization",
-	KindBatchNorm:    "BatchNorm: batch statistics in training, running statistics at inference",
-	KindRepBN:        "RepBN: BN(x) + alpha * x",
-	KindPRepBN:       "progressive RepBN: lambda * LN(x) + (1 - lambda) * RepBN(x), lambda 1 -> 0",
-	KindPowerNorm:    "PowerNorm: x / running quadratic mean, approximate backward",
-	KindUnified:      "Unified Normalization: geometric mean of recent quadratic means, outlier filter",
-	KindFixedScale:   "fixed scale: centring and a calibrated 1/std",
-	KindSigmaReparam: "sigmaReparam: W = gamma / sigma(W) * V, no norm layers",
-	KindWeightNorm:   "weight normalization: W_j = g_j V_j / |V_j|, no norm layers",
-	KindScaledWS:     "scaled weight standardization: W_j = g_j (V_j - mean) / (std sqrt(fan_in)), no norm layers",
+// methodInfo describes a method for Methods, ValidMethod and the cost table.
+var methodInfo = map[string]string{
+	MethodLayerNorm:    "LayerNorm: (x - mean) / sqrt(var + eps) * g + b per token",
+	MethodRMSNorm:      "RMSNorm: x / sqrt(mean(x^2) + eps) * g per token",
+	MethodNone:         "no normalization",
+	MethodBatchNorm:    "BatchNorm: batch statistics in training, running statistics at inference",
+	MethodRepBN:        "RepBN: BN(x) + alpha * x",
+	MethodPRepBN:       "progressive RepBN: lambda * LN(x) + (1 - lambda) * RepBN(x), lambda 1 -> 0",
+	MethodPowerNorm:    "PowerNorm: x / running quadratic mean, approximate backward",
+	MethodUnified:      "Unified Normalization: geometric mean of recent quadratic means, outlier filter",
+	MethodFixedScale:   "fixed scale: centring and a calibrated 1/std",
+	MethodSigmaReparam: "sigmaReparam: W = gamma / sigma(W) * V, no norm layers",
+	MethodWeightNorm:   "weight normalization: W_j = g_j V_j / |V_j|, no norm layers",
+	MethodScaledWS:     "scaled weight standardization: W_j = g_j (V_j - mean) / (std sqrt(fan_in)), no norm layers",
 }
 
-// Kinds lists every kind accepted by NewWith, sorted.
-func Kinds() []string {
-	out := make([]string, 0, len(kindInfo))
-	for k := range kindInfo {
+// Methods lists every method accepted by NewWith, sorted.
+func Methods() []string {
+	out := make([]string, 0, len(methodInfo))
+	for k := range methodInfo {
 		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
 }
 
-// Describe returns a one-line description of a kind ("" if unknown).
-func Describe(kind string) string { return kindInfo[kind] }
+// Describe returns a one-line description of a method ("" if unknown).
+func Describe(method string) string { return methodInfo[method] }
 
-// ValidKind returns an error naming the accepted kinds when kind is unknown.
+// ValidMethod returns an error naming the accepted methods when method is unknown.
 // The empty string means none.
-func ValidKind(kind string) error {
-	if kind == "" {
+func ValidMethod(method string) error {
+	if method == "" {
 		return nil
 	}
-	if _, ok := kindInfo[kind]; !ok {
-		return fmt.Errorf("unknown normalization %q (want one of %v)", kind, Kinds())
+	if _, ok := methodInfo[method]; !ok {
+		return fmt.Errorf("unknown normalization %q (want one of %v)", method, Methods())
 	}
 	return nil
 }
 
-// IsWeightSide reports whether kind is a weight reparameterization
+// IsWeightSide reports whether method is a weight reparameterization
 // (sigmareparam, weightnorm, scaledws): the blocks then have no norm layers.
-func IsWeightSide(kind string) bool {
-	return kind == KindSigmaReparam || kind == KindWeightNorm || kind == KindScaledWS
+func IsWeightSide(method string) bool {
+	return method == MethodSigmaReparam || method == MethodWeightNorm || method == MethodScaledWS
 }

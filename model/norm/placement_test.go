@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func newTestBlock(t *testing.T, kind string, scaled bool, o nn.BlockOptions) *nn.Block {
+func newTestBlock(t *testing.T, method string, scaled bool, o nn.BlockOptions) *nn.Block {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(7, 7))
 	const d = 8
@@ -17,7 +17,7 @@ func newTestBlock(t *testing.T, kind string, scaled bool, o nn.BlockOptions) *nn
 	ffn, err := nn.NewFFN("b.ffn", d, 12, nn.ActGELU, 0, 0, rng)
 	require.NoError(t, err)
 	mk := func(name string) nn.Norm {
-		n, err := NewWith(kind, name, d, Options{})
+		n, err := NewWith(method, name, d, Options{})
 		require.NoError(t, err)
 		return n
 	}
@@ -41,9 +41,9 @@ func TestBlockPlacementsGradCheck(t *testing.T) {
 	}
 	for name, o := range cases {
 		for _, scaled := range []bool{false, true} {
-			for _, kind := range []string{KindLayerNorm, KindBatchNorm} {
-				t.Run(name+"/"+kind, func(t *testing.T) {
-					b := newTestBlock(t, kind, scaled, o)
+			for _, method := range []string{MethodLayerNorm, MethodBatchNorm} {
+				t.Run(name+"/"+method, func(t *testing.T) {
+					b := newTestBlock(t, method, scaled, o)
 					for _, n := range b.Norms() {
 						if tr, ok := n.(nn.Trainable); ok {
 							tr.SetTraining(true)
@@ -65,7 +65,7 @@ func TestBlockPlacementsGradCheck(t *testing.T) {
 						// noise means nothing. Require that, nothing else.
 						p := byName[r.Name]
 						require.NotNil(t, p, r.String())
-						require.Equal(t, KindBatchNorm, kind, r.String())
+						require.Equal(t, MethodBatchNorm, method, r.String())
 						require.NotEqual(t, "", o.Placement, r.String())
 						require.Less(t, p.Grad.Norm2(), 1e-9, r.String())
 					}
@@ -92,17 +92,17 @@ func TestPlacementsComputeTheirFormulas(t *testing.T) {
 			require.InDelta(t, want.Data[i], got.Data[i], 1e-12)
 		}
 	}
-	b := newTestBlock(t, KindLayerNorm, false, nn.BlockOptions{Placement: nn.PlacementPost, ResidScale: 1.5})
+	b := newTestBlock(t, MethodLayerNorm, false, nn.BlockOptions{Placement: nn.PlacementPost, ResidScale: 1.5})
 	h := b.Norm1.Forward(add(x, 1.5, b.Attn.Forward(x), 1))
 	check(b.Forward(x), b.Norm2.Forward(add(h, 1.5, b.FFN.Forward(h), 1)))
 
-	b = newTestBlock(t, KindLayerNorm, false, nn.BlockOptions{Placement: nn.PlacementPeri})
+	b = newTestBlock(t, MethodLayerNorm, false, nn.BlockOptions{Placement: nn.PlacementPeri})
 	h = add(x, 1, b.Norm1Out.Forward(b.Attn.Forward(b.Norm1.Forward(x))), 1)
 	check(b.Forward(x), add(h, 1, b.Norm2Out.Forward(b.FFN.Forward(b.Norm2.Forward(h))), 1))
 	require.Len(t, b.Norms(), 4)
 	require.Len(t, b.Sites(), 4+2+1) // four norms, softmax exp and recip, GELU
 
-	b = newTestBlock(t, KindLayerNorm, false, nn.BlockOptions{NormScale: 0.5})
+	b = newTestBlock(t, MethodLayerNorm, false, nn.BlockOptions{NormScale: 0.5})
 	h = add(x, 1, b.Attn.Forward(scale(b.Norm1.Forward(x), 0.5)), 1)
 	check(b.Forward(x), add(h, 1, b.FFN.Forward(scale(b.Norm2.Forward(h), 0.5)), 1))
 

@@ -65,8 +65,8 @@ func NewPowerNorm(name string, dim int, o Options) (*PowerNorm, error) {
 	return p, nil
 }
 
-// Kind returns "powernorm".
-func (p *PowerNorm) Kind() string { return KindPowerNorm }
+// Method returns "powernorm".
+func (p *PowerNorm) Method() string { return MethodPowerNorm }
 
 // SetTraining enables batch-statistics collection and the approximate backward.
 func (p *PowerNorm) SetTraining(on bool) { p.training = on }

@@ -18,8 +18,8 @@ import (
 // backward pass, Backprop turns the accumulated dL/dW into gradients of
 // the underlying parameters and clears dL/dW.
 type Reparam interface {
-	// Kind is the registry name (sigmareparam, weightnorm, scaledws).
-	Kind() string
+	// Method is the registry name (sigmareparam, weightnorm, scaledws).
+	Method() string
 	// Linear is the reparameterized layer.
 	Linear() *nn.Linear
 	// Prepare materializes the weight.
@@ -30,20 +30,20 @@ type Reparam interface {
 	Params() []*nn.Param
 }
 
-// NewReparam wraps lin with the weight-side method kind, initialized so
+// NewReparam wraps lin with the weight-side method, initialized so
 // that the materialized weight equals lin's current weight, and freezes
 // lin.W. Parameter names start with lin.W.Name.
-func NewReparam(kind string, lin *nn.Linear) (Reparam, error) {
+func NewReparam(method string, lin *nn.Linear) (Reparam, error) {
 	var r Reparam
-	switch kind {
-	case KindSigmaReparam:
+	switch method {
+	case MethodSigmaReparam:
 		r = newSigmaReparam(lin)
-	case KindWeightNorm:
+	case MethodWeightNorm:
 		r = newWeightNorm(lin)
-	case KindScaledWS:
+	case MethodScaledWS:
 		r = newScaledWS(lin)
 	default:
-		return nil, fmt.Errorf("%q is not a weight-side method (want sigmareparam, weightnorm or scaledws)", kind)
+		return nil, fmt.Errorf("%q is not a weight-side method (want sigmareparam, weightnorm or scaledws)", method)
 	}
 	lin.W.Frozen = true
 	r.Prepare(false)
@@ -78,8 +78,8 @@ func newSigmaReparam(lin *nn.Linear) *SigmaReparam {
 	return s
 }
 
-// Kind returns "sigmareparam".
-func (s *SigmaReparam) Kind() string { return KindSigmaReparam }
+// Method returns "sigmareparam".
+func (s *SigmaReparam) Method() string { return MethodSigmaReparam }
 
 // Linear returns the layer.
 func (s *SigmaReparam) Linear() *nn.Linear { return s.Lin }
@@ -178,8 +178,8 @@ func newWeightNorm(lin *nn.Linear) *WeightNorm {
 	return w
 }
 
-// Kind returns "weightnorm".
-func (w *WeightNorm) Kind() string { return KindWeightNorm }
+// Method returns "weightnorm".
+func (w *WeightNorm) Method() string { return MethodWeightNorm }
 
 // Linear returns the layer.
 func (w *WeightNorm) Linear() *nn.Linear { return w.Lin }
@@ -253,8 +253,8 @@ func newScaledWS(lin *nn.Linear) *ScaledWS {
 	return w
 }
 
-// Kind returns "scaledws".
-func (w *ScaledWS) Kind() string { return KindScaledWS }
+// Method returns "scaledws".
+func (w *ScaledWS) Method() string { return MethodScaledWS }
 
 // Linear returns the layer.
 func (w *ScaledWS) Linear() *nn.Linear { return w.Lin }

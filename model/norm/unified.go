@@ -56,8 +56,8 @@ func NewUnified(name string, dim int, o Options) *Unified {
 	return u
 }
 
-// Kind returns "unified".
-func (u *Unified) Kind() string { return KindUnified }
+// Method returns "unified".
+func (u *Unified) Method() string { return MethodUnified }
 
 // SetTraining selects smoothed batch statistics (true) or the running statistic.
 func (u *Unified) SetTraining(on bool) { u.training = on }
