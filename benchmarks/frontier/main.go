@@ -41,6 +41,7 @@ import (
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/dataset"
 	"github.com/polyformer/polyformer/model/eval"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/polyformer/polyformer/model/train"
@@ -112,7 +113,7 @@ func run(outDir string, args []string, limit, calib, recalib int, preset string,
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
-	datasets := map[string]train.Dataset{}
+	datasets := map[string]dataset.Dataset{}
 	var pts []Point
 	for _, a := range args {
 		label, dir, ok := strings.Cut(a, "=")
@@ -193,7 +194,7 @@ func (e summaryEval) metric(task string) float64 {
 	return e.Accuracy
 }
 
-func measure(label, dir string, limit, calib, recalib int, preset string, datasets map[string]train.Dataset) (Point, error) {
+func measure(label, dir string, limit, calib, recalib int, preset string, datasets map[string]dataset.Dataset) (Point, error) {
 	m, err := checkpoint.Load(dir)
 	if err != nil {
 		return Point{}, err
@@ -242,17 +243,17 @@ func measure(label, dir string, limit, calib, recalib int, preset string, datase
 // evaluate measures exact and poly mode on held-out data, calibrating the
 // model first when it has no polynomial forms (a failed calibration is
 // recorded as the poly error).
-func evaluate(pt *Point, m *model.Model, limit, calib int, datasets map[string]train.Dataset) error {
+func evaluate(pt *Point, m *model.Model, limit, calib int, datasets map[string]dataset.Dataset) error {
 	return evaluateWith(pt, m, limit, calib, nn.DefaultFitOptions(), nil, datasets)
 }
 
-func evaluateWith(pt *Point, m *model.Model, limit, calib int, fit nn.FitOptions, targets map[string]train.Target, datasets map[string]train.Dataset) error {
+func evaluateWith(pt *Point, m *model.Model, limit, calib int, fit nn.FitOptions, targets map[string]train.Target, datasets map[string]dataset.Dataset) error {
 	c := m.Cfg
 	key := fmt.Sprintf("%s/%+v/%d", c.Task, c.Data, c.Tokens())
 	ds, ok := datasets[key]
 	if !ok {
 		var err error
-		if ds, err = train.LoadDataset(c); err != nil {
+		if ds, err = dataset.Load(c); err != nil {
 			return err
 		}
 		datasets[key] = ds
@@ -289,7 +290,7 @@ func evaluateWith(pt *Point, m *model.Model, limit, calib int, fit nn.FitOptions
 // reciprocal fitted down to its hard floor eps (an even power's normalizer
 // eps + sum x^p never goes below it; held-out rows can get there), and
 // evaluates exact and poly mode again.
-func recalibrate(pt *Point, m *model.Model, limit, n int, datasets map[string]train.Dataset) error {
+func recalibrate(pt *Point, m *model.Model, limit, n int, datasets map[string]dataset.Dataset) error {
 	fit := m.Cfg.Poly.Fit
 	fit.Margin, fit.UpperFactor = math.Max(fit.Margin, 0.5), math.Max(fit.UpperFactor, 4)
 	first := pt.PolyError

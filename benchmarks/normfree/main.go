@@ -36,6 +36,7 @@ import (
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/convert"
+	"github.com/polyformer/polyformer/model/dataset"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/polyformer/polyformer/model/norm"
 	"github.com/polyformer/polyformer/model/train"
@@ -108,16 +109,16 @@ type runner struct {
 	width     int
 	results   []Result
 	jsonl     *json.Encoder
-	datasets  map[string]train.Dataset
+	datasets  map[string]dataset.Dataset
 	evalSets  map[string][]model.Batch
 	log       io.Writer
 }
 
-func (r *runner) dataset(task string, cfg model.Config) (train.Dataset, error) {
+func (r *runner) dataset(task string, cfg model.Config) (dataset.Dataset, error) {
 	if ds, ok := r.datasets[task]; ok {
 		return ds, nil
 	}
-	ds, err := train.LoadDataset(cfg)
+	ds, err := dataset.Load(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func errSuffix(e string) string {
 // evaluate fills the metrics of m (exact, then poly when calibrated).
 func (r *runner) evaluate(m *model.Model, task string, res *Result) error {
 	ev := r.evalSets[task]
-	er, err := train.EvaluateModel(m, ev)
+	er, err := m.Evaluate(ev)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func (r *runner) evaluate(m *model.Model, task string, res *Result) error {
 		return nil
 	}
 	defer func() { _ = m.SetMode(nn.ModeExact) }()
-	pr, err := train.EvaluateModel(m, ev)
+	pr, err := m.Evaluate(ev)
 	if err != nil {
 		res.PolyError = err.Error()
 		return nil
@@ -416,7 +417,7 @@ func mainErr() error {
 		finalEval: map[string]int{model.TaskText: *textEval, model.TaskMNIST: *mnistEval},
 		steps:     map[string]int{model.TaskText: *textSteps, model.TaskMNIST: *mnistSteps},
 		limit:     map[string]time.Duration{model.TaskText: *textLimit, model.TaskMNIST: *mnistLimit},
-		jsonl:     json.NewEncoder(jf), datasets: map[string]train.Dataset{}, evalSets: map[string][]model.Batch{}, log: os.Stdout}
+		jsonl:     json.NewEncoder(jf), datasets: map[string]dataset.Dataset{}, evalSets: map[string][]model.Batch{}, log: os.Stdout}
 	want := map[string]bool{}
 	for _, m := range strings.Split(*methods, ",") {
 		if m = strings.TrimSpace(m); m != "" {

@@ -213,7 +213,7 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	out := cmd.OutOrStdout()
-	printEval := func(name string, r train.EvalResult) {
+	printEval := func(name string, r model.EvalResult) {
 		if cfg.Task == model.TaskMNIST {
 			fmt.Fprintf(out, "%-6s accuracy %.2f%%  loss %.4f  (%d examples)\n", name, 100*r.Accuracy, r.Loss, r.Examples)
 		} else {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/dataset"
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/model/train"
 )
 
 // BatchSize is the evaluation batch size.
@@ -111,7 +111,7 @@ func Evaluate(dir string, limit int) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("eval: %w", err)
 	}
-	ds, err := train.LoadDataset(m.Cfg)
+	ds, err := dataset.Load(m.Cfg)
 	if err != nil {
 		return Report{}, fmt.Errorf("eval: %w", err)
 	}
@@ -119,7 +119,7 @@ func Evaluate(dir string, limit int) (Report, error) {
 }
 
 // EvaluateWith evaluates a loaded model on a dataset.
-func EvaluateWith(m *model.Model, ds train.Dataset, limit int) (Report, error) {
+func EvaluateWith(m *model.Model, ds dataset.Dataset, limit int) (Report, error) {
 	if ds.Task() != m.Cfg.Task {
 		return Report{}, fmt.Errorf("eval: dataset is for task %s, model for %s", ds.Task(), m.Cfg.Task)
 	}
@@ -130,7 +130,7 @@ func EvaluateWith(m *model.Model, ds train.Dataset, limit int) (Report, error) {
 	if err := m.SetMode(nn.ModeExact); err != nil {
 		return Report{}, err
 	}
-	ex, err := train.EvaluateModel(m, batches)
+	ex, err := m.Evaluate(batches)
 	if err != nil {
 		return Report{}, fmt.Errorf("eval: %w", err)
 	}
@@ -148,7 +148,7 @@ func EvaluateWith(m *model.Model, ds train.Dataset, limit int) (Report, error) {
 		return Report{}, fmt.Errorf("eval: %w", err)
 	}
 	defer func() { _ = m.SetMode(nn.ModeExact) }()
-	pe, err := train.EvaluateModel(m, batches)
+	pe, err := m.Evaluate(batches)
 	r.PolyStats = m.PolyStats()
 	for _, s := range r.PolyStats {
 		r.Outside += s.Outside

@@ -10,6 +10,7 @@ import (
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/data"
+	"github.com/polyformer/polyformer/model/dataset"
 	"github.com/polyformer/polyformer/model/train"
 	"github.com/stretchr/testify/require"
 )
@@ -49,7 +50,7 @@ func TestEvaluateCheckpoint(t *testing.T) {
 	cfg.ImageRows, cfg.ImageCols, cfg.Patch, cfg.Classes = 8, 8, 4, 3
 	cfg.Norm = "layernorm"
 	cfg.Data.Dir = dataDir
-	ds, err := train.NewImageDataset(tr, te, cfg)
+	ds, err := dataset.NewImage(tr, te, cfg)
 	require.NoError(t, err)
 	o := train.DefaultOptions()
 	o.OutDir, o.Steps, o.BatchSize, o.Warmup, o.LR, o.EvalEvery, o.CalibBatches = t.TempDir(), 30, 16, 3, 1e-2, 0, 2

@@ -9,12 +9,13 @@ import (
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/dataset"
 	"github.com/stretchr/testify/require"
 )
 
 // trainTeacher trains a tiny softmax + LayerNorm MNIST teacher and returns
 // its directory and config.
-func trainTeacher(t *testing.T, ds Dataset) (string, model.Config) {
+func trainTeacher(t *testing.T, ds dataset.Dataset) (string, model.Config) {
 	cfg := tinyCfg(t, model.TaskMNIST)
 	cfg.Attention = model.AttentionConfig{Kind: model.AttnSoftmax}
 	cfg.Norm = "layernorm"
@@ -27,7 +28,7 @@ func trainTeacher(t *testing.T, ds Dataset) (string, model.Config) {
 
 func TestDistillRun(t *testing.T) {
 	student := tinyCfg(t, model.TaskMNIST)
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), student)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), student)
 	require.NoError(t, err)
 	teacherDir, _ := trainTeacher(t, ds)
 
@@ -81,7 +82,7 @@ func TestDistillRun(t *testing.T) {
 // and ends with the weights of the uninterrupted run.
 func TestDistillResumeKeepsOptions(t *testing.T) {
 	student := tinyCfg(t, model.TaskMNIST)
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), student)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), student)
 	require.NoError(t, err)
 	teacherDir, _ := trainTeacher(t, ds)
 	d := DistillOptions{Teacher: teacherDir, InitFromTeacher: true, DistillOptions: model.DistillOptions{Alpha: 0.7, Temp: 3, Attn: 0.5}}
@@ -120,7 +121,7 @@ func TestDistillResumeKeepsOptions(t *testing.T) {
 
 func TestDistillBadTeacher(t *testing.T) {
 	student := tinyCfg(t, model.TaskMNIST)
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), student)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), student)
 	require.NoError(t, err)
 	o := opts(t.TempDir())
 	o.Dataset, o.CalibBatches, o.Steps = ds, 0, 2
@@ -137,7 +138,7 @@ func TestDistillBadTeacher(t *testing.T) {
 	tc := student
 	tc.Heads, tc.Patch = 4, 2
 	to := opts(t.TempDir())
-	tds, err := NewImageDataset(synthImages(64, 1), synthImages(64, 2), tc)
+	tds, err := dataset.NewImage(synthImages(64, 1), synthImages(64, 2), tc)
 	require.NoError(t, err)
 	to.Dataset, to.CalibBatches, to.Steps, to.EvalEvery = tds, 0, 1, 0
 	_, err = Run(context.Background(), tc, to, nil)

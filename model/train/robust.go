@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/polyformer/polyformer/model"
+	"github.com/polyformer/polyformer/model/dataset"
 	"github.com/polyformer/polyformer/model/nn"
 )
 
@@ -233,7 +234,7 @@ func Calibrate(m *model.Model, batches []model.Batch, fit nn.FitOptions, targets
 // CalibrateOn is Calibrate on the first n training batches of ds (the
 // training batches of steps 0..n-1, fetched one at a time); n < 0 means one
 // epoch of the training set (datasets with a TrainSize method).
-func CalibrateOn(m *model.Model, ds Dataset, n, batchSize int, fit nn.FitOptions, targets map[string]Target) error {
+func CalibrateOn(m *model.Model, ds dataset.Dataset, n, batchSize int, fit nn.FitOptions, targets map[string]Target) error {
 	if n < 0 {
 		s, ok := ds.(interface{ TrainSize() int })
 		if !ok {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
+	"github.com/polyformer/polyformer/model/dataset"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/polyformer/polyformer/model/optim"
 )
@@ -85,7 +86,7 @@ type Options struct {
 	// Progress receives the progress bar (nil: no bar), e.g. os.Stderr.
 	Progress io.Writer `json:"-"`
 	// Dataset overrides the data named by the config (tests, custom data).
-	Dataset Dataset `json:"-"`
+	Dataset dataset.Dataset `json:"-"`
 	// Range configures range regularization (penalties on non-linearity
 	// inputs outside target intervals fixed in advance; calibration then
 	// fits on the targets). It is active in training and poly fine-tuning.
@@ -165,59 +166,21 @@ func (o Options) validate() error {
 	return nil
 }
 
-// EvalResult is the quality of a model on a held-out set.
-type EvalResult struct {
-	// Examples is the number of images or text windows evaluated.
-	Examples int `json:"examples"`
-	// Loss is the mean cross-entropy per prediction (nats).
-	Loss float64 `json:"loss"`
-	// Accuracy is the fraction of correct argmax predictions.
-	Accuracy float64 `json:"accuracy"`
-	// BitsPerByte is Loss / ln 2 (text only).
-	BitsPerByte float64 `json:"bits_per_byte,omitempty"`
-}
-
-// EvaluateModel runs the model (in its current mode) on the batches.
-func EvaluateModel(m *model.Model, batches []model.Batch) (EvalResult, error) {
-	var r EvalResult
-	var loss float64
-	var correct, targets int
-	for i, b := range batches {
-		res, err := m.Forward(b)
-		if err != nil {
-			return EvalResult{}, fmt.Errorf("evaluate batch %d: %w", i, err)
-		}
-		loss += res.CE * float64(res.Targets)
-		correct += res.Correct
-		targets += res.Targets
-		r.Examples += b.B
-	}
-	if targets == 0 {
-		return EvalResult{}, errors.New("evaluate: no examples")
-	}
-	r.Loss = loss / float64(targets)
-	r.Accuracy = float64(correct) / float64(targets)
-	if m.Cfg.Task == model.TaskText {
-		r.BitsPerByte = r.Loss / math.Ln2
-	}
-	return r, nil
-}
-
 // Result summarizes a run.
 type Result struct {
-	Config       model.Config `json:"config"`
-	Options      Options      `json:"options"`
-	Steps        int          `json:"steps"`
-	Elapsed      float64      `json:"train_seconds"`
-	TokensPerSec float64      `json:"tokens_per_sec"`
-	Exact        EvalResult   `json:"exact"`
-	Poly         *EvalResult  `json:"poly,omitempty"`
+	Config       model.Config      `json:"config"`
+	Options      Options           `json:"options"`
+	Steps        int               `json:"steps"`
+	Elapsed      float64           `json:"train_seconds"`
+	TokensPerSec float64           `json:"tokens_per_sec"`
+	Exact        model.EvalResult  `json:"exact"`
+	Poly         *model.EvalResult `json:"poly,omitempty"`
 	// PolyError says why poly-mode evaluation failed (e.g. non-finite
 	// outputs from inputs outside the calibrated intervals).
 	PolyError string            `json:"poly_error,omitempty"`
 	PolyStats []model.SiteStats `json:"poly_stats,omitempty"`
 	// ExactBeforeFinetune is the exact-mode result before poly fine-tuning (Exact is after).
-	ExactBeforeFinetune *EvalResult `json:"exact_before_finetune,omitempty"`
+	ExactBeforeFinetune *model.EvalResult `json:"exact_before_finetune,omitempty"`
 	// PolyFinetuneSkipped counts poly fine-tuning steps whose update was
 	// skipped because an input left its interval or the loss was not finite.
 	PolyFinetuneSkipped int `json:"poly_finetune_skipped,omitempty"`
@@ -403,7 +366,7 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 	defer pens.Detach()
 	ds := opts.Dataset
 	if ds == nil {
-		if ds, err = LoadDataset(cfg); err != nil {
+		if ds, err = dataset.Load(cfg); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
@@ -505,7 +468,7 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			_ = bar.Add(1)
 		}
 		if opts.EvalEvery > 0 && (step+1)%opts.EvalEvery == 0 && step+1 < opts.Steps {
-			er, err := EvaluateModel(m, evalBatches)
+			er, err := m.Evaluate(evalBatches)
 			if err != nil {
 				return nil, err
 			}
@@ -535,24 +498,24 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	if res.Exact, err = EvaluateModel(m, final); err != nil {
+	if res.Exact, err = m.Evaluate(final); err != nil {
 		return nil, err
 	}
 	if opts.CalibBatches != 0 {
 		err = CalibrateOn(m, ds, opts.CalibBatches, opts.BatchSize, opts.Fit, pens.Targets)
-		var pr EvalResult
+		var pr model.EvalResult
 		if err == nil && opts.PolyFinetuneSteps > 0 {
 			res.PolyFinetuneSkipped, err = polyFinetune(ctx, m, opt, ds, opts, pens, step, enc, out)
 			if err == nil {
 				before := res.Exact
 				res.ExactBeforeFinetune = &before
-				res.Exact, err = EvaluateModel(m, final)
+				res.Exact, err = m.Evaluate(final)
 			}
 		}
 		if err == nil {
 			m.ResetPolyStats()
 			if err = m.SetMode(nn.ModePoly); err == nil {
-				pr, err = EvaluateModel(m, final)
+				pr, err = m.Evaluate(final)
 				res.PolyStats = m.PolyStats()
 			}
 			if serr := m.SetMode(nn.ModeExact); serr != nil && err == nil {
@@ -598,7 +561,7 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 }
 
 // bpbText is ", bits/byte X" for text evaluations and "" for images.
-func bpbText(e EvalResult) string {
+func bpbText(e model.EvalResult) string {
 	if e.BitsPerByte == 0 {
 		return ""
 	}
@@ -637,7 +600,7 @@ func fmtEntropy(e [][]float64) string {
 // returns the number of skipped steps. When more than a quarter of the
 // steps are skipped, fine-tuning fails and the exact model's weights and
 // optimizer state are restored.
-func polyFinetune(ctx context.Context, m *model.Model, opt *optim.AdamW, ds Dataset, opts Options, pens *Penalties, step int, enc *json.Encoder, out io.Writer) (int, error) {
+func polyFinetune(ctx context.Context, m *model.Model, opt *optim.AdamW, ds dataset.Dataset, opts Options, pens *Penalties, step int, enc *json.Encoder, out io.Writer) (int, error) {
 	lr := opts.PolyFinetuneLR
 	if lr <= 0 {
 		lr = opts.MinLR

@@ -14,6 +14,7 @@ import (
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
 	"github.com/polyformer/polyformer/model/data"
+	"github.com/polyformer/polyformer/model/dataset"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/stretchr/testify/require"
 )
@@ -84,7 +85,7 @@ func readMetrics(t *testing.T, dir string) []metric {
 
 func TestTrainSmokeText(t *testing.T) {
 	cfg := tinyCfg(t, model.TaskText)
-	ds, err := NewTextDataset(synthCorpus(), cfg)
+	ds, err := dataset.NewText(synthCorpus(), cfg)
 	require.NoError(t, err)
 	dir := t.TempDir()
 	o := opts(dir)
@@ -117,7 +118,7 @@ func TestTrainSmokeText(t *testing.T) {
 
 func TestTrainMNISTResumeIsDeterministic(t *testing.T) {
 	cfg := tinyCfg(t, model.TaskMNIST)
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	full := t.TempDir()
 	o := opts(full)
@@ -151,26 +152,20 @@ func TestTrainBadInput(t *testing.T) {
 	bad := cfg
 	bad.Width = 15
 	o := opts(t.TempDir())
-	o.Dataset, _ = NewImageDataset(synthImages(64, 1), synthImages(64, 2), cfg)
+	o.Dataset, _ = dataset.NewImage(synthImages(64, 1), synthImages(64, 2), cfg)
 	_, err = Run(context.Background(), bad, o, nil)
 	require.ErrorContains(t, err, "divisible")
-	other := cfg
-	other.ImageRows = 12
-	_, err = NewImageDataset(synthImages(64, 1), synthImages(64, 2), other)
-	require.ErrorContains(t, err, "the model expects")
 	bad = cfg
 	bad.Data.Dir = filepath.Join(t.TempDir(), "missing")
 	o.Dataset = nil
 	_, err = Run(context.Background(), bad, o, nil)
 	require.ErrorContains(t, err, "MNIST")
-	_, err = NewTextDataset(&data.Corpus{Train: []byte("ab"), Valid: []byte("cd")}, tinyCfg(t, model.TaskText))
-	require.ErrorContains(t, err, "context+1")
 }
 
 func TestPolyFinetune(t *testing.T) {
 	cfg := tinyCfg(t, model.TaskMNIST)
 	cfg.Norm = "layernorm"
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	o := opts(t.TempDir())
 	o.Dataset, o.PolyFinetuneSteps = ds, 5
@@ -197,7 +192,7 @@ func TestPolyFinetuneReportsOutOfRange(t *testing.T) {
 	cfg.Norm = "layernorm"
 	// Power-Softmax, whose normalizers leave a 10%-widened range here
 	cfg.Attention = model.AttentionConfig{Kind: model.AttnPowerSoftmax, P: 4, Eps: 1e-2, LengthNorm: true, Delta: 1e-2}
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	o := opts(t.TempDir())
 	// 2 small calibration batches, 10% margin, no headroom above the maximum
@@ -222,7 +217,7 @@ func TestPolyFinetuneReportsOutOfRange(t *testing.T) {
 
 func TestRangeRegularization(t *testing.T) {
 	cfg := tinyCfg(t, model.TaskMNIST)
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	o := opts(t.TempDir())
 	o.Dataset, o.CalibBatches = ds, -1
@@ -270,7 +265,7 @@ func TestRangePenaltyNarrowsRanges(t *testing.T) {
 	// the same run with and without the penalty: the penalized run's
 	// activation inputs end far closer to the target
 	cfg := tinyCfg(t, model.TaskMNIST)
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	width := func(r RangeOptions) float64 {
 		o := opts(t.TempDir())
@@ -293,7 +288,7 @@ func TestRangePenaltyNarrowsRanges(t *testing.T) {
 
 func TestInitFrom(t *testing.T) {
 	cfg := tinyCfg(t, model.TaskMNIST)
-	ds, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	o := opts(t.TempDir())
 	o.Dataset, o.CalibBatches = ds, 0
@@ -314,12 +309,12 @@ func TestInitFrom(t *testing.T) {
 
 // spikyDataset amplifies the pixels of the training batches of the listed steps.
 type spikyDataset struct {
-	*ImageDataset
+	*dataset.Image
 	spike map[int]bool
 }
 
 func (d spikyDataset) TrainBatch(step, bs int) (model.Batch, error) {
-	b, err := d.ImageDataset.TrainBatch(step, bs)
+	b, err := d.Image.TrainBatch(step, bs)
 	if d.spike[step] {
 		for i := range b.Pixels {
 			b.Pixels[i] *= 1e3
@@ -330,7 +325,7 @@ func (d spikyDataset) TrainBatch(step, bs int) (model.Batch, error) {
 
 func TestPolyFinetuneSkipsOutOfRangeSteps(t *testing.T) {
 	cfg := tinyCfg(t, model.TaskMNIST)
-	img, err := NewImageDataset(synthImages(256, 1), synthImages(64, 2), cfg)
+	img, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	o := opts(t.TempDir())
 	// fine-tuning uses the batches of steps 40..47; step 42 is out of range
@@ -362,7 +357,7 @@ func TestPolyFinetuneSkipsOutOfRangeSteps(t *testing.T) {
 
 func TestCalibrateTargets(t *testing.T) {
 	cfg := tinyCfg(t, model.TaskMNIST)
-	ds, err := NewImageDataset(synthImages(64, 1), synthImages(64, 2), cfg)
+	ds, err := dataset.NewImage(synthImages(64, 1), synthImages(64, 2), cfg)
 	require.NoError(t, err)
 	m, err := model.New(cfg)
 	require.NoError(t, err)
@@ -411,7 +406,7 @@ func TestShiftedRangePenalty(t *testing.T) {
 	cfg.Attention = model.AttentionConfig{Kind: model.AttnPowerShifted, P: 3, Eps: 0.05, LengthNorm: true}
 	shift := -1.0
 	cfg.Attention.ShiftInit = &shift
-	ds, err := NewImageDataset(synthImages(64, 1), synthImages(16, 2), cfg)
+	ds, err := dataset.NewImage(synthImages(64, 1), synthImages(16, 2), cfg)
 	require.NoError(t, err)
 	b, err := ds.TrainBatch(0, 16)
 	require.NoError(t, err)

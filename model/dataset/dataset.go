@@ -1,4 +1,9 @@
-package train
+// Package dataset serves a model's training, evaluation and calibration
+// batches from the corpora of model/data: MNIST-like labelled images and
+// next-byte windows of a text corpus. Batches depend only on the config's
+// seed and the step, so runs are reproducible and resumable. Training
+// (model/train) and evaluation (model/eval) both import it.
+package dataset
 
 import (
 	"errors"
@@ -24,8 +29,8 @@ type Dataset interface {
 	CalibBatches(n, batchSize int) ([]model.Batch, error)
 }
 
-// LoadDataset loads the data named by cfg.Data for cfg.Task.
-func LoadDataset(cfg model.Config) (Dataset, error) {
+// Load loads the data named by cfg.Data for cfg.Task.
+func Load(cfg model.Config) (Dataset, error) {
 	switch cfg.Task {
 	case model.TaskMNIST:
 		dir := cfg.Data.Dir
@@ -40,7 +45,7 @@ func LoadDataset(cfg model.Config) (Dataset, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load MNIST: %w", err)
 		}
-		return NewImageDataset(tr, te, cfg)
+		return NewImage(tr, te, cfg)
 	case model.TaskText:
 		var c *data.Corpus
 		var err error
@@ -62,21 +67,21 @@ func LoadDataset(cfg model.Config) (Dataset, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load text corpus: %w", err)
 		}
-		return NewTextDataset(c, cfg)
+		return NewText(c, cfg)
 	}
 	return nil, fmt.Errorf("unknown task %q", cfg.Task)
 }
 
-// ImageDataset serves MNIST-like labelled images.
-type ImageDataset struct {
+// Image serves MNIST-like labelled images.
+type Image struct {
 	train, test *data.Images
 	seed        uint64
 	perm        []int
 	permEpoch   int
 }
 
-// NewImageDataset checks that the images match the config.
-func NewImageDataset(train, test *data.Images, cfg model.Config) (*ImageDataset, error) {
+// NewImage checks that the images match the config.
+func NewImage(train, test *data.Images, cfg model.Config) (*Image, error) {
 	for name, im := range map[string]*data.Images{"train": train, "test": test} {
 		if im == nil || im.N == 0 {
 			return nil, fmt.Errorf("%s images: empty", name)
@@ -93,16 +98,16 @@ func NewImageDataset(train, test *data.Images, cfg model.Config) (*ImageDataset,
 			}
 		}
 	}
-	return &ImageDataset{train: train, test: test, seed: cfg.Seed, permEpoch: -1}, nil
+	return &Image{train: train, test: test, seed: cfg.Seed, permEpoch: -1}, nil
 }
 
 // TrainSize is the number of training images.
-func (d *ImageDataset) TrainSize() int { return d.train.N }
+func (d *Image) TrainSize() int { return d.train.N }
 
 // Task returns model.TaskMNIST.
-func (d *ImageDataset) Task() string { return model.TaskMNIST }
+func (d *Image) Task() string { return model.TaskMNIST }
 
-func (d *ImageDataset) batch(im *data.Images, idx []int) model.Batch {
+func (d *Image) batch(im *data.Images, idx []int) model.Batch {
 	sz := im.Size()
 	b := model.Batch{B: len(idx), T: 0, Pixels: make([]float64, len(idx)*sz), Targets: make([]int, len(idx))}
 	for i, j := range idx {
@@ -113,7 +118,7 @@ func (d *ImageDataset) batch(im *data.Images, idx []int) model.Batch {
 }
 
 // TrainBatch returns batch step of the epoch-wise permutations seeded by (seed, epoch).
-func (d *ImageDataset) TrainBatch(step, batchSize int) (model.Batch, error) {
+func (d *Image) TrainBatch(step, batchSize int) (model.Batch, error) {
 	if batchSize <= 0 || batchSize > d.train.N {
 		return model.Batch{}, fmt.Errorf("batch size %d outside [1, %d]", batchSize, d.train.N)
 	}
@@ -127,7 +132,7 @@ func (d *ImageDataset) TrainBatch(step, batchSize int) (model.Batch, error) {
 }
 
 // EvalBatches cuts the first limit test images into batches.
-func (d *ImageDataset) EvalBatches(limit, batchSize int) ([]model.Batch, error) {
+func (d *Image) EvalBatches(limit, batchSize int) ([]model.Batch, error) {
 	if batchSize <= 0 {
 		return nil, errors.New("eval batch size must be positive")
 	}
@@ -148,30 +153,30 @@ func (d *ImageDataset) EvalBatches(limit, batchSize int) ([]model.Batch, error) 
 }
 
 // CalibBatches returns the first n training batches of epoch 0.
-func (d *ImageDataset) CalibBatches(n, batchSize int) ([]model.Batch, error) {
+func (d *Image) CalibBatches(n, batchSize int) ([]model.Batch, error) {
 	return firstTrainBatches(d, n, batchSize)
 }
 
-// TextDataset serves next-byte prediction windows.
-type TextDataset struct {
+// Text serves next-byte prediction windows.
+type Text struct {
 	corpus  *data.Corpus
 	context int
 	seed    uint64
 }
 
-// NewTextDataset checks that both splits hold at least one window.
-func NewTextDataset(c *data.Corpus, cfg model.Config) (*TextDataset, error) {
+// NewText checks that both splits hold at least one window.
+func NewText(c *data.Corpus, cfg model.Config) (*Text, error) {
 	if c == nil {
 		return nil, errors.New("text corpus is nil")
 	}
 	if len(c.Train) < cfg.Context+1 || len(c.Valid) < cfg.Context+1 {
 		return nil, fmt.Errorf("corpus %q: train (%d bytes) and validation (%d bytes) need at least context+1 = %d bytes", c.Name, len(c.Train), len(c.Valid), cfg.Context+1)
 	}
-	return &TextDataset{corpus: c, context: cfg.Context, seed: cfg.Seed}, nil
+	return &Text{corpus: c, context: cfg.Context, seed: cfg.Seed}, nil
 }
 
 // Task returns model.TaskText.
-func (d *TextDataset) Task() string { return model.TaskText }
+func (d *Text) Task() string { return model.TaskText }
 
 func flatten(in, tg [][]int, t int) model.Batch {
 	b := model.Batch{B: len(in), T: t, Inputs: make([]int, 0, len(in)*t), Targets: make([]int, 0, len(in)*t)}
@@ -183,7 +188,7 @@ func flatten(in, tg [][]int, t int) model.Batch {
 }
 
 // TrainBatch samples random windows with an rng seeded by (seed, step).
-func (d *TextDataset) TrainBatch(step, batchSize int) (model.Batch, error) {
+func (d *Text) TrainBatch(step, batchSize int) (model.Batch, error) {
 	rng := rand.New(rand.NewPCG(d.seed, uint64(step)+1))
 	in, tg, err := d.corpus.SampleBatch(rng, data.TrainSplit, batchSize, d.context)
 	if err != nil {
@@ -194,7 +199,7 @@ func (d *TextDataset) TrainBatch(step, batchSize int) (model.Batch, error) {
 
 // EvalBatches cuts the validation split into consecutive non-overlapping
 // windows (the first limit of them when limit > 0).
-func (d *TextDataset) EvalBatches(limit, batchSize int) ([]model.Batch, error) {
+func (d *Text) EvalBatches(limit, batchSize int) ([]model.Batch, error) {
 	if batchSize <= 0 {
 		return nil, errors.New("eval batch size must be positive")
 	}
@@ -221,7 +226,7 @@ func (d *TextDataset) EvalBatches(limit, batchSize int) ([]model.Batch, error) {
 }
 
 // CalibBatches returns the training batches of steps 0..n-1.
-func (d *TextDataset) CalibBatches(n, batchSize int) ([]model.Batch, error) {
+func (d *Text) CalibBatches(n, batchSize int) ([]model.Batch, error) {
 	return firstTrainBatches(d, n, batchSize)
 }
 
