@@ -26,7 +26,7 @@ func tinyMNIST(t *testing.T, mod func(c *model.Config), fit nn.FitOptions) (*mod
 	m, err := model.New(c)
 	require.NoError(t, err)
 	cal := []model.Batch{synthImages(c, 16, 1), synthImages(c, 16, 2)}
-	require.NoError(t, m.Calibrate(cal, fit))
+	require.NoError(t, m.Calibrate(cal, fit, nil))
 	return m, synthImages(c, 4, 3)
 }
 

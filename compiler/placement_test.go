@@ -25,7 +25,7 @@ func lnTextModel(t *testing.T) *model.Model {
 	require.NoError(t, err)
 	fit := nn.DefaultFitOptions()
 	fit.Degree = 31 // with this fit the old placement bootstrapped 31 rotated copies of K in block 1 (65 bootstraps)
-	require.NoError(t, m.Calibrate([]model.Batch{synthText(c, 8, 1), synthText(c, 8, 2)}, fit))
+	require.NoError(t, m.Calibrate([]model.Batch{synthText(c, 8, 1), synthText(c, 8, 2)}, fit, nil))
 	return m
 }
 

@@ -76,7 +76,7 @@ func shiftedModel(t *testing.T, task string, c shiftedCase, fit nn.FitOptions) (
 			}
 		}
 	}
-	require.NoError(t, m.Calibrate(cal, fit))
+	require.NoError(t, m.Calibrate(cal, fit, nil))
 	return m, b
 }
 

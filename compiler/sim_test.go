@@ -74,7 +74,7 @@ func tinyText(t *testing.T, mod func(c *model.Config), fit nn.FitOptions) (*mode
 	m, err := model.New(c)
 	require.NoError(t, err)
 	cal := []model.Batch{synthText(c, 8, 1), synthText(c, 8, 2)}
-	require.NoError(t, m.Calibrate(cal, fit))
+	require.NoError(t, m.Calibrate(cal, fit, nil))
 	return m, synthText(c, 2, 3)
 }
 

@@ -449,37 +449,6 @@ func (m *Model) InstallPoly(specs []nn.PolySpec) error {
 	return nil
 }
 
-// Calibrate runs the batches in calibration mode, fits the polynomial form
-// of every site on its observed range widened by fit.Margin, installs it,
-// stores it in Cfg.Poly and returns to exact mode.
-func (m *Model) Calibrate(batches []Batch, fit nn.FitOptions) error {
-	if len(batches) == 0 {
-		return errors.New("calibrate: no batches")
-	}
-	for _, s := range m.Sites() {
-		s.ResetStats()
-	}
-	if err := m.SetMode(nn.ModeCalibrate); err != nil {
-		return err
-	}
-	defer func() { _ = m.SetMode(nn.ModeExact) }()
-	for i, b := range batches {
-		if _, err := m.Logits(b); err != nil {
-			return fmt.Errorf("calibrate batch %d: %w", i, err)
-		}
-	}
-	pc := &PolyConfig{Fit: fit}
-	for _, s := range m.Sites() {
-		spec, err := s.Fit(fit)
-		if err != nil {
-			return fmt.Errorf("calibrate: %w", err)
-		}
-		pc.Specs = append(pc.Specs, spec)
-	}
-	m.Cfg.Poly = pc
-	return nil
-}
-
 // SiteStats is the poly-mode range report of one site.
 type SiteStats struct {
 	Site     string     `json:"site"`

@@ -141,7 +141,7 @@ func TestCalibrateAndPolyMode(t *testing.T) {
 		require.NoError(t, err)
 		fit := nn.DefaultFitOptions()
 		fit.RelTol = 1e-6
-		require.NoError(t, m.Calibrate(cal, fit))
+		require.NoError(t, m.Calibrate(cal, fit, nil))
 		require.NotNil(t, m.Cfg.Poly)
 		require.Len(t, m.Cfg.Poly.Specs, len(m.Sites()))
 		require.NoError(t, m.SetMode(nn.ModePoly))

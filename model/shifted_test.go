@@ -66,7 +66,7 @@ func TestPowerShiftedModel(t *testing.T) {
 			require.NoError(t, err)
 			fit := nn.DefaultFitOptions()
 			fit.RelTol = 1e-6
-			require.NoError(t, m.Calibrate(cal, fit))
+			require.NoError(t, m.Calibrate(cal, fit, nil))
 			require.NoError(t, m.SetMode(nn.ModePoly))
 			poly, err := m.Forward(cal[0])
 			require.NoError(t, err)

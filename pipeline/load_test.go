@@ -40,7 +40,7 @@ func TestLoadForCompileFoldsNorms(t *testing.T) {
 					p.Grad.Zero()
 				}
 			}
-			require.NoError(t, m.Calibrate([]model.Batch{batch}, nn.DefaultFitOptions()))
+			require.NoError(t, m.Calibrate([]model.Batch{batch}, nn.DefaultFitOptions(), nil))
 			dir := t.TempDir()
 			require.NoError(t, checkpoint.Save(dir, m, nil, nil))
 

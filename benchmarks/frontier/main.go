@@ -247,7 +247,7 @@ func evaluate(pt *Point, m *model.Model, limit, calib int, datasets map[string]d
 	return evaluateWith(pt, m, limit, calib, nn.DefaultFitOptions(), nil, datasets)
 }
 
-func evaluateWith(pt *Point, m *model.Model, limit, calib int, fit nn.FitOptions, targets map[string]train.Target, datasets map[string]dataset.Dataset) error {
+func evaluateWith(pt *Point, m *model.Model, limit, calib int, fit nn.FitOptions, targets map[string]model.Target, datasets map[string]dataset.Dataset) error {
 	c := m.Cfg
 	key := fmt.Sprintf("%s/%+v/%d", c.Task, c.Data, c.Tokens())
 	ds, ok := datasets[key]
@@ -313,8 +313,8 @@ func recalibrate(pt *Point, m *model.Model, limit, n int, datasets map[string]da
 // floorTargets returns, for every attention reciprocal whose input has the
 // hard floor eps (Power-Softmax, and power-shifted with an even power), a
 // calibration target starting at eps.
-func floorTargets(m *model.Model) map[string]train.Target {
-	t := map[string]train.Target{}
+func floorTargets(m *model.Model) map[string]model.Target {
+	t := map[string]model.Target{}
 	for _, blk := range m.Blocks {
 		var eps float64
 		var site *nn.Site
@@ -324,7 +324,7 @@ func floorTargets(m *model.Model) map[string]train.Target {
 			eps, site = ps.Eps, ps.Sites()[0]
 		}
 		if site != nil && eps > 0 {
-			t[site.Name] = train.Target{Lo: eps, Hi: eps, Floor: true}
+			t[site.Name] = model.Target{Lo: eps, Hi: eps, Floor: true}
 		}
 	}
 	return t

@@ -33,7 +33,7 @@ func tinyCheckpoint(t *testing.T, dir string) {
 	cal := test.Subset(64)
 	fit := nn.DefaultFitOptions()
 	fit.Degree = 7
-	require.NoError(t, m.Calibrate([]model.Batch{{B: cal.N, Pixels: cal.Pixels, Targets: cal.Labels}}, fit))
+	require.NoError(t, m.Calibrate([]model.Batch{{B: cal.N, Pixels: cal.Pixels, Targets: cal.Labels}}, fit, nil))
 	require.NoError(t, checkpoint.Save(dir, m, nil, nil))
 }
 

@@ -173,7 +173,7 @@ func TestConversionKeepsPolySpecs(t *testing.T) {
 	m, err := model.New(tinyCfg(t, model.TaskText, norm.MethodLayerNorm, nil))
 	require.NoError(t, err)
 	train(t, m, model.TaskText, 3)
-	require.NoError(t, m.Calibrate([]model.Batch{batch(model.TaskText, 50), batch(model.TaskText, 51)}, nn.DefaultFitOptions()))
+	require.NoError(t, m.Calibrate([]model.Batch{batch(model.TaskText, 50), batch(model.TaskText, 51)}, nn.DefaultFitOptions(), nil))
 	r, err := PreLNToRMSNorm(m)
 	require.NoError(t, err)
 	require.NotNil(t, r.Cfg.Poly)

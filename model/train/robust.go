@@ -55,20 +55,11 @@ func (r RangeOptions) validate() error {
 	return nil
 }
 
-// Target is the interval a site's polynomial is fitted on (hulled with the
-// observed range, then widened by the fit options). Floor says Lo is a hard
-// lower bound of the inputs (the Power-Softmax normalizer z = eps + ... is
-// never below eps), so the interval starts exactly at Lo, without margin.
-type Target struct {
-	Lo, Hi float64
-	Floor  bool
-}
-
 // Penalties are the range penalties attached to a model.
 type Penalties struct {
 	List []*nn.RangePenalty
 	// Targets maps site names to their target interval.
-	Targets map[string]Target
+	Targets map[string]model.Target
 	detach  []func()
 }
 
@@ -126,7 +117,7 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
-	p := &Penalties{Targets: map[string]Target{}}
+	p := &Penalties{Targets: map[string]model.Target{}}
 	if !r.Enabled() {
 		return p, nil
 	}
@@ -164,7 +155,7 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 				p.List = append(p.List, norm)
 				// with x + c >= 0 (even p, or odd p kept there by the shift
 				// penalty) z >= eps, but only the penalty enforces it for odd p
-				p.Targets[site] = Target{Lo: lo, Hi: r.RecipHi, Floor: r.RecipLo == 0 && sp.Eps > 0 && sp.P%2 == 0}
+				p.Targets[site] = model.Target{Lo: lo, Hi: r.RecipHi, Floor: r.RecipLo == 0 && sp.Eps > 0 && sp.P%2 == 0}
 			}
 			if shifted != nil {
 				p.List = append(p.List, shifted)
@@ -191,7 +182,7 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 				p.List = append(p.List, pen)
 				// z = eps + (mean) sum x^p >= eps exactly: a hard floor when no
 				// higher lower target is asked for
-				p.Targets[site] = Target{Lo: lo, Hi: r.RecipHi, Floor: r.RecipLo == 0 && ps.Eps > 0}
+				p.Targets[site] = model.Target{Lo: lo, Hi: r.RecipHi, Floor: r.RecipLo == 0 && ps.Eps > 0}
 			}
 		}
 		if r.ActBound > 0 {
@@ -212,7 +203,7 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 			ffn.Act = nn.PenalizeModule(act, pen)
 			p.detach = append(p.detach, func() { ffn.Act = act })
 			p.List = append(p.List, pen)
-			p.Targets[site.Name] = Target{Lo: -r.ActBound, Hi: r.ActBound}
+			p.Targets[site.Name] = model.Target{Lo: -r.ActBound, Hi: r.ActBound}
 		}
 	}
 	if len(p.List) == 0 {
@@ -221,20 +212,10 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 	return p, nil
 }
 
-// Calibrate runs the batches in calibration mode and fits the polynomial
-// form of every site on its observed range, or, for sites with a target
-// (range regularization), on the hull of the target and the observed range;
-// for a target with a hard floor the interval starts at the floor; it
-// installs the forms, stores them in m.Cfg.Poly and returns to exact
-// mode. Spec.Observed is always the observed range.
-func Calibrate(m *model.Model, batches []model.Batch, fit nn.FitOptions, targets map[string]Target) error {
-	return calibrate(m, len(batches), func(i int) (model.Batch, error) { return batches[i], nil }, fit, targets)
-}
-
-// CalibrateOn is Calibrate on the first n training batches of ds (the
+// CalibrateOn is model.Model.Calibrate on the first n training batches of ds (the
 // training batches of steps 0..n-1, fetched one at a time); n < 0 means one
 // epoch of the training set (datasets with a TrainSize method).
-func CalibrateOn(m *model.Model, ds dataset.Dataset, n, batchSize int, fit nn.FitOptions, targets map[string]Target) error {
+func CalibrateOn(m *model.Model, ds dataset.Dataset, n, batchSize int, fit nn.FitOptions, targets map[string]model.Target) error {
 	if n < 0 {
 		s, ok := ds.(interface{ TrainSize() int })
 		if !ok {
@@ -242,57 +223,5 @@ func CalibrateOn(m *model.Model, ds dataset.Dataset, n, batchSize int, fit nn.Fi
 		}
 		n = (s.TrainSize() + batchSize - 1) / batchSize
 	}
-	return calibrate(m, n, func(i int) (model.Batch, error) { return ds.TrainBatch(i, batchSize) }, fit, targets)
-}
-
-func calibrate(m *model.Model, n int, batch func(int) (model.Batch, error), fit nn.FitOptions, targets map[string]Target) error {
-	if n <= 0 {
-		return errors.New("calibrate: no batches")
-	}
-	for _, s := range m.Sites() {
-		s.ResetStats()
-	}
-	if err := m.SetMode(nn.ModeCalibrate); err != nil {
-		return err
-	}
-	defer func() { _ = m.SetMode(nn.ModeExact) }()
-	for i := 0; i < n; i++ {
-		b, err := batch(i)
-		if err != nil {
-			return fmt.Errorf("calibrate batch %d: %w", i, err)
-		}
-		if _, err := m.Logits(b); err != nil {
-			return fmt.Errorf("calibrate batch %d: %w", i, err)
-		}
-	}
-	pc := &model.PolyConfig{Fit: fit}
-	for _, s := range m.Sites() {
-		lo, hi, ok := s.Range()
-		if !ok {
-			return fmt.Errorf("calibrate: site %s never evaluated", s.Name)
-		}
-		flo, fhi := lo, hi
-		t, hasTarget := targets[s.Name]
-		if hasTarget {
-			flo, fhi = math.Min(lo, t.Lo), math.Max(hi, t.Hi)
-		}
-		spec, err := nn.FitSpec(s.Name, s.Kind, flo, fhi, fit)
-		if err != nil {
-			return fmt.Errorf("calibrate: %w", err)
-		}
-		if hasTarget && t.Floor && lo >= t.Lo && spec.Interval[0] < t.Lo {
-			// refit from the floor itself (only the interval's lower end moves)
-			spec.Interval[0] = t.Lo
-			if spec, err = nn.RefitSpec(spec, fit); err != nil {
-				return fmt.Errorf("calibrate: %w", err)
-			}
-		}
-		spec.Observed = [2]float64{lo, hi}
-		if err := s.Install(spec); err != nil {
-			return fmt.Errorf("calibrate: %w", err)
-		}
-		pc.Specs = append(pc.Specs, spec)
-	}
-	m.Cfg.Poly = pc
-	return nil
+	return m.CalibrateFunc(n, func(i int) (model.Batch, error) { return ds.TrainBatch(i, batchSize) }, fit, targets)
 }

@@ -355,46 +355,6 @@ func TestPolyFinetuneSkipsOutOfRangeSteps(t *testing.T) {
 	require.Nil(t, res.Poly)
 }
 
-func TestCalibrateTargets(t *testing.T) {
-	cfg := tinyCfg(t, model.TaskMNIST)
-	ds, err := dataset.NewImage(synthImages(64, 1), synthImages(64, 2), cfg)
-	require.NoError(t, err)
-	m, err := model.New(cfg)
-	require.NoError(t, err)
-	b, err := ds.CalibBatches(2, 16)
-	require.NoError(t, err)
-	fit := nn.DefaultFitOptions()
-	require.Error(t, Calibrate(m, nil, fit, nil))
-	require.NoError(t, Calibrate(m, b, fit, nil))
-	free := map[string]nn.PolySpec{}
-	for _, s := range m.Cfg.Poly.Specs {
-		free[s.Site] = s
-	}
-	targets := map[string]Target{}
-	for _, s := range m.Sites() {
-		switch s.Kind {
-		case nn.FnGELU:
-			targets[s.Name] = Target{Lo: -50, Hi: 50}
-		case nn.FnRecip:
-			targets[s.Name] = Target{Lo: cfg.Attention.Eps, Hi: 1e3, Floor: true}
-		}
-	}
-	require.NoError(t, Calibrate(m, b, fit, targets))
-	require.Equal(t, nn.ModeExact, m.Mode())
-	for _, s := range m.Cfg.Poly.Specs {
-		require.Equal(t, free[s.Site].Observed, s.Observed, "observed ranges are kept")
-		switch s.Kind {
-		case nn.FnGELU:
-			require.Less(t, s.Interval[0], -50.0)
-			require.Greater(t, s.Interval[1], 50.0)
-		case nn.FnRecip:
-			require.Equal(t, cfg.Attention.Eps, s.Interval[0])
-			require.Greater(t, s.Interval[1], 1e3)
-			require.Greater(t, s.Iterations, free[s.Site].Iterations, "a wider interval needs more iterations")
-		}
-	}
-}
-
 // TestShiftedRangePenalty checks the wiring of the power-shifted penalties:
 // with a learned shift started at -1 (most shifted scores of p = 3
 // negative) the shifted-score penalty is positive and counts the negative

@@ -45,7 +45,7 @@ func tinyModel(t testing.TB) (*model.Model, model.Batch) {
 	require.NoError(t, err)
 	fit := nn.DefaultFitOptions()
 	fit.Degree, fit.InitDegree, fit.RelTol, fit.UpperFactor = 7, 3, 2e-2, 1
-	require.NoError(t, m.Calibrate([]model.Batch{synthImages(c, 16, 1), synthImages(c, 16, 2)}, fit))
+	require.NoError(t, m.Calibrate([]model.Batch{synthImages(c, 16, 1), synthImages(c, 16, 2)}, fit, nil))
 	return m, synthImages(c, 6, 3)
 }
 
