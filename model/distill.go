@@ -27,7 +27,14 @@ import (
 // residual stream after block l. L_attn needs the same number of layers,
 // heads and tokens in both models, L_hid the same depth, width and tokens;
 // each is computed only when its weight is positive.
+//
+// The same options configure a distilled training run (model/train): the
+// teacher checkpoint (run in exact mode on every training batch; "" means
+// no distillation) and whether the student starts from the teacher's
+// weights. DistillStep uses only the weights.
 type DistillOptions struct {
+	// Teacher is the teacher checkpoint directory of a training run ("" disables distillation).
+	Teacher string `json:"teacher,omitempty"`
 	// Alpha in [0, 1] mixes the hard-label CE and the soft-target KD term.
 	Alpha float64 `json:"alpha"`
 	// Temp > 0 is the softmax temperature of the soft targets.
@@ -36,9 +43,16 @@ type DistillOptions struct {
 	Attn float64 `json:"attn,omitempty"`
 	// Hidden >= 0 weights hidden-state matching (0: off).
 	Hidden float64 `json:"hidden,omitempty"`
+	// InitFromTeacher starts the student of a training run from the
+	// teacher's weights: every parameter with the same name and shape is
+	// copied (InitFromTeacher).
+	InitFromTeacher bool `json:"init_from_teacher,omitempty"`
 }
 
-// Validate checks the ranges of the options.
+// Enabled says whether a teacher is set.
+func (o DistillOptions) Enabled() bool { return o.Teacher != "" }
+
+// Validate checks the ranges of the loss weights.
 func (o DistillOptions) Validate() error {
 	var errs []error
 	if !(o.Alpha >= 0 && o.Alpha <= 1) {

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -295,4 +296,22 @@ func mustNew(t *testing.T, c Config) *Model {
 	m, err := New(c)
 	require.NoError(t, err)
 	return m
+}
+
+// TestDistillOptionsJSON: the options keep the JSON of the training run's
+// former wrapper type (teacher, the loss weights, init_from_teacher), so the
+// distillation options saved with existing checkpoints still load.
+func TestDistillOptionsJSON(t *testing.T) {
+	saved := `{"teacher":"/ckpt/teacher","alpha":0.5,"temp":2,"attn":1,"hidden":0.1,"init_from_teacher":true}`
+	var o DistillOptions
+	require.NoError(t, json.Unmarshal([]byte(saved), &o))
+	require.Equal(t, DistillOptions{Teacher: "/ckpt/teacher", Alpha: 0.5, Temp: 2, Attn: 1, Hidden: 0.1, InitFromTeacher: true}, o)
+	require.True(t, o.Enabled())
+	b, err := json.Marshal(o)
+	require.NoError(t, err)
+	require.JSONEq(t, saved, string(b))
+	b, err = json.Marshal(DistillOptions{Alpha: 0.5, Temp: 2})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"alpha":0.5,"temp":2}`, string(b))
+	require.False(t, DistillOptions{Alpha: 0.5, Temp: 2}.Enabled())
 }

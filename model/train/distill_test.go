@@ -34,8 +34,7 @@ func TestDistillRun(t *testing.T) {
 
 	o := opts(t.TempDir())
 	o.Dataset, o.CalibBatches, o.Steps = ds, 0, 20
-	o.Distill = DistillOptions{Teacher: teacherDir, InitFromTeacher: true,
-		DistillOptions: model.DistillOptions{Alpha: 0.5, Temp: 2, Attn: 1, Hidden: 0.1}}
+	o.Distill = model.DistillOptions{Teacher: teacherDir, InitFromTeacher: true, Alpha: 0.5, Temp: 2, Attn: 1, Hidden: 0.1}
 	res, err := Run(context.Background(), student, o, nil)
 	require.NoError(t, err)
 	require.NotNil(t, res.TeacherInit)
@@ -85,7 +84,7 @@ func TestDistillResumeKeepsOptions(t *testing.T) {
 	ds, err := dataset.NewImage(synthImages(256, 1), synthImages(64, 2), student)
 	require.NoError(t, err)
 	teacherDir, _ := trainTeacher(t, ds)
-	d := DistillOptions{Teacher: teacherDir, InitFromTeacher: true, DistillOptions: model.DistillOptions{Alpha: 0.7, Temp: 3, Attn: 0.5}}
+	d := model.DistillOptions{Teacher: teacherDir, InitFromTeacher: true, Alpha: 0.7, Temp: 3, Attn: 0.5}
 
 	full := opts(t.TempDir())
 	full.Dataset, full.CalibBatches, full.Steps, full.EvalEvery, full.Distill = ds, 0, 20, 0, d
@@ -96,7 +95,7 @@ func TestDistillResumeKeepsOptions(t *testing.T) {
 	split.Dataset, split.CalibBatches, split.Steps, split.EvalEvery, split.Distill, split.StopAt = ds, 0, 20, 0, d, 8
 	_, err = Run(context.Background(), student, split, nil)
 	require.NoError(t, err)
-	split.StopAt, split.Resume, split.Distill = 0, true, DistillOptions{}
+	split.StopAt, split.Resume, split.Distill = 0, true, model.DistillOptions{}
 	res, err := Run(context.Background(), student, split, nil)
 	require.NoError(t, err)
 	require.Equal(t, teacherDir, res.Options.Distill.Teacher)
@@ -125,12 +124,12 @@ func TestDistillBadTeacher(t *testing.T) {
 	require.NoError(t, err)
 	o := opts(t.TempDir())
 	o.Dataset, o.CalibBatches, o.Steps = ds, 0, 2
-	o.Distill = DistillOptions{Teacher: filepath.Join(t.TempDir(), "missing"), DistillOptions: model.DistillOptions{Alpha: 0.5, Temp: 2}}
+	o.Distill = model.DistillOptions{Teacher: filepath.Join(t.TempDir(), "missing"), Alpha: 0.5, Temp: 2}
 	_, err = Run(context.Background(), student, o, nil)
 	require.ErrorContains(t, err, "teacher")
 	require.ErrorContains(t, err, "missing")
 
-	o.Distill = DistillOptions{InitFromTeacher: true, DistillOptions: model.DistillOptions{Alpha: 0.5, Temp: 2}}
+	o.Distill = model.DistillOptions{InitFromTeacher: true, Alpha: 0.5, Temp: 2}
 	_, err = Run(context.Background(), student, o, nil)
 	require.ErrorContains(t, err, "needs a teacher")
 
@@ -143,7 +142,7 @@ func TestDistillBadTeacher(t *testing.T) {
 	to.Dataset, to.CalibBatches, to.Steps, to.EvalEvery = tds, 0, 1, 0
 	_, err = Run(context.Background(), tc, to, nil)
 	require.NoError(t, err)
-	o.Distill = DistillOptions{Teacher: to.OutDir, DistillOptions: model.DistillOptions{Alpha: 0.5, Temp: 2, Attn: 1}}
+	o.Distill = model.DistillOptions{Teacher: to.OutDir, Alpha: 0.5, Temp: 2, Attn: 1}
 	_, err = Run(context.Background(), student, o, nil)
 	require.ErrorContains(t, err, "incompatible teacher")
 	require.ErrorContains(t, err, "layers and heads")

@@ -99,34 +99,21 @@ type Options struct {
 	InitFrom string `json:"init_from,omitempty"`
 	// Distill trains the model as the student of a teacher checkpoint
 	// (knowledge distillation; off unless Distill.Teacher is set).
-	Distill DistillOptions `json:"distill"`
+	Distill model.DistillOptions `json:"distill"`
 }
 
-// DistillOptions configure knowledge distillation: the teacher checkpoint
-// (loaded with checkpoint.Load, run in exact mode on every training batch)
-// and the weights of the loss terms (model.DistillOptions: Alpha, Temp,
-// Attn, Hidden). A resumed run keeps the distillation options it was
-// started with. Poly fine-tuning is not distilled.
-type DistillOptions struct {
-	// Teacher is the teacher checkpoint directory ("" disables distillation).
-	Teacher string `json:"teacher,omitempty"`
-	model.DistillOptions
-	// InitFromTeacher starts the student from the teacher's weights: every
-	// parameter with the same name and shape is copied (model.InitFromTeacher).
-	InitFromTeacher bool `json:"init_from_teacher,omitempty"`
-}
-
-// Enabled says whether a teacher is set.
-func (d DistillOptions) Enabled() bool { return d.Teacher != "" }
-
-func (d DistillOptions) validate() error {
+// validateDistill checks the distillation options of a run: the loss
+// weights when a teacher is set, else that nothing asks for one. A resumed
+// run keeps the distillation options it was started with. Poly fine-tuning
+// is not distilled.
+func validateDistill(d model.DistillOptions) error {
 	if !d.Enabled() {
 		if d.InitFromTeacher {
 			return errors.New("distillation: initializing from the teacher needs a teacher checkpoint")
 		}
 		return nil
 	}
-	return d.DistillOptions.Validate()
+	return d.Validate()
 }
 
 // DefaultOptions are reasonable defaults for small models.
@@ -134,7 +121,7 @@ func DefaultOptions() Options {
 	return Options{Steps: 1000, BatchSize: 64, LR: 3e-3, MinLR: 1e-4, Warmup: 100, WeightDecay: 0.01,
 		Beta1: 0.9, Beta2: 0.98, ClipNorm: 1, EvalEvery: 500, EvalLimit: 1000, CheckpointEvery: 1000,
 		CalibBatches: 8, Fit: nn.DefaultFitOptions(),
-		Distill: DistillOptions{DistillOptions: model.DistillOptions{Alpha: 0.5, Temp: 2}}}
+		Distill: model.DistillOptions{Alpha: 0.5, Temp: 2}}
 }
 
 func (o Options) validate() error {
@@ -151,7 +138,7 @@ func (o Options) validate() error {
 	if err := o.Range.validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := o.Distill.validate(); err != nil {
+	if err := validateDistill(o.Distill); err != nil {
 		errs = append(errs, err)
 	}
 	if o.Distill.InitFromTeacher && o.InitFrom != "" {
@@ -245,25 +232,25 @@ const distillKey = "distill"
 
 // savedDistill decodes the distillation options saved with a checkpoint
 // (disabled when there are none).
-func savedDistill(extra map[string]any) (DistillOptions, error) {
+func savedDistill(extra map[string]any) (model.DistillOptions, error) {
 	v, ok := extra[distillKey]
 	if !ok {
-		return DistillOptions{}, nil
+		return model.DistillOptions{}, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return DistillOptions{}, fmt.Errorf("saved distillation options: %w", err)
+		return model.DistillOptions{}, fmt.Errorf("saved distillation options: %w", err)
 	}
-	var d DistillOptions
+	var d model.DistillOptions
 	if err := json.Unmarshal(b, &d); err != nil {
-		return DistillOptions{}, fmt.Errorf("saved distillation options: %w", err)
+		return model.DistillOptions{}, fmt.Errorf("saved distillation options: %w", err)
 	}
 	return d, nil
 }
 
 // loadTeacher loads the teacher checkpoint in exact mode and checks that it
 // can guide student.
-func loadTeacher(student model.Config, d DistillOptions) (*model.Model, error) {
+func loadTeacher(student model.Config, d model.DistillOptions) (*model.Model, error) {
 	t, err := checkpoint.Load(d.Teacher)
 	if err != nil {
 		return nil, fmt.Errorf("teacher: %w", err)
@@ -271,7 +258,7 @@ func loadTeacher(student model.Config, d DistillOptions) (*model.Model, error) {
 	if err := t.SetMode(nn.ModeExact); err != nil {
 		return nil, fmt.Errorf("teacher: %w", err)
 	}
-	if err := model.CheckTeacher(student, t.Cfg, d.DistillOptions); err != nil {
+	if err := model.CheckTeacher(student, t.Cfg, d); err != nil {
 		return nil, fmt.Errorf("teacher %s: %w", d.Teacher, err)
 	}
 	return t, nil
@@ -436,7 +423,7 @@ func Run(ctx context.Context, cfg model.Config, opts Options, out io.Writer) (*R
 			if err != nil {
 				return nil, fmt.Errorf("train step %d: %w", step, err)
 			}
-			dres, err = m.DistillStep(b, to, opts.Distill.DistillOptions)
+			dres, err = m.DistillStep(b, to, opts.Distill)
 			if err != nil {
 				return nil, fmt.Errorf("train step %d: %w", step, err)
 			}
@@ -569,7 +556,7 @@ func bpbText(e model.EvalResult) string {
 }
 
 // describeDistill formats the distillation options for progress lines.
-func describeDistill(d DistillOptions) string {
+func describeDistill(d model.DistillOptions) string {
 	if !d.Enabled() {
 		return "no distillation"
 	}
