@@ -3,7 +3,9 @@
 // accessors that hand out Lattigo objects are called only there), the service's
 // server side never imports its client side, the compiler's back end
 // (he/circuit) never imports the model or its front end (compiler), which
-// never imports Lattigo, and the service's code imports no model package.
+// never imports Lattigo, the service's code imports no model package, and
+// the model's packages point one way (model/nn < model/norm < model <
+// model/convert; model/eval and model/dataset do not import model/train).
 //
 // The test parses the import clauses of every Go file of the module (test
 // files included) rather than running `go list`, so that go test's cache
@@ -94,16 +96,15 @@ func TestServerDoesNotImportClient(t *testing.T) {
 }
 
 // TestCompilerHalves: the back end he/circuit (and its tests) never imports
-// the model (model/ and below, norms included) or the front end, so that a client or server needs no
-// model package; the front end compiler/ never imports Lattigo (it reaches
+// the model (model/ and below, norms included) or the front end, so that
+// a client or server needs no model package; the front end compiler/ never imports Lattigo (it reaches
 // the ciphertexts through he/circuit).
 func TestCompilerHalves(t *testing.T) {
-	const mod = "github.com/polyformer/polyformer/"
 	for dir, imps := range imports(t, true) {
 		for _, imp := range imps {
 			if dir == "he/circuit" || strings.HasPrefix(dir, "he/circuit/") {
 				for _, banned := range []string{"model", "compiler"} {
-					require.False(t, imp == mod+banned || strings.HasPrefix(imp, mod+banned+"/"), "%s/ imports %s: the back end does not import the model or the front end", dir, imp)
+					require.False(t, imp == module+banned || strings.HasPrefix(imp, module+banned+"/"), "%s/ imports %s: the back end does not import the model or the front end", dir, imp)
 				}
 			}
 			if dir == "compiler" || strings.HasPrefix(dir, "compiler/") {
@@ -117,15 +118,75 @@ func TestCompilerHalves(t *testing.T) {
 // tests, which compile toy models) imports neither the front end nor the
 // model.
 func TestServiceNeedsNoModel(t *testing.T) {
-	const mod = "github.com/polyformer/polyformer/"
 	for dir, imps := range imports(t, false) {
 		if dir != "service/server" && dir != "service/client" && !strings.HasPrefix(dir, "service/server/") && !strings.HasPrefix(dir, "service/client/") {
 			continue
 		}
 		for _, imp := range imps {
 			for _, banned := range []string{"compiler", "model"} {
-				require.False(t, imp == mod+banned || strings.HasPrefix(imp, mod+banned+"/"), "%s/ imports %s: the service needs no model package", dir, imp)
+				require.False(t, imp == module+banned || strings.HasPrefix(imp, module+banned+"/"), "%s/ imports %s: the service needs no model package", dir, imp)
 			}
 		}
 	}
+}
+
+// module is the import path prefix of the module's packages.
+const module = "github.com/polyformer/polyformer/"
+
+// reaches reports whether package dir (module-relative) imports target
+// (module-relative), directly or through other module packages, in the
+// given import map.
+func reaches(imps map[string][]string, dir, target string) bool {
+	seen := map[string]bool{dir: true}
+	queue := []string{dir}
+	for len(queue) > 0 {
+		d := queue[0]
+		queue = queue[1:]
+		for _, imp := range imps[d] {
+			rel, ok := strings.CutPrefix(imp, module)
+			if !ok || seen[rel] {
+				continue
+			}
+			if rel == target {
+				return true
+			}
+			seen[rel] = true
+			queue = append(queue, rel)
+		}
+	}
+	return false
+}
+
+// TestModelPackagesPointOneWay: the model's packages are layered
+// model/nn < model/norm < model < model/convert (issue 13): no package
+// imports, directly or indirectly, one above it; the datasets and
+// evaluation sit beside training, not on it (model/dataset and model/eval
+// do not import model/train). Test files may import upward.
+func TestModelPackagesPointOneWay(t *testing.T) {
+	imps := imports(t, false)
+	layers := []string{"model/nn", "model/norm", "model", "model/convert"}
+	for i, low := range layers {
+		require.Contains(t, imps, low, "the walk must reach %s", low)
+		for _, high := range layers[i+1:] {
+			require.False(t, reaches(imps, low, high), "%s/ imports %s/ (directly or through other packages): the model packages point one way (%s)", low, high, strings.Join(layers, " < "))
+		}
+	}
+	for _, dir := range []string{"model/eval", "model/dataset"} {
+		require.Contains(t, imps, dir, "the walk must reach %s", dir)
+		require.False(t, reaches(imps, dir, "model/train"), "%s/ imports model/train (directly or through other packages)", dir)
+	}
+}
+
+// TestReaches checks the reachability helper on a small graph.
+func TestReaches(t *testing.T) {
+	g := map[string][]string{
+		"a": {module + "b", "fmt"},
+		"b": {module + "c"},
+		"c": {module + "a"},
+		"d": {"github.com/other/d"},
+	}
+	require.True(t, reaches(g, "a", "c"))
+	require.True(t, reaches(g, "c", "b"))
+	require.False(t, reaches(g, "d", "a"))
+	require.False(t, reaches(g, "a", "fmt"))
 }
