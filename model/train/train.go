@@ -98,14 +98,14 @@ type Options struct {
 	// Used to fine-tune a trained model, e.g. with range regularization.
 	InitFrom string `json:"init_from,omitempty"`
 	// Distill trains the model as the student of a teacher checkpoint
-	// (knowledge distillation; off unless Distill.Teacher is set).
+	// (knowledge distillation; off unless Distill.Teacher is set). A
+	// resumed run keeps the distillation options it was started with.
+	// Poly fine-tuning is not distilled.
 	Distill model.DistillOptions `json:"distill"`
 }
 
 // validateDistill checks the distillation options of a run: the loss
-// weights when a teacher is set, else that nothing asks for one. A resumed
-// run keeps the distillation options it was started with. Poly fine-tuning
-// is not distilled.
+// weights when a teacher is set, else that nothing asks for one.
 func validateDistill(d model.DistillOptions) error {
 	if !d.Enabled() {
 		if d.InitFromTeacher {
