@@ -280,11 +280,11 @@ func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center boo
 		return 0, fmt.Errorf("compile: %s: norm without calibrated inverse square root", name)
 	}
 	spec := *sites[0].Spec()
-	if spec.Method != "newton" {
+	if spec.Method != polyapprox.PlanNewton {
 		return 0, fmt.Errorf("compile: %s: inverse square root method %q, want newton", name, spec.Method)
 	}
-	init := polyapprox.Chebyshev{Interval: polyapprox.Interval{A: spec.Interval[0], B: spec.Interval[1]}, Coeffs: spec.Coeffs}
-	if err := init.Validate(); err != nil {
+	plan, err := spec.Newton()
+	if err != nil {
 		return 0, fmt.Errorf("compile: %s: %w", name, err)
 	}
 	D, d := b.L.Block, b.d
@@ -312,7 +312,7 @@ func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center boo
 		xc = b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{x}, Mat: id, Label: name})
 	}
 	sq := b.op(circuit.Op{Kind: circuit.KindMul, In: []int{xc, xc}, Label: name})
-	unit, scalar, constant := unitPoly(init)
+	unit, scalar, constant := unitPoly(plan.Init)
 	mid := 0.5 * (spec.Interval[0] + spec.Interval[1])
 	sf := feed{rep: b.P > 0}
 	meanMat := func(f float64) func(int, []float64) {
@@ -345,14 +345,8 @@ func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center boo
 	}
 	h = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{h}, Vec: b.vec(hv), Label: name})
 	u = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{u}, Vec: b.vec(uv), Label: name})
-	y := b.op(circuit.Op{Kind: circuit.KindPoly, In: []int{u}, Poly: &unit, Label: name})
-	for i := 0; i < spec.Iterations; i++ {
-		a := b.op(circuit.Op{Kind: circuit.KindMul, In: []int{y, y}, Label: name})
-		bb := b.op(circuit.Op{Kind: circuit.KindMul, In: []int{h, y}, Label: name})
-		c := b.op(circuit.Op{Kind: circuit.KindMul, In: []int{a, bb}, Label: name})
-		dd := b.op(circuit.Op{Kind: circuit.KindMulConst, In: []int{y}, Const: 1.5, Label: name})
-		y = b.op(circuit.Op{Kind: circuit.KindSub, In: []int{dd, c}, Label: name})
-	}
+	ob := opBuilder{b: b, Label: name}
+	y := polyapprox.NewtonIterations[int](ob, h, ob.Poly(u, unit), plan.Iterations)
 	return b.op(circuit.Op{Kind: circuit.KindMul, In: []int{xc, y}, Label: name}), nil
 }
 
@@ -405,10 +399,13 @@ func (b *builder) ffn(name string, f *nn.FFN, in feed, outScale float64) (int, e
 		sites := a.Sites()
 		if len(sites) == 1 {
 			sp := sites[0].Spec()
-			if sp == nil || sp.Method != "chebyshev" {
+			if sp == nil || sp.Method != polyapprox.PlanChebyshev {
 				return 0, fmt.Errorf("compile: %s: activation site without a Chebyshev polynomial", name)
 			}
-			p := polyapprox.Chebyshev{Interval: polyapprox.Interval{A: sp.Interval[0], B: sp.Interval[1]}, Coeffs: sp.Coeffs}
+			p, err := sp.Chebyshev()
+			if err != nil {
+				return 0, fmt.Errorf("compile: %s: %w", name, err)
+			}
 			u, s, c := unitPoly(p)
 			poly, scalar, constant = &u, s, c
 		} else if len(sites) != 0 {
@@ -503,11 +500,11 @@ func (b *builder) attentionKernel(name string, a *nn.MultiHeadAttention) (attnKe
 	powerNormalized := func(kind string, power int, site *nn.Site, eps float64, lengthNorm bool) error {
 		kp.p = power
 		kp.gold = site.Spec()
-		if kp.gold == nil || kp.gold.Method != "goldschmidt" {
+		if kp.gold == nil || kp.gold.Method != polyapprox.PlanGoldschmidt {
 			return fmt.Errorf("compile: %s: %s reciprocal must be a Goldschmidt plan", name, kind)
 		}
-		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: kp.gold.Interval[0], B: kp.gold.Interval[1]}, Iterations: kp.gold.Iterations}
-		if err := g.Validate(); err != nil {
+		g, err := kp.gold.Goldschmidt()
+		if err != nil {
 			return fmt.Errorf("compile: %s: %w", name, err)
 		}
 		c := g.Normalizer()
@@ -543,15 +540,14 @@ func (b *builder) attentionKernel(name string, a *nn.MultiHeadAttention) (attnKe
 	case *nn.Softmax:
 		sites := k.Sites()
 		kp.expSpec, kp.gold = sites[0].Spec(), sites[1].Spec()
-		if kp.expSpec == nil || kp.expSpec.Method != "chebyshev" || kp.gold == nil || kp.gold.Method != "goldschmidt" {
+		if kp.expSpec == nil || kp.expSpec.Method != polyapprox.PlanChebyshev || kp.gold == nil || kp.gold.Method != polyapprox.PlanGoldschmidt {
 			return kp, fmt.Errorf("compile: %s: softmax needs a Chebyshev exp and a Goldschmidt reciprocal", name)
 		}
-		g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: kp.gold.Interval[0], B: kp.gold.Interval[1]}, Iterations: kp.gold.Iterations}
-		if err := g.Validate(); err != nil {
+		g, err := kp.gold.Goldschmidt()
+		if err != nil {
 			return kp, fmt.Errorf("compile: %s: %w", name, err)
 		}
-		kp.expPoly = polyapprox.Chebyshev{Interval: polyapprox.Interval{A: kp.expSpec.Interval[0], B: kp.expSpec.Interval[1]}, Coeffs: kp.expSpec.Coeffs}
-		if err := kp.expPoly.Validate(); err != nil || kp.expPoly.Degree() < 1 {
+		if kp.expPoly, err = kp.expSpec.Chebyshev(); err != nil || kp.expPoly.Degree() < 1 {
 			return kp, fmt.Errorf("compile: %s: invalid exp polynomial", name)
 		}
 		kp.expScalar, kp.expConst = kp.expPoly.Interval.ChangeOfBasis()
@@ -1053,17 +1049,12 @@ func (b *builder) packedReciprocal(name string, kp packedKernel, pg packedGeom, 
 	return b.goldschmidt(name+".recip", xn, kp.gold.Iterations)
 }
 
-// goldschmidt lowers Goldschmidt's iterations on xn with a' = xn - 2 = -a
-// and b' = xn - 1 (b'^2 = b^2) and returns the negated reciprocal a'.
+// goldschmidt lowers Goldschmidt's iterations (polyapprox.GoldschmidtIterations)
+// on xn with a' = xn - 2 = -a and b' = xn - 1 (b'^2 = b^2) and returns the
+// negated reciprocal a'.
 func (b *builder) goldschmidt(label string, xn, iterations int) int {
-	ga := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -2, Label: label})
-	gb := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{xn}, Const: -1, Label: label})
-	for i := 0; i < iterations; i++ {
-		gb = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{gb, gb}, Label: label})
-		ob := b.op(circuit.Op{Kind: circuit.KindAddConst, In: []int{gb}, Const: 1, Label: label})
-		ga = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{ga, ob}, Label: label})
-	}
-	return ga
+	ob := opBuilder{b: b, Label: label}
+	return polyapprox.GoldschmidtIterations[int](ob, ob.AddConst(xn, -2), ob.AddConst(xn, -1), iterations)
 }
 
 // packedMix broadcasts each group's weights over its heads and multiplies

@@ -209,14 +209,9 @@ func (e *Evaluator) rawMulConstRescale(ct *rlwe.Ciphertext, c float64) (*rlwe.Ci
 }
 
 // EvaluateNewtonInvSqrt evaluates the plan n (1/sqrt(x) by a Chebyshev
-// initial guess and Newton iterations) on ct, performing exactly the
-// arithmetic of n.Evaluate in the same order:
-//
-//	h := 0.5*x; y := Init(x); repeat: a := y*y; b := h*y; c := a*b; d := 1.5*y; y = d - c
-//
-// It consumes n.Depth() levels (checked up front). The constant product
-// d = 1.5*y is encoded at the scale that makes it land exactly on c's scale
-// after its rescale, so the subtraction is exact in scale.
+// initial guess and Newton iterations) on ct: polyapprox.EvalNewtonInvSqrt
+// on the ciphertext builder, the arithmetic of n.Evaluate in the same
+// order. It consumes n.Depth() levels (checked up front).
 func (e *Evaluator) EvaluateNewtonInvSqrt(ct *Ciphertext, n polyapprox.NewtonInvSqrt) (*Ciphertext, error) {
 	if err := checkCt("newton inverse sqrt", ct); err != nil {
 		return nil, err
@@ -240,54 +235,15 @@ func (e *Evaluator) EvaluateNewtonInvSqrt(ct *Ciphertext, n polyapprox.NewtonInv
 }
 
 func (e *Evaluator) newtonInvSqrt(x *rlwe.Ciphertext, n polyapprox.NewtonInvSqrt) (*rlwe.Ciphertext, int, error) {
-	h, err := e.rawMulConstRescale(x, 0.5)
-	if err != nil {
-		return nil, 0, fmt.Errorf("h = 0.5*x: %w", err)
-	}
-	y, ks, err := e.polynomial(x, n.Init)
-	if err != nil {
-		return nil, 0, fmt.Errorf("initial guess: %w", err)
-	}
-	for i := 0; i < n.Iterations; i++ {
-		a, err := e.rawMulRelinRescale(y, y)
-		if err != nil {
-			return nil, 0, fmt.Errorf("iteration %d: a = y*y: %w", i, err)
-		}
-		b, err := e.rawMulRelinRescale(h, y)
-		if err != nil {
-			return nil, 0, fmt.Errorf("iteration %d: b = h*y: %w", i, err)
-		}
-		c, err := e.rawMulRelinRescale(a, b)
-		if err != nil {
-			return nil, 0, fmt.Errorf("iteration %d: c = a*b: %w", i, err)
-		}
-		ks += 3
-		// d = 1.5*y at the scale that, after rescaling by Q[level(y)], equals c's scale.
-		t := c.Scale.Mul(e.rescaleFactor(y.Level())).Div(y.Scale)
-		d, err := e.mulConstAtScale(y, 1.5, t)
-		if err != nil {
-			return nil, 0, fmt.Errorf("iteration %d: d = 1.5*y: %w", i, err)
-		}
-		if err = e.eval.Rescale(d, d); err != nil {
-			return nil, 0, fmt.Errorf("iteration %d: d = 1.5*y: %w", i, err)
-		}
-		e.eval.DropLevel(d, d.Level()-c.Level())
-		d.Scale = c.Scale
-		if err = e.eval.Sub(d, c, d); err != nil {
-			return nil, 0, fmt.Errorf("iteration %d: y = d - c: %w", i, err)
-		}
-		y = d
-	}
-	return y, ks, nil
+	b := &ctBuilder{e: e}
+	y := polyapprox.EvalNewtonInvSqrt[*rlwe.Ciphertext](b, n, x)
+	return y, b.ks, b.err
 }
 
 // EvaluateGoldschmidtInv evaluates the plan g (1/x by Goldschmidt's
-// iteration) on ct, performing exactly the arithmetic of g.Evaluate in the
-// same order:
-//
-//	xn := c*x; a := 2 - xn; b := 1 - xn; repeat: b = b*b; a = a*(1 + b); y := c*a
-//
-// with c = g.Normalizer(). It consumes g.Depth() levels (checked up front).
+// iteration) on ct: polyapprox.EvalGoldschmidtInv on the ciphertext
+// builder, the arithmetic of g.Evaluate in the same order. It consumes
+// g.Depth() levels (checked up front).
 func (e *Evaluator) EvaluateGoldschmidtInv(ct *Ciphertext, g polyapprox.GoldschmidtInv) (*Ciphertext, error) {
 	if err := checkCt("goldschmidt inverse", ct); err != nil {
 		return nil, err
@@ -313,38 +269,100 @@ func (e *Evaluator) EvaluateGoldschmidtInv(ct *Ciphertext, g polyapprox.Goldschm
 }
 
 func (e *Evaluator) goldschmidt(x *rlwe.Ciphertext, g polyapprox.GoldschmidtInv) (*rlwe.Ciphertext, error) {
-	c := g.Normalizer()
-	xn, err := e.rawMulConstRescale(x, c)
+	b := &ctBuilder{e: e}
+	y := polyapprox.EvalGoldschmidtInv[*rlwe.Ciphertext](b, g, x)
+	return y, b.err
+}
+
+// ctBuilder is the ciphertext polyapprox.Builder: the plans' steps under
+// encryption, without recording (the caller records the whole plan). It
+// counts key switches and keeps the first error; after an error every
+// primitive returns nil.
+type ctBuilder struct {
+	e   *Evaluator
+	ks  int
+	err error
+}
+
+// fail keeps the first error, naming the primitive.
+func (b *ctBuilder) fail(what string, err error) *rlwe.Ciphertext {
+	if b.err == nil {
+		b.err = fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// Mul multiplies, relinearizes and rescales (one key switch).
+func (b *ctBuilder) Mul(x, y *rlwe.Ciphertext) *rlwe.Ciphertext {
+	if b.err != nil {
+		return nil
+	}
+	out, err := b.e.rawMulRelinRescale(x, y)
 	if err != nil {
-		return nil, fmt.Errorf("xn = c*x: %w", err)
+		return b.fail("ciphertext product", err)
 	}
-	negXn := hefloat.NewCiphertext(e.params, 1, xn.Level())
-	if err = e.eval.Mul(xn, -1, negXn); err != nil { // integer: no scale change
-		return nil, fmt.Errorf("-xn: %w", err)
+	b.ks++
+	return out
+}
+
+// MulConst multiplies by c encoded at Q[level] and rescales: x's scale, one
+// level less.
+func (b *ctBuilder) MulConst(x *rlwe.Ciphertext, c float64) *rlwe.Ciphertext {
+	if b.err != nil {
+		return nil
 	}
-	a, err := e.addConstNew(negXn, 2.0)
+	out, err := b.e.rawMulConstRescale(x, c)
 	if err != nil {
-		return nil, fmt.Errorf("a = 2 - xn: %w", err)
+		return b.fail(fmt.Sprintf("product by %g", c), err)
 	}
-	b, err := e.addConstNew(negXn, 1.0)
+	return out
+}
+
+// AddConst adds c at x's scale.
+func (b *ctBuilder) AddConst(x *rlwe.Ciphertext, c float64) *rlwe.Ciphertext {
+	if b.err != nil {
+		return nil
+	}
+	out, err := b.e.addConstNew(x, c)
 	if err != nil {
-		return nil, fmt.Errorf("b = 1 - xn: %w", err)
+		return b.fail(fmt.Sprintf("addition of %g", c), err)
 	}
-	for i := 0; i < g.Iterations; i++ {
-		if b, err = e.rawMulRelinRescale(b, b); err != nil {
-			return nil, fmt.Errorf("iteration %d: b = b*b: %w", i, err)
-		}
-		onePlusB, err := e.addConstNew(b, 1.0)
-		if err != nil {
-			return nil, fmt.Errorf("iteration %d: 1 + b: %w", i, err)
-		}
-		if a, err = e.rawMulRelinRescale(a, onePlusB); err != nil {
-			return nil, fmt.Errorf("iteration %d: a = a*(1+b): %w", i, err)
-		}
+	return out
+}
+
+// ScaleSub is c·x − y: c is encoded at the scale that makes c·x land
+// exactly on y's scale after its rescale, the product is dropped to y's
+// level, and the subtraction is exact in scale.
+func (b *ctBuilder) ScaleSub(x *rlwe.Ciphertext, c float64, y *rlwe.Ciphertext) *rlwe.Ciphertext {
+	if b.err != nil {
+		return nil
 	}
-	y, err := e.rawMulConstRescale(a, c)
+	what := fmt.Sprintf("%g*x - y", c)
+	t := y.Scale.Mul(b.e.rescaleFactor(x.Level())).Div(x.Scale)
+	d, err := b.e.mulConstAtScale(x, c, t)
 	if err != nil {
-		return nil, fmt.Errorf("y = c*a: %w", err)
+		return b.fail(what, err)
 	}
-	return y, nil
+	if err = b.e.eval.Rescale(d, d); err != nil {
+		return b.fail(what, err)
+	}
+	b.e.eval.DropLevel(d, d.Level()-y.Level())
+	d.Scale = y.Scale
+	if err = b.e.eval.Sub(d, y, d); err != nil {
+		return b.fail(what, err)
+	}
+	return d
+}
+
+// Poly evaluates the Chebyshev polynomial p (see Evaluator.Polynomial).
+func (b *ctBuilder) Poly(x *rlwe.Ciphertext, p polyapprox.Chebyshev) *rlwe.Ciphertext {
+	if b.err != nil {
+		return nil
+	}
+	out, ks, err := b.e.polynomial(x, p)
+	if err != nil {
+		return b.fail("chebyshev polynomial", err)
+	}
+	b.ks += ks
+	return out
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/polyformer/polyformer/model/norm"
+	"github.com/polyformer/polyformer/polyapprox"
 )
 
 // Tasks.
@@ -69,7 +70,7 @@ const (
 	// model/checkpoint).
 	MaxPolySpecs      = 1 << 12
 	MaxPolyCoeffs     = 1024
-	MaxPolyIterations = 64
+	MaxPolyIterations = polyapprox.MaxIterations
 	MaxMagnitude      = 1 << 20
 	// MaxConfigBytes caps a config.json file (16 MiB).
 	MaxConfigBytes = 16 << 20

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/polyapprox"
 )
 
 // configSeeds are valid and hostile config.json files.
@@ -103,10 +104,10 @@ func TestConfigLimits(t *testing.T) {
 		{func(c *Config) { c.Context = 1 << 20 }, "context = 1048576 exceeds the limit 4096"},
 		{func(c *Config) { c.Width, c.Hidden, c.Depth = 4096, 16384, 64 }, "parameters, above the limit"},
 		{func(c *Config) {
-			c.Poly = &PolyConfig{Specs: []nn.PolySpec{{Site: "s", Method: "chebyshev", Interval: [2]float64{-1, 1}, Coeffs: []float64{0, 1e300}}}}
+			c.Poly = &PolyConfig{Specs: []nn.PolySpec{{Site: "s", Spec: polyapprox.Spec{Method: "chebyshev", Interval: [2]float64{-1, 1}, Coeffs: []float64{0, 1e300}}}}}
 		}, `coeffs[1] = 1e+300 is not finite or exceeds the limit`},
 		{func(c *Config) {
-			c.Poly = &PolyConfig{Specs: []nn.PolySpec{{Site: "s", Method: "chebyshev", Interval: [2]float64{-1e9, 1}, Coeffs: []float64{0}}}}
+			c.Poly = &PolyConfig{Specs: []nn.PolySpec{{Site: "s", Spec: polyapprox.Spec{Method: "chebyshev", Interval: [2]float64{-1e9, 1}, Coeffs: []float64{0}}}}}
 		}, `interval[0] = -1e+09`},
 	} {
 		c := base

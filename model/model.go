@@ -472,7 +472,7 @@ func (m *Model) PolyStats() []SiteStats {
 		o, t, w := s.Outside()
 		st := SiteStats{Site: s.Name, Kind: s.Kind, Outside: o, Total: t, Worst: w}
 		if sp := s.Spec(); sp != nil {
-			st.Method, st.Interval, st.MaxErr = sp.Method, sp.Interval, sp.MaxErr
+			st.Method, st.Interval, st.MaxErr = string(sp.Method), sp.Interval, sp.MaxErr
 			if _, d, err := sp.Evaluator(); err == nil {
 				st.Depth = d
 			}

@@ -7,36 +7,17 @@ import (
 
 // NewtonInvSqrt is an explicit plan for 1/sqrt(x) on Init.Interval: a
 // polynomial initial guess refined by Newton iterations. The encrypted
-// evaluator performs exactly the arithmetic of Evaluate, in the same order:
-//
-//	h := 0.5 * x               // plaintext-constant product, 1 level
-//	y := Init(x)               // Chebyshev polynomial, Init.Depth() levels
-//	repeat Iterations times:
-//	    a := y * y             // ciphertext product, 1 level
-//	    b := h * y             // ciphertext product, 1 level (in parallel with a)
-//	    c := a * b             // ciphertext product, 1 level
-//	    d := 1.5 * y           // plaintext-constant product, 1 level
-//	    y = d - c              // y <- y * (3 - x*y^2) / 2
-//
-// Each iteration costs 2 levels and 3 ciphertext-ciphertext multiplications.
+// evaluator, the compiler and the float64 twin (Evaluate) all run the
+// steps of EvalNewtonInvSqrt and NewtonIterations (see Builder). Each
+// iteration costs 2 levels and 3 ciphertext-ciphertext multiplications.
 type NewtonInvSqrt struct {
 	Init       Chebyshev
 	Iterations int
 }
 
-// Evaluate is the float64 twin of the encrypted plan.
-func (n NewtonInvSqrt) Evaluate(x float64) float64 {
-	h := 0.5 * x
-	y := n.Init.Evaluate(x)
-	for i := 0; i < n.Iterations; i++ {
-		a := y * y
-		b := h * y
-		c := a * b
-		d := 1.5 * y
-		y = d - c
-	}
-	return y
-}
+// Evaluate is the float64 twin of the encrypted plan: EvalNewtonInvSqrt on
+// the Float builder.
+func (n NewtonInvSqrt) Evaluate(x float64) float64 { return EvalNewtonInvSqrt[float64](Float{}, n, x) }
 
 // Depth is the number of levels the encrypted plan consumes.
 func (n NewtonInvSqrt) Depth() int {
@@ -62,17 +43,9 @@ func (n NewtonInvSqrt) Validate() error {
 }
 
 // GoldschmidtInv is an explicit plan for 1/x on Interval (0 < A < B). The input
-// is first normalized into (0, 2) by c = 2/(A+B); the encrypted evaluator
-// performs exactly the arithmetic of Evaluate, in the same order:
-//
-//	xn := c * x                // plaintext-constant product, 1 level
-//	a := 2 - xn                // constant addition, no level
-//	b := 1 - xn                // constant addition, no level
-//	repeat Iterations times:
-//	    b = b * b              // ciphertext product, 1 level
-//	    a = a * (1 + b)        // constant addition, then ciphertext product, 1 level
-//	y := c * a                 // plaintext-constant product, 1 level
-//
+// is first normalized into (0, 2) by xn = c·x with c = 2/(A+B); the
+// encrypted evaluator, the compiler and the float64 twin (Evaluate) all run
+// the steps of EvalGoldschmidtInv and GoldschmidtIterations (see Builder).
 // After k iterations a = (1 - (1-xn)^(2^(k+1))) / xn, so the relative error of
 // y against 1/x is |1 - xn|^(2^(k+1)).
 type GoldschmidtInv struct {
@@ -83,17 +56,10 @@ type GoldschmidtInv struct {
 // Normalizer returns c = 2/(A+B), the constant that maps the interval into (0, 2).
 func (g GoldschmidtInv) Normalizer() float64 { return 2 / (g.Interval.A + g.Interval.B) }
 
-// Evaluate is the float64 twin of the encrypted plan.
+// Evaluate is the float64 twin of the encrypted plan: EvalGoldschmidtInv on
+// the Float builder.
 func (g GoldschmidtInv) Evaluate(x float64) float64 {
-	c := g.Normalizer()
-	xn := c * x
-	a := 2 - xn
-	b := 1 - xn
-	for i := 0; i < g.Iterations; i++ {
-		b = b * b
-		a = a * (1 + b)
-	}
-	return c * a
+	return EvalGoldschmidtInv[float64](Float{}, g, x)
 }
 
 // Depth is the number of levels the encrypted plan consumes: one for the
@@ -169,10 +135,6 @@ func MaxRelError(p Plan) (float64, error) {
 	return st.MaxRel, nil
 }
 
-// maxPlanIterations bounds the iteration count of the plan constructors:
-// beyond it float64 (and CKKS) precision no longer improves.
-const maxPlanIterations = 64
-
 // newtonMaxInitRelError is sqrt(3) - 1: an initial guess y0 = (1+e)/sqrt(x)
 // with e >= sqrt(3)-1 makes 3 - x*y0^2 <= 0, so Newton does not converge.
 const newtonMaxInitRelError = 0.7320508075688772 // sqrt(3) - 1
@@ -192,8 +154,8 @@ func NewNewtonInvSqrt(iv Interval, initDegree, iterations int) (NewtonInvSqrt, e
 	if initDegree < 1 || initDegree > MaxDegree {
 		return NewtonInvSqrt{}, fmt.Errorf("newton inverse sqrt: initial degree %d outside [1, %d] (he/ evaluates no constant polynomial)", initDegree, MaxDegree)
 	}
-	if iterations < 0 || iterations > maxPlanIterations {
-		return NewtonInvSqrt{}, fmt.Errorf("newton inverse sqrt: %d iterations outside [0, %d]", iterations, maxPlanIterations)
+	if iterations < 0 || iterations > MaxIterations {
+		return NewtonInvSqrt{}, fmt.Errorf("newton inverse sqrt: %d iterations outside [0, %d]", iterations, MaxIterations)
 	}
 	init, _, err := Remez(invSqrt, iv, initDegree, true)
 	if err != nil {
@@ -272,8 +234,8 @@ func NewGoldschmidtInv(iv Interval, iterations int) (GoldschmidtInv, error) {
 	if err := CheckDomain("inv", iv); err != nil {
 		return GoldschmidtInv{}, fmt.Errorf("goldschmidt inverse: %w", err)
 	}
-	if iterations < 0 || iterations > maxPlanIterations {
-		return GoldschmidtInv{}, fmt.Errorf("goldschmidt inverse: %d iterations outside [0, %d]", iterations, maxPlanIterations)
+	if iterations < 0 || iterations > MaxIterations {
+		return GoldschmidtInv{}, fmt.Errorf("goldschmidt inverse: %d iterations outside [0, %d]", iterations, MaxIterations)
 	}
 	return GoldschmidtInv{Interval: iv, Iterations: iterations}, nil
 }
@@ -315,10 +277,10 @@ func GoldschmidtIterationsFor(iv Interval, targetRelErr float64) (int, error) {
 	if !(targetRelErr > 0 && targetRelErr < 1) {
 		return 0, fmt.Errorf("goldschmidt iterations: target relative error %g outside (0, 1)", targetRelErr)
 	}
-	for k := 0; k <= maxPlanIterations; k++ {
+	for k := 0; k <= MaxIterations; k++ {
 		if (GoldschmidtInv{Interval: iv, Iterations: k}).RelErrorBound() <= targetRelErr {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("goldschmidt iterations: target %g on [%g, %g] needs more than %d iterations", targetRelErr, iv.A, iv.B, maxPlanIterations)
+	return 0, fmt.Errorf("goldschmidt iterations: target %g on [%g, %g] needs more than %d iterations", targetRelErr, iv.A, iv.B, MaxIterations)
 }

@@ -45,6 +45,7 @@ import (
 	"github.com/polyformer/polyformer/model/eval"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/polyformer/polyformer/model/train"
+	"github.com/polyformer/polyformer/polyapprox"
 )
 
 // Point is one run of the frontier.
@@ -338,7 +339,7 @@ func heCost(pt *Point, m *model.Model, preset string) error {
 		return err
 	}
 	for _, site := range m.Sites() {
-		if sp := site.Spec(); sp != nil && sp.Kind == nn.FnRecip && sp.Method == "goldschmidt" {
+		if sp := site.Spec(); sp != nil && sp.Kind == nn.FnRecip && sp.Method == polyapprox.PlanGoldschmidt {
 			pt.RecipIterations = append(pt.RecipIterations, sp.Iterations)
 		}
 	}

@@ -168,7 +168,7 @@ type PolyActivation struct {
 
 // NewPolyActivation wraps a Chebyshev polynomial.
 func NewPolyActivation(p polyapprox.Chebyshev) *PolyActivation {
-	return &PolyActivation{P: p, deriv: ChebyshevDerivative(p)}
+	return &PolyActivation{P: p, deriv: polyapprox.ChebyshevDerivative(p)}
 }
 
 // Forward evaluates the polynomial (Clenshaw).
@@ -192,27 +192,6 @@ func (p *PolyActivation) Backward(dy *Tensor) *Tensor {
 
 // Params returns nothing: the polynomial is fixed.
 func (p *PolyActivation) Params() []*Param { return nil }
-
-// ChebyshevDerivative returns dp/dx as a Chebyshev series on the same interval
-// (recurrence c'_{k-1} = c'_{k+1} + 2k c_k, halved constant term, times the
-// chain-rule factor 2/(B-A)).
-func ChebyshevDerivative(p polyapprox.Chebyshev) polyapprox.Chebyshev {
-	n := len(p.Coeffs)
-	if n <= 1 {
-		return polyapprox.Chebyshev{Interval: p.Interval, Coeffs: []float64{0}}
-	}
-	d := make([]float64, n+1)
-	for k := n - 1; k >= 1; k-- {
-		d[k-1] = d[k+1] + 2*float64(k)*p.Coeffs[k]
-	}
-	d[0] /= 2
-	s := 2 / (p.Interval.B - p.Interval.A)
-	out := make([]float64, n-1)
-	for i := range out {
-		out[i] = d[i] * s
-	}
-	return polyapprox.Chebyshev{Interval: p.Interval, Coeffs: out}
-}
 
 // FFN is Linear(Dim, Hidden) -> activation -> Linear(Hidden, Dim).
 type FFN struct {

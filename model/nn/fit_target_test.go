@@ -95,10 +95,10 @@ func TestFitTargetChebyshevDegreeOne(t *testing.T) {
 
 func TestFitTargetChebyshevNonOptimalCap(t *testing.T) {
 	// a cap that is not 2^k-1 is tried after the depth-optimal degrees below it
-	require.Equal(t, []int{1, 3, 7, 15, 31, 40}, TargetDegrees(40))
-	require.Equal(t, []int{1, 3, 7, 15, 31, 63}, TargetDegrees(63))
-	require.Equal(t, []int{1}, TargetDegrees(1))
-	require.Empty(t, TargetDegrees(0))
+	require.Equal(t, []int{1, 3, 7, 15, 31, 40}, polyapprox.TargetDegrees(40))
+	require.Equal(t, []int{1, 3, 7, 15, 31, 63}, polyapprox.TargetDegrees(63))
+	require.Equal(t, []int{1}, polyapprox.TargetDegrees(1))
+	require.Empty(t, polyapprox.TargetDegrees(0))
 	// GELU on [-8, 8] at 1e-9 needs more than 31: with cap 40 it gets 40
 	require.Greater(t, measuredAbs(t, FnGELU, -8, 8, 31), 1e-9)
 	spec, err := FitSpec("g", FnGELU, -8, 8, targetOpts(1e-9, 40))
@@ -112,7 +112,7 @@ func TestFitTargetChebyshevNonOptimalCap(t *testing.T) {
 
 func TestFitTargetChebyshevCapError(t *testing.T) {
 	best := math.Inf(1)
-	for _, d := range TargetDegrees(63) {
+	for _, d := range polyapprox.TargetDegrees(63) {
 		best = math.Min(best, measuredAbs(t, FnGELU, -45, 45, d))
 	}
 	require.Greater(t, best, 1e-3)
@@ -163,7 +163,7 @@ func bruteNewton(t *testing.T, iv polyapprox.Interval, tol float64, maxDeg, maxI
 		require.NoError(t, err)
 		for k := 0; k <= maxIt; k++ {
 			n := polyapprox.NewtonInvSqrt{Init: init, Iterations: k}
-			if NewtonFitError(n) > tol {
+			if polyapprox.NewtonFitError(n) > tol {
 				continue
 			}
 			better := !found || n.Depth() < best.Depth() ||
@@ -205,7 +205,7 @@ func TestFitTargetNewtonDepthMinimal(t *testing.T) {
 		_, depth, err := spec.Evaluator()
 		require.NoError(t, err)
 		require.Equal(t, want.Depth(), depth, name)
-		require.Equal(t, NewtonFitError(want), spec.MaxErr, name)
+		require.Equal(t, polyapprox.NewtonFitError(want), spec.MaxErr, name)
 		// independent check on polyapprox's own dense grid
 		e, err := polyapprox.MaxRelError(want)
 		require.NoError(t, err)
@@ -257,7 +257,7 @@ func TestFitTargetGoldschmidtRecordsError(t *testing.T) {
 	require.Equal(t, want.Iterations, got.Iterations)
 	f, _ := Exact(FnRecip)
 	g := polyapprox.GoldschmidtInv{Interval: polyapprox.Interval{A: got.Interval[0], B: got.Interval[1]}, Iterations: got.Iterations}
-	require.Equal(t, relErrOn(g.Evaluate, f, g.Interval), got.MaxErr)
+	require.Equal(t, polyapprox.GridRelError(g.Evaluate, f, g.Interval), got.MaxErr)
 	require.LessOrEqual(t, got.MaxErr, o.RelTol)
 	require.Greater(t, got.MaxErr, 0.0)
 }
@@ -297,14 +297,14 @@ func legacyRefit(spec PolySpec, o FitOptions) PolySpec {
 		spec.Method, spec.Degree, spec.Coeffs = "chebyshev", o.Degree, p.Coeffs
 	case FnRecip:
 		spec.Method = "goldschmidt"
-		k, _, _ := fewestIterations(func(k int) func(float64) float64 {
+		k, _, _ := polyapprox.FewestIterations(func(k int) func(float64) float64 {
 			return polyapprox.GoldschmidtInv{Interval: iv, Iterations: k}.Evaluate
 		}, exact, iv, o.RelTol)
 		spec.Iterations = k
 	case FnInvSqrt:
 		init, _ := polyapprox.Interpolate(exact, iv, o.InitDegree)
 		spec.Method, spec.Degree, spec.Coeffs = "newton", o.InitDegree, init.Coeffs
-		k, _, _ := fewestIterations(func(k int) func(float64) float64 {
+		k, _, _ := polyapprox.FewestIterations(func(k int) func(float64) float64 {
 			return polyapprox.NewtonInvSqrt{Init: init, Iterations: k}.Evaluate
 		}, exact, iv, o.RelTol)
 		spec.Iterations = k
@@ -326,7 +326,7 @@ func TestFitTargetZeroTolIsLegacy(t *testing.T) {
 		} {
 			got, err := FitSpec("s", c.kind, c.lo, c.hi, o)
 			require.NoError(t, err, c.kind)
-			want := legacyRefit(PolySpec{Site: "s", Kind: c.kind, Interval: got.Interval, Observed: [2]float64{c.lo, c.hi}}, o)
+			want := legacyRefit(PolySpec{Site: "s", Kind: c.kind, Spec: polyapprox.Spec{Interval: got.Interval}, Observed: [2]float64{c.lo, c.hi}}, o)
 			require.Equal(t, want, got, c.kind)
 			jg, err := json.Marshal(got)
 			require.NoError(t, err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/polyformer/polyformer/polyapprox"
 )
 
 func TestRangePenaltyValue(t *testing.T) {
@@ -105,12 +107,12 @@ func TestRefitSpecMatchesFitSpecWithoutMargin(t *testing.T) {
 		lo, hi := 0.05, 3.0
 		want, err := FitSpec("s", kind, lo, hi, o)
 		require.NoError(t, err)
-		got, err := RefitSpec(PolySpec{Site: "s", Kind: kind, Interval: [2]float64{lo, hi}, Observed: [2]float64{lo, hi}}, o)
+		got, err := RefitSpec(PolySpec{Site: "s", Kind: kind, Spec: polyapprox.Spec{Interval: [2]float64{lo, hi}}, Observed: [2]float64{lo, hi}}, o)
 		require.NoError(t, err)
 		require.Equal(t, want, got, kind)
 	}
-	_, err := RefitSpec(PolySpec{Site: "s", Kind: FnRecip, Interval: [2]float64{0, 1}}, o)
+	_, err := RefitSpec(PolySpec{Site: "s", Kind: FnRecip, Spec: polyapprox.Spec{Interval: [2]float64{0, 1}}}, o)
 	require.ErrorContains(t, err, "not positive")
-	_, err = RefitSpec(PolySpec{Site: "s", Kind: FnGELU, Interval: [2]float64{1, 1}}, o)
+	_, err = RefitSpec(PolySpec{Site: "s", Kind: FnGELU, Spec: polyapprox.Spec{Interval: [2]float64{1, 1}}}, o)
 	require.ErrorContains(t, err, "empty")
 }

@@ -49,21 +49,15 @@ func Exact(kind string) (func(float64) float64, error) {
 
 func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
 
-// PolySpec is the JSON-serializable description of the polynomial form of one
-// site: exactly what the encrypted circuit evaluates.
-//
-// Method "chebyshev": Coeffs in the Chebyshev basis on Interval (see
-// polyapprox.Chebyshev). Method "goldschmidt": polyapprox.GoldschmidtInv on
-// Interval with Iterations. Method "newton": polyapprox.NewtonInvSqrt with the
-// Chebyshev initial guess Coeffs on Interval and Iterations.
+// PolySpec is the polynomial form of one site: the site, its kind, the
+// approximation (polyapprox.Spec: exactly what the encrypted circuit
+// evaluates) and the calibration it was fitted from. Its JSON is that of
+// the checkpoints' config.json ("site", "kind", the spec's fields,
+// "observed", "max_err").
 type PolySpec struct {
-	Site       string     `json:"site"`
-	Kind       string     `json:"kind"`
-	Method     string     `json:"method"`
-	Interval   [2]float64 `json:"interval"`
-	Degree     int        `json:"degree,omitempty"`
-	Iterations int        `json:"iterations,omitempty"`
-	Coeffs     []float64  `json:"coeffs,omitempty"`
+	Site string `json:"site"`
+	Kind string `json:"kind"`
+	polyapprox.Spec
 	// Observed is the calibrated input range before widening.
 	Observed [2]float64 `json:"observed"`
 	// MaxErr is the error the fit measured for this form on Interval when
@@ -76,28 +70,11 @@ type PolySpec struct {
 
 // Evaluator returns the float64 twin of the spec and its multiplicative depth.
 func (s PolySpec) Evaluator() (func(float64) float64, int, error) {
-	iv := polyapprox.Interval{A: s.Interval[0], B: s.Interval[1]}
-	switch s.Method {
-	case "chebyshev":
-		p := polyapprox.Chebyshev{Interval: iv, Coeffs: s.Coeffs}
-		if err := p.Validate(); err != nil {
-			return nil, 0, fmt.Errorf("site %s: %w", s.Site, err)
-		}
-		return p.Evaluate, p.Depth(), nil
-	case "goldschmidt":
-		g := polyapprox.GoldschmidtInv{Interval: iv, Iterations: s.Iterations}
-		if err := g.Validate(); err != nil {
-			return nil, 0, fmt.Errorf("site %s: %w", s.Site, err)
-		}
-		return g.Evaluate, g.Depth(), nil
-	case "newton":
-		n := polyapprox.NewtonInvSqrt{Init: polyapprox.Chebyshev{Interval: iv, Coeffs: s.Coeffs}, Iterations: s.Iterations}
-		if err := n.Validate(); err != nil {
-			return nil, 0, fmt.Errorf("site %s: %w", s.Site, err)
-		}
-		return n.Evaluate, n.Depth(), nil
+	f, d, err := s.Twin()
+	if err != nil {
+		return nil, 0, fmt.Errorf("site %s: %w", s.Site, err)
 	}
-	return nil, 0, fmt.Errorf("site %s: unknown polynomial method %q", s.Site, s.Method)
+	return f, d, nil
 }
 
 // FitOptions control how a calibrated range becomes a polynomial.
@@ -355,50 +332,15 @@ func exactDeriv(kind string) (func(float64) float64, error) {
 	return nil, fmt.Errorf("unknown non-linearity kind %q", kind)
 }
 
-// Derivative returns the exact derivative of the spec's float64 twin,
-// obtained by forward-mode differentiation of the same arithmetic
-// (Chebyshev: the derivative series; Goldschmidt and Newton: the iteration
-// differentiated step by step).
+// Derivative returns the exact derivative of the spec's float64 twin
+// (polyapprox.Spec.Derivative: forward-mode differentiation of the same
+// arithmetic).
 func (s PolySpec) Derivative() (func(float64) float64, error) {
-	iv := polyapprox.Interval{A: s.Interval[0], B: s.Interval[1]}
-	switch s.Method {
-	case "chebyshev":
-		d := ChebyshevDerivative(polyapprox.Chebyshev{Interval: iv, Coeffs: s.Coeffs})
-		return d.Evaluate, nil
-	case "goldschmidt":
-		g := polyapprox.GoldschmidtInv{Interval: iv, Iterations: s.Iterations}
-		c := g.Normalizer()
-		k := s.Iterations
-		return func(x float64) float64 {
-			xn := c * x
-			a, b := 2-xn, 1-xn
-			da, db := -c, -c
-			for i := 0; i < k; i++ {
-				db = 2 * b * db
-				b = b * b
-				da = da*(1+b) + a*db
-				a = a * (1 + b)
-			}
-			return c * da
-		}, nil
-	case "newton":
-		init := polyapprox.Chebyshev{Interval: iv, Coeffs: s.Coeffs}
-		dinit := ChebyshevDerivative(init)
-		k := s.Iterations
-		return func(x float64) float64 {
-			h, dh := 0.5*x, 0.5
-			y, dy := init.Evaluate(x), dinit.Evaluate(x)
-			for i := 0; i < k; i++ {
-				a, da := y*y, 2*y*dy
-				b, db := h*y, dh*y+h*dy
-				dc := da*b + a*db
-				c := a * b
-				y, dy = 1.5*y-c, 1.5*dy-dc
-			}
-			return dy
-		}, nil
+	d, err := s.Spec.Derivative()
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", s.Site, err)
 	}
-	return nil, fmt.Errorf("site %s: unknown polynomial method %q", s.Site, s.Method)
+	return d, nil
 }
 
 // Fit builds and installs the polynomial form from the calibrated range.
@@ -416,9 +358,6 @@ func (s *Site) Fit(o FitOptions) (PolySpec, error) {
 	}
 	return spec, nil
 }
-
-// maxPlanIterations caps the Goldschmidt and Newton iteration counts.
-const maxPlanIterations = 40
 
 // FitSpec builds the polynomial form of a kind for observed inputs in [lo, hi].
 func FitSpec(name, kind string, lo, hi float64, o FitOptions) (PolySpec, error) {
@@ -470,7 +409,7 @@ func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
 		return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
 	}
 	iv := polyapprox.Interval{A: a, B: b}
-	spec.Method, spec.Degree, spec.Iterations, spec.Coeffs, spec.MaxErr = "", 0, 0, nil, 0
+	spec.Spec, spec.MaxErr = polyapprox.Spec{Interval: spec.Interval}, 0
 	target := o.Tol > 0
 	switch kind {
 	case FnExp, FnGELU, FnReLU:
@@ -479,17 +418,17 @@ func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
 			if err != nil {
 				return PolySpec{}, err
 			}
-			spec.Method, spec.Degree, spec.Coeffs, spec.MaxErr = "chebyshev", p.Degree(), p.Coeffs, e
+			spec.Method, spec.Degree, spec.Coeffs, spec.MaxErr = polyapprox.PlanChebyshev, p.Degree(), p.Coeffs, e
 			break
 		}
 		p, err := polyapprox.Interpolate(exact, iv, o.Degree)
 		if err != nil {
 			return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
 		}
-		spec.Method, spec.Degree, spec.Coeffs = "chebyshev", o.Degree, p.Coeffs
+		spec.Method, spec.Degree, spec.Coeffs = polyapprox.PlanChebyshev, o.Degree, p.Coeffs
 	case FnRecip:
-		spec.Method = "goldschmidt"
-		k, e, ok := fewestIterations(func(k int) func(float64) float64 {
+		spec.Method = polyapprox.PlanGoldschmidt
+		k, e, ok := polyapprox.FewestIterations(func(k int) func(float64) float64 {
 			return polyapprox.GoldschmidtInv{Interval: iv, Iterations: k}.Evaluate
 		}, exact, iv, o.RelTol)
 		spec.Iterations = k
@@ -498,56 +437,35 @@ func RefitSpec(spec PolySpec, o FitOptions) (PolySpec, error) {
 		}
 		if !ok {
 			return PolySpec{}, fmt.Errorf("site %s: 1/x on [%g, %g] (ratio %.3g): Goldschmidt relative error %.3g > %g after %d iterations; the calibrated range is too wide",
-				name, a, b, b/a, e, o.RelTol, maxPlanIterations)
+				name, a, b, b/a, e, o.RelTol, polyapprox.MaxIterations)
 		}
 	case FnInvSqrt:
 		if target {
-			n, e, err := leastDepthNewton(name, exact, iv, o)
-			if err != nil {
-				return PolySpec{}, err
+			if !(o.RelTol > 0) || math.IsInf(o.RelTol, 0) {
+				return PolySpec{}, fmt.Errorf("site %s: rel_tol %g must be positive and finite", name, o.RelTol)
 			}
-			spec.Method, spec.Degree, spec.Coeffs, spec.Iterations, spec.MaxErr = "newton", n.Init.Degree(), n.Init.Coeffs, n.Iterations, e
+			n, e, err := polyapprox.LeastDepthNewton(iv, o.Degree, o.RelTol)
+			if err != nil {
+				return PolySpec{}, fmt.Errorf("site %s: %w; the calibrated range is too wide", name, err)
+			}
+			spec.Method, spec.Degree, spec.Coeffs, spec.Iterations, spec.MaxErr = polyapprox.PlanNewton, n.Init.Degree(), n.Init.Coeffs, n.Iterations, e
 			break
 		}
 		init, err := polyapprox.Interpolate(exact, iv, o.InitDegree)
 		if err != nil {
 			return PolySpec{}, fmt.Errorf("site %s: %w", name, err)
 		}
-		spec.Method, spec.Degree, spec.Coeffs = "newton", o.InitDegree, init.Coeffs
-		k, e, ok := fewestIterations(func(k int) func(float64) float64 {
+		spec.Method, spec.Degree, spec.Coeffs = polyapprox.PlanNewton, o.InitDegree, init.Coeffs
+		k, e, ok := polyapprox.FewestIterations(func(k int) func(float64) float64 {
 			return polyapprox.NewtonInvSqrt{Init: init, Iterations: k}.Evaluate
 		}, exact, iv, o.RelTol)
 		spec.Iterations = k
 		if !ok {
 			return PolySpec{}, fmt.Errorf("site %s: 1/sqrt(x) on [%g, %g] (ratio %.3g): Newton relative error %.3g > %g after %d iterations; the calibrated range is too wide",
-				name, a, b, b/a, e, o.RelTol, maxPlanIterations)
+				name, a, b, b/a, e, o.RelTol, polyapprox.MaxIterations)
 		}
 	}
 	return spec, nil
-}
-
-// relErrOn is the largest relative error of f against g on a geometric and
-// linear grid of iv.
-func relErrOn(f, g func(float64) float64, iv polyapprox.Interval) float64 {
-	worst := 0.0
-	const n = 400
-	for i := 0; i <= n; i++ {
-		t := float64(i) / n
-		xs := []float64{iv.A + t*(iv.B-iv.A)}
-		if iv.A > 0 {
-			xs = append(xs, iv.A*math.Pow(iv.B/iv.A, t))
-		}
-		for _, x := range xs {
-			e := math.Abs(f(x)-g(x)) / math.Max(math.Abs(g(x)), 1e-300)
-			if e > worst || math.IsNaN(e) {
-				worst = e
-				if math.IsNaN(e) {
-					return math.Inf(1)
-				}
-			}
-		}
-	}
-	return worst
 }
 
 // CollectSites returns the sites of every module that has any.
@@ -559,19 +477,6 @@ func CollectSites(mods ...any) []*Site {
 		}
 	}
 	return out
-}
-
-// fewestIterations returns the smallest iteration count k <= maxPlanIterations
-// whose plan plan(k) meets the relative tolerance on iv, its error, and
-// whether one did (else k = maxPlanIterations and its error).
-func fewestIterations(plan func(k int) func(float64) float64, exact func(float64) float64, iv polyapprox.Interval, tol float64) (int, float64, bool) {
-	e := math.Inf(1)
-	for k := 0; k <= maxPlanIterations; k++ {
-		if e = relErrOn(plan(k), exact, iv); e <= tol {
-			return k, e, true
-		}
-	}
-	return maxPlanIterations, e, false
 }
 
 // validateTargets checks the error targets of o (all zero is valid: no target).
@@ -621,145 +526,20 @@ func ChebyshevFitError(kind string, p polyapprox.Chebyshev) (float64, error) {
 	return e, nil
 }
 
-// TargetDegrees returns the Chebyshev degrees target fitting tries, in
-// increasing depth, under the cap: 1, 3, 7, ..., the depth-optimal degrees
-// 2^k-1 below the cap, then the cap itself.
-func TargetDegrees(limit int) []int {
-	var out []int
-	for d := 1; d < limit; d = 2*d + 1 {
-		out = append(out, d)
-	}
-	if limit >= 1 {
-		out = append(out, limit)
-	}
-	return out
-}
-
 // leastDepthChebyshev returns the interpolant of the smallest depth meeting
-// the target of kind on iv (see FitOptions.Tol) and its error.
+// the target of kind on iv (see FitOptions.Tol) and its error
+// (polyapprox.LeastDepthChebyshev in the metric ChebyshevFitError).
 func leastDepthChebyshev(name, kind string, exact func(float64) float64, iv polyapprox.Interval, o FitOptions) (polyapprox.Chebyshev, float64, error) {
-	tol := chebyshevTarget(kind, o)
-	best := math.Inf(1)
-	for _, d := range TargetDegrees(o.Degree) {
-		p, err := polyapprox.Interpolate(exact, iv, d)
-		if err != nil {
-			return polyapprox.Chebyshev{}, 0, fmt.Errorf("site %s: %w", name, err)
+	p, e, err := polyapprox.LeastDepthChebyshev(exact, iv, o.Degree, chebyshevTarget(kind, o), func(p polyapprox.Chebyshev) (float64, error) {
+		return ChebyshevFitError(kind, p)
+	})
+	if err != nil {
+		metric := "absolute error"
+		if kind == FnReLU {
+			metric = "absolute error / max(|a|, |b|)"
 		}
-		e, err := ChebyshevFitError(kind, p)
-		if err != nil {
-			return polyapprox.Chebyshev{}, 0, fmt.Errorf("site %s: degree %d: %w", name, d, err)
-		}
-		if e <= tol {
-			return p, e, nil
-		}
-		best = math.Min(best, e)
+		return polyapprox.Chebyshev{}, 0, fmt.Errorf("site %s: %s on [%g, %g] (%s): %w; raise the degree cap, loosen the target or narrow the range",
+			name, kind, iv.A, iv.B, metric, err)
 	}
-	metric := "absolute error"
-	if kind == FnReLU {
-		metric = "absolute error / max(|a|, |b|)"
-	}
-	return polyapprox.Chebyshev{}, 0, fmt.Errorf("site %s: %s on [%g, %g]: no Chebyshev interpolant of degree <= %d meets the target %s %g (best %.3g); raise the degree cap, loosen the target or narrow the range",
-		name, kind, iv.A, iv.B, o.Degree, metric, tol, best)
-}
-
-// newtonGrid is the grid of the Newton relative error: polyapprox.DenseGrid
-// plus newtonGeometricPoints geometric points, which resolve the left end
-// of wide positive intervals.
-func newtonGrid(iv polyapprox.Interval) []float64 {
-	const newtonGeometricPoints = 2001
-	xs := polyapprox.DenseGrid(iv)
-	for i := 0; i < newtonGeometricPoints; i++ {
-		t := float64(i) / (newtonGeometricPoints - 1)
-		xs = append(xs, math.Min(math.Max(iv.A*math.Pow(iv.B/iv.A, t), iv.A), iv.B))
-	}
-	return xs
-}
-
-// NewtonFitError is the largest relative error of the Newton plan n against
-// 1/sqrt(x) on its interval, measured on the grid target fitting uses
-// (polyapprox.DenseGrid plus 2001 geometric points); +Inf if the plan
-// returns NaN or ±Inf anywhere.
-func NewtonFitError(n polyapprox.NewtonInvSqrt) float64 {
-	worst := 0.0
-	for _, x := range newtonGrid(n.Init.Interval) {
-		e := math.Abs(n.Evaluate(x)*math.Sqrt(x) - 1)
-		if math.IsNaN(e) || math.IsInf(e, 0) {
-			return math.Inf(1)
-		}
-		worst = math.Max(worst, e)
-	}
-	return worst
-}
-
-// leastDepthNewton returns the Newton plan for 1/sqrt(x) on iv of least
-// total depth (ties: fewer ciphertext products, then the lower degree)
-// whose NewtonFitError is at most o.RelTol, with the initial-guess degree
-// in [1, o.Degree] and at most maxPlanIterations iterations, and its error.
-// Each degree's initial guess is evaluated once and iterated in place with
-// the plan's arithmetic; the chosen plan is measured again with
-// NewtonFitError.
-func leastDepthNewton(name string, exact func(float64) float64, iv polyapprox.Interval, o FitOptions) (polyapprox.NewtonInvSqrt, float64, error) {
-	tol := o.RelTol
-	if !(tol > 0) || math.IsInf(tol, 0) {
-		return polyapprox.NewtonInvSqrt{}, 0, fmt.Errorf("site %s: rel_tol %g must be positive and finite", name, tol)
-	}
-	xs := newtonGrid(iv)
-	sq := make([]float64, len(xs))
-	for i, x := range xs {
-		sq[i] = math.Sqrt(x)
-	}
-	ys := make([]float64, len(xs))
-	var best polyapprox.NewtonInvSqrt
-	found, bestErr := false, math.Inf(1)
-	for d := 1; d <= o.Degree; d++ {
-		init, err := polyapprox.Interpolate(exact, iv, d)
-		if err != nil {
-			return polyapprox.NewtonInvSqrt{}, 0, fmt.Errorf("site %s: %w", name, err)
-		}
-		if found && (polyapprox.NewtonInvSqrt{Init: init}).Depth() > best.Depth() {
-			break // the depth only grows with the degree
-		}
-		for i, x := range xs {
-			ys[i] = init.Evaluate(x)
-		}
-		for k := 0; k <= maxPlanIterations; k++ {
-			n := polyapprox.NewtonInvSqrt{Init: init, Iterations: k}
-			if found && (n.Depth() > best.Depth() || n.Depth() == best.Depth() && n.CtMults() >= best.CtMults()) {
-				break
-			}
-			e := 0.0
-			for i := range ys {
-				r := math.Abs(ys[i]*sq[i] - 1)
-				if math.IsNaN(r) || math.IsInf(r, 0) {
-					e = math.Inf(1)
-					break
-				}
-				e = math.Max(e, r)
-			}
-			if e <= tol {
-				best, found = n, true
-				break
-			}
-			bestErr = math.Min(bestErr, e)
-			if math.IsInf(e, 1) {
-				break // diverged
-			}
-			for i, x := range xs { // one iteration, as NewtonInvSqrt.Evaluate
-				h, y := 0.5*x, ys[i]
-				a := y * y
-				b := h * y
-				c := a * b
-				ys[i] = 1.5*y - c
-			}
-		}
-	}
-	if !found {
-		return polyapprox.NewtonInvSqrt{}, 0, fmt.Errorf("site %s: 1/sqrt(x) on [%g, %g] (ratio %.3g): no Newton plan with initial degree <= %d and <= %d iterations meets relative error %g (best %.3g); the calibrated range is too wide",
-			name, iv.A, iv.B, iv.B/iv.A, o.Degree, maxPlanIterations, tol, bestErr)
-	}
-	e := NewtonFitError(best)
-	if e > tol {
-		return polyapprox.NewtonInvSqrt{}, 0, fmt.Errorf("site %s: 1/sqrt(x) on [%g, %g]: Newton plan (degree %d, %d iterations) re-measured at relative error %.3g > %g", name, iv.A, iv.B, best.Init.Degree(), best.Iterations, e, tol)
-	}
-	return best, e, nil
+	return p, e, nil
 }
