@@ -28,7 +28,7 @@ func TestPolynomialMatchesTwinAndDepth(t *testing.T) {
 		iv   polyapprox.Interval
 		deg  int
 	}{
-		{"inv", func(x float64) float64 { return 1 / x }, polyapprox.Interval{A: 0.5, B: 4}, 63},
+		{"recip", func(x float64) float64 { return 1 / x }, polyapprox.Interval{A: 0.5, B: 4}, 63},
 		{"invsqrt", func(x float64) float64 { return 1 / math.Sqrt(x) }, polyapprox.Interval{A: 0.1, B: 10}, 63},
 		{"exp", math.Exp, polyapprox.Interval{A: -4, B: 2}, 31},
 		{"gelu", gelu, polyapprox.Interval{A: -6, B: 6}, 63},

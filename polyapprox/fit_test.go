@@ -38,11 +38,11 @@ func TestLeastDepthChebyshev(t *testing.T) {
 func TestFewestIterations(t *testing.T) {
 	iv := Interval{A: 0.5, B: 8}
 	plan := func(k int) func(float64) float64 { return GoldschmidtInv{Interval: iv, Iterations: k}.Evaluate }
-	k, e, ok := FewestIterations(plan, inv, iv, 1e-6)
+	k, e, ok := FewestIterations(plan, recip, iv, 1e-6)
 	require.True(t, ok)
 	require.LessOrEqual(t, e, 1e-6)
-	require.Greater(t, GridRelError(plan(k-1), inv, iv), 1e-6)
-	_, e, ok = FewestIterations(plan, inv, Interval{A: 0.5, B: 1e30}, 1e-6)
+	require.Greater(t, GridRelError(plan(k-1), recip, iv), 1e-6)
+	_, e, ok = FewestIterations(plan, recip, Interval{A: 0.5, B: 1e30}, 1e-6)
 	require.False(t, ok)
 	require.Greater(t, e, 1e-6)
 }

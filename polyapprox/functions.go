@@ -30,15 +30,15 @@ const MaxPowExponent = 64
 //
 //	exp      e^x
 //	gelu     x * 0.5 * (1 + erf(x / sqrt 2))   (exact erf form)
-//	inv      1/x                               (interval must be > 0)
 //	invsqrt  1/sqrt(x)                         (interval must be > 0)
 //	pow2..pow8  x^p
+//	recip    1/x                               (interval must be > 0)
 //	sigmoid  1 / (1 + e^-x)
 //	tanh     tanh(x)
 //
 // LookupFunction also accepts "pow<p>" for any integer 1 <= p <= MaxPowExponent.
 func Functions() []string {
-	return []string{"exp", "gelu", "inv", "invsqrt", "pow2", "pow3", "pow4", "pow5", "pow6", "pow7", "pow8", "sigmoid", "tanh"}
+	return []string{"exp", "gelu", "invsqrt", "pow2", "pow3", "pow4", "pow5", "pow6", "pow7", "pow8", "recip", "sigmoid", "tanh"}
 }
 
 // GELU is x * 0.5 * (1 + erf(x / sqrt 2)), the exact (erf) form.
@@ -53,7 +53,7 @@ func Sigmoid(x float64) float64 {
 	return e / (1 + e)
 }
 
-func inv(x float64) float64     { return 1 / x }
+func recip(x float64) float64   { return 1 / x }
 func invSqrt(x float64) float64 { return 1 / math.Sqrt(x) }
 
 // parsePow returns p for a name "pow<p>".
@@ -81,8 +81,8 @@ func LookupFunction(name string) (func(float64) float64, error) {
 		return math.Exp, nil
 	case "gelu":
 		return GELU, nil
-	case "inv":
-		return inv, nil
+	case "recip":
+		return recip, nil
 	case "invsqrt":
 		return invSqrt, nil
 	case "sigmoid":
@@ -111,7 +111,7 @@ func LookupFunction(name string) (func(float64) float64, error) {
 }
 
 // CheckDomain reports an error if the named function is not defined (or not
-// finite) on all of iv: inv and invsqrt need A > 0, exp needs B < 709 (no
+// finite) on all of iv: recip and invsqrt need A > 0, exp needs B < 709 (no
 // overflow). The interval itself must be valid.
 func CheckDomain(name string, iv Interval) error {
 	if _, err := LookupFunction(name); err != nil {
@@ -121,7 +121,7 @@ func CheckDomain(name string, iv Interval) error {
 		return fmt.Errorf("function %q: %w", name, err)
 	}
 	switch name {
-	case "inv", "invsqrt":
+	case "recip", "invsqrt":
 		if iv.A <= 0 {
 			return fmt.Errorf("function %q: interval [%g, %g] must lie in x > 0", name, iv.A, iv.B)
 		}

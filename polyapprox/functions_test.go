@@ -11,7 +11,7 @@ import (
 func TestFunctionsAndLookup(t *testing.T) {
 	names := Functions()
 	require.True(t, sort.StringsAreSorted(names))
-	for _, n := range []string{"inv", "invsqrt", "exp", "gelu", "sigmoid", "tanh", "pow2", "pow3", "pow4", "pow6", "pow8"} {
+	for _, n := range []string{"recip", "invsqrt", "exp", "gelu", "sigmoid", "tanh", "pow2", "pow3", "pow4", "pow6", "pow8"} {
 		require.Contains(t, names, n)
 	}
 	for _, n := range names {
@@ -23,7 +23,7 @@ func TestFunctionsAndLookup(t *testing.T) {
 		name string
 		x, y float64
 	}{
-		{"inv", 4, 0.25}, {"invsqrt", 4, 0.5}, {"exp", 1, math.E},
+		{"recip", 4, 0.25}, {"invsqrt", 4, 0.5}, {"exp", 1, math.E},
 		{"gelu", 1, 0.8413447460685429}, {"gelu", -1, -0.15865525393145707}, {"gelu", 0, 0},
 		{"sigmoid", 0, 0.5}, {"sigmoid", -800, 0}, {"sigmoid", 800, 1}, {"sigmoid", 2, 1 / (1 + math.Exp(-2))},
 		{"tanh", 0.5, math.Tanh(0.5)}, {"pow2", -3, 9}, {"pow3", -2, -8}, {"pow8", 2, 256}, {"pow1", 7, 7}, {"pow13", 2, 8192},
@@ -41,7 +41,7 @@ func TestFunctionsAndLookup(t *testing.T) {
 
 func TestApproximateAllFunctions(t *testing.T) {
 	intervals := map[string]Interval{
-		"exp": {-8, 1}, "gelu": {-6, 6}, "inv": {0.1, 2}, "invsqrt": {0.05, 4},
+		"exp": {-8, 1}, "gelu": {-6, 6}, "recip": {0.1, 2}, "invsqrt": {0.05, 4},
 		"sigmoid": {-8, 8}, "tanh": {-4, 4},
 	}
 	for _, name := range Functions() {
@@ -96,9 +96,9 @@ func TestApproximateAccuracyTargets(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, a.MaxRelError, 1e-3)
 	// relative minimax beats absolute minimax in relative error and vice versa
-	ar, err := Approximate("inv", Interval{0.05, 1}, 15, MethodRemezRelative)
+	ar, err := Approximate("recip", Interval{0.05, 1}, 15, MethodRemezRelative)
 	require.NoError(t, err)
-	aa, err := Approximate("inv", Interval{0.05, 1}, 15, MethodRemez)
+	aa, err := Approximate("recip", Interval{0.05, 1}, 15, MethodRemez)
 	require.NoError(t, err)
 	require.Less(t, ar.MaxRelError, aa.MaxRelError)
 	require.Less(t, aa.MaxAbsError, ar.MaxAbsError)
@@ -127,9 +127,9 @@ func TestApproximateInvalidInput(t *testing.T) {
 		method string
 		msg    string
 	}{
-		{"inv", Interval{0, 1}, 7, MethodChebyshev, "x > 0"},
-		{"inv", Interval{-1, 1}, 7, MethodRemez, "x > 0"},
-		{"inv", Interval{-2, -1}, 7, MethodRemez, "x > 0"},
+		{"recip", Interval{0, 1}, 7, MethodChebyshev, "x > 0"},
+		{"recip", Interval{-1, 1}, 7, MethodRemez, "x > 0"},
+		{"recip", Interval{-2, -1}, 7, MethodRemez, "x > 0"},
 		{"invsqrt", Interval{-1, 2}, 7, MethodRemezRelative, "x > 0"},
 		{"invsqrt", Interval{0, 2}, 7, MethodChebyshev, "x > 0"},
 		{"exp", Interval{0, 800}, 7, MethodChebyshev, "overflow"},

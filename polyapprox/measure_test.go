@@ -41,7 +41,7 @@ func TestMeasureErrorInvalid(t *testing.T) {
 	require.Error(t, err)
 	_, err = MeasureError(id, id, Interval{1, 0})
 	require.Error(t, err)
-	_, err = MeasureError(inv, id, Interval{0, 1}) // f(0) = +Inf
+	_, err = MeasureError(recip, id, Interval{0, 1}) // f(0) = +Inf
 	require.ErrorContains(t, err, "f(0)")
 	_, err = MeasureError(id, func(float64) float64 { return math.NaN() }, Interval{0, 1})
 	require.ErrorContains(t, err, "approximation")

@@ -144,7 +144,7 @@ const newtonMaxInitRelError = 0.7320508075688772 // sqrt(3) - 1
 // 1/sqrt on iv at initDegree, refined by the given number of iterations.
 // It returns an error for an invalid or non-positive interval, a degree
 // outside [1, MaxDegree] (the encrypted evaluator refuses constants),
-// iterations outside [0, 64], a Remez failure, or an initial guess whose
+// iterations outside [0, MaxIterations], a Remez failure, or an initial guess whose
 // relative error leaves (-1, sqrt(3)-1) (Newton would not converge on all
 // of iv: raise initDegree or narrow iv).
 func NewNewtonInvSqrt(iv Interval, initDegree, iterations int) (NewtonInvSqrt, error) {
@@ -228,10 +228,10 @@ func (n NewtonInvSqrt) PredictedRelError() (float64, error) {
 }
 
 // NewGoldschmidtInv builds the Goldschmidt plan for 1/x on iv (0 < A < B)
-// with the given number of iterations (0..64). Use GoldschmidtIterationsFor
+// with the given number of iterations (0..MaxIterations). Use GoldschmidtIterationsFor
 // to choose the iteration count from a target relative error.
 func NewGoldschmidtInv(iv Interval, iterations int) (GoldschmidtInv, error) {
-	if err := CheckDomain("inv", iv); err != nil {
+	if err := CheckDomain("recip", iv); err != nil {
 		return GoldschmidtInv{}, fmt.Errorf("goldschmidt inverse: %w", err)
 	}
 	if iterations < 0 || iterations > MaxIterations {
@@ -243,8 +243,8 @@ func NewGoldschmidtInv(iv Interval, iterations int) (GoldschmidtInv, error) {
 // Domain is Interval.
 func (g GoldschmidtInv) Domain() Interval { return g.Interval }
 
-// FunctionName is "inv".
-func (g GoldschmidtInv) FunctionName() string { return "inv" }
+// FunctionName is "recip".
+func (g GoldschmidtInv) FunctionName() string { return "recip" }
 
 // CtMults is the number of ciphertext-ciphertext multiplications: 2 per
 // iteration (b*b and a*(1+b)).
@@ -267,11 +267,11 @@ func (g GoldschmidtInv) RelErrorBound() float64 {
 // GoldschmidtIterationsFor returns the smallest iteration count k such that
 // the Goldschmidt bound ((B-A)/(B+A))^(2^(k+1)) on iv is at most
 // targetRelErr. It returns an error for an invalid or non-positive
-// interval, a target outside (0, 1), or more than 64 iterations needed.
+// interval, a target outside (0, 1), or more than MaxIterations iterations needed.
 // Targets below about 1e-15 are met by the bound but not by float64 or
 // CKKS arithmetic.
 func GoldschmidtIterationsFor(iv Interval, targetRelErr float64) (int, error) {
-	if err := CheckDomain("inv", iv); err != nil {
+	if err := CheckDomain("recip", iv); err != nil {
 		return 0, fmt.Errorf("goldschmidt iterations: %w", err)
 	}
 	if !(targetRelErr > 0 && targetRelErr < 1) {

@@ -20,10 +20,10 @@ const (
 )
 
 // MaxIterations bounds the iteration count of the Goldschmidt and Newton
-// plans everywhere: the plan constructors, the least-depth fits and the
-// specs a checkpoint may hold. Beyond it float64 (and CKKS) precision no
-// longer improves.
-const MaxIterations = 64
+// plans everywhere: the plan constructors, the fits (a range that needs
+// more is too wide for an encrypted plan) and the specs a checkpoint may
+// hold. Long before it float64 (and CKKS) precision no longer improves.
+const MaxIterations = 40
 
 // Spec is the serializable description of one approximation: exactly what
 // the encrypted circuit evaluates. Degree is the degree of Coeffs (the

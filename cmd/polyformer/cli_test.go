@@ -58,7 +58,7 @@ func TestApproxJSONIsReevaluable(t *testing.T) {
 }
 
 func TestApproxBadInput(t *testing.T) {
-	_, err := runCLI(t, "approx", "inv", "--interval", "-1,1", "--degree", "7")
+	_, err := runCLI(t, "approx", "recip", "--interval", "-1,1", "--degree", "7")
 	require.Error(t, err)
 	_, err = runCLI(t, "approx", "nosuch", "--interval", "0,1")
 	require.Error(t, err)

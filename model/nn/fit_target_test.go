@@ -52,7 +52,7 @@ func TestFitTargetChebyshevLeastDepth(t *testing.T) {
 		o := targetOpts(c.tol, 127)
 		spec, err := FitSpec("s", c.kind, c.a, c.b, o)
 		require.NoError(t, err, name)
-		require.Equal(t, "chebyshev", spec.Method, name)
+		require.Equal(t, polyapprox.PlanChebyshev, spec.Method, name)
 		require.Equal(t, [2]float64{c.a, c.b}, spec.Interval, name)
 		d := spec.Degree
 		require.Len(t, spec.Coeffs, d+1, name)
@@ -195,7 +195,7 @@ func TestFitTargetNewtonDepthMinimal(t *testing.T) {
 		o.RelTol = c.tol
 		spec, err := FitSpec("n", FnInvSqrt, c.a, c.b, o)
 		require.NoError(t, err, name)
-		require.Equal(t, "newton", spec.Method, name)
+		require.Equal(t, polyapprox.PlanNewton, spec.Method, name)
 		require.Equal(t, want.Init.Degree(), spec.Degree, name)
 		require.Equal(t, want.Iterations, spec.Iterations, name)
 		require.Equal(t, want.Init.Coeffs, spec.Coeffs, name)

@@ -21,7 +21,8 @@ const (
 	ModePoly
 )
 
-// Site function kinds.
+// Site function kinds. Exp, recip and invsqrt are polyapprox's function
+// names (polyapprox.LookupFunction).
 const (
 	FnExp     = "exp"     // e^x (softmax numerators)
 	FnRecip   = "recip"   // 1/x (softmax and Power-Softmax row normalizers)
@@ -33,12 +34,8 @@ const (
 // Exact returns the exact scalar function of a kind.
 func Exact(kind string) (func(float64) float64, error) {
 	switch kind {
-	case FnExp:
-		return math.Exp, nil
-	case FnRecip:
-		return func(x float64) float64 { return 1 / x }, nil
-	case FnInvSqrt:
-		return func(x float64) float64 { return 1 / math.Sqrt(x) }, nil
+	case FnExp, FnRecip, FnInvSqrt:
+		return polyapprox.LookupFunction(kind)
 	case FnGELU:
 		return gelu, nil
 	case FnReLU:

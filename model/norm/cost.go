@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/polyformer/polyformer/model/nn"
-	"github.com/polyformer/polyformer/polyapprox"
 )
 
 // CostOptions describe the circuit a cost is computed for.
@@ -78,13 +77,11 @@ func InvSqrtCost(r [2]float64) (depth, ctMults int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("inverse square root cost: %w", err)
 	}
-	_, depth, err = spec.Evaluator()
+	n, err := spec.Newton()
 	if err != nil {
 		return 0, 0, fmt.Errorf("inverse square root cost: %w", err)
 	}
-	iv := polyapprox.Interval{A: spec.Interval[0], B: spec.Interval[1]}
-	n := polyapprox.NewtonInvSqrt{Init: polyapprox.Chebyshev{Interval: iv, Coeffs: spec.Coeffs}, Iterations: spec.Iterations}
-	return depth, n.CtMults(), nil
+	return n.Depth(), n.CtMults(), nil
 }
 
 func log2ceil(n int) int {
