@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/polyformer/polyformer/model/nn"
+	"github.com/polyformer/polyformer/polyapprox"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,7 +61,7 @@ func TestNormPolyMode(t *testing.T) {
 	l.Forward(x)
 	spec, err := s.Fit(nn.DefaultFitOptions())
 	require.NoError(t, err)
-	require.Equal(t, "newton", spec.Method)
+	require.Equal(t, polyapprox.PlanNewton, spec.Method)
 	require.NoError(t, s.SetMode(nn.ModePoly))
 	poly := l.Forward(x)
 	for i := range exact.Data {
