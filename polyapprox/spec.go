@@ -115,23 +115,23 @@ func EvalSpec[V any](b Builder[V], s Spec, x V) (V, error) {
 func (s Spec) Twin() (func(float64) float64, int, error) {
 	switch s.Method {
 	case PlanChebyshev:
-		if p, err := s.Chebyshev(); err != nil {
+		p, err := s.Chebyshev()
+		if err != nil {
 			return nil, 0, err
-		} else {
-			return p.Evaluate, p.Depth(), nil
 		}
+		return p.Evaluate, p.Depth(), nil
 	case PlanGoldschmidt:
-		if g, err := s.Goldschmidt(); err != nil {
+		g, err := s.Goldschmidt()
+		if err != nil {
 			return nil, 0, err
-		} else {
-			return g.Evaluate, g.Depth(), nil
 		}
+		return g.Evaluate, g.Depth(), nil
 	case PlanNewton:
-		if n, err := s.Newton(); err != nil {
+		n, err := s.Newton()
+		if err != nil {
 			return nil, 0, err
-		} else {
-			return n.Evaluate, n.Depth(), nil
 		}
+		return n.Evaluate, n.Depth(), nil
 	}
 	return nil, 0, fmt.Errorf("unknown polynomial method %q", s.Method)
 }
