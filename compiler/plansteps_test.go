@@ -38,7 +38,7 @@ func TestPlanStepsThroughAllBuilders(t *testing.T) {
 	require.NoError(t, err)
 	client, err := he.NewClient(p, sk)
 	require.NoError(t, err)
-	ev := he.NewEvaluator(p.HE(), evk.KeySet(), nil)
+	ev := he.NewEvaluator(p, evk, nil)
 
 	iv := polyapprox.Interval{A: 0.1, B: 4}
 	init, err := polyapprox.Interpolate(func(x float64) float64 { return 1 / math.Sqrt(x) }, iv, 7)
