@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/polyformer/polyformer/model/nn"
 )
 
 // EvalResult is the quality of a model on a held-out set.
@@ -19,7 +21,9 @@ type EvalResult struct {
 }
 
 // Evaluate runs the model (in its current mode) on the batches and returns
-// the mean cross-entropy per prediction and the argmax accuracy.
+// the mean cross-entropy per prediction and the argmax accuracy. In poly
+// mode, a failed batch's error names the sites whose inputs left their
+// interval or whose outputs were not finite so far (PolyDiagnosis).
 func (m *Model) Evaluate(batches []Batch) (EvalResult, error) {
 	var r EvalResult
 	var loss float64
@@ -27,6 +31,13 @@ func (m *Model) Evaluate(batches []Batch) (EvalResult, error) {
 	for i, b := range batches {
 		res, err := m.Forward(b)
 		if err != nil {
+			if m.Mode() == nn.ModePoly {
+				d := PolyDiagnosis(m.PolyStats())
+				if d == "" {
+					d = "every site input was inside its interval and every site output finite"
+				}
+				err = fmt.Errorf("%w; poly mode: %s", err, d)
+			}
 			return EvalResult{}, fmt.Errorf("evaluate batch %d: %w", i, err)
 		}
 		loss += res.CE * float64(res.Targets)

@@ -462,6 +462,10 @@ type SiteStats struct {
 	// MaxErr is the fit's measured error on its interval when it was fitted
 	// against a precision target (nn.PolySpec.MaxErr; 0 otherwise).
 	MaxErr float64 `json:"max_err,omitempty"`
+	// Inputs are the smallest and largest poly-mode inputs; NonFinite
+	// counts the poly-mode outputs that were NaN or infinite.
+	Inputs    [2]float64 `json:"inputs"`
+	NonFinite int64      `json:"non_finite,omitempty"`
 }
 
 // PolyStats reports, per site, how many poly-mode inputs fell outside the
@@ -471,6 +475,7 @@ func (m *Model) PolyStats() []SiteStats {
 	for _, s := range m.Sites() {
 		o, t, w := s.Outside()
 		st := SiteStats{Site: s.Name, Kind: s.Kind, Outside: o, Total: t, Worst: w}
+		st.Inputs[0], st.Inputs[1], st.NonFinite = s.PolyInputs()
 		if sp := s.Spec(); sp != nil {
 			st.Method, st.Interval, st.MaxErr = string(sp.Method), sp.Interval, sp.MaxErr
 			if _, d, err := sp.Evaluator(); err == nil {

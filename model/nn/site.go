@@ -155,6 +155,10 @@ type Site struct {
 	outside  int64
 	total    int64
 	worstOut float64
+	// poly-mode input extremes and non-finite outputs (see PolyInputs)
+	polyLo, polyHi float64
+	polySeen       bool
+	nonFinite      int64
 }
 
 // NewSite returns a site in exact mode. Kind must be one of the Fn constants.
@@ -185,8 +189,9 @@ func (s *Site) Mode() Mode { return s.mode }
 func (s *Site) Apply(dst, src []float64) {
 	switch s.mode {
 	case ModePoly:
-		var out int64
+		var out, bad int64
 		worst := 0.0
+		lo, hi := math.Inf(1), math.Inf(-1)
 		for i, x := range src {
 			if x < s.spec.Interval[0] || x > s.spec.Interval[1] || math.IsNaN(x) {
 				out++
@@ -195,10 +200,30 @@ func (s *Site) Apply(dst, src []float64) {
 					worst = d
 				}
 			}
-			dst[i] = s.poly(x)
+			if x < lo {
+				lo = x
+			}
+			if x > hi {
+				hi = x
+			}
+			y := s.poly(x)
+			if math.IsNaN(y) || math.IsInf(y, 0) {
+				bad++
+			}
+			dst[i] = y
 		}
 		s.mu.Lock()
+		if lo <= hi { // some input was not NaN
+			if !s.polySeen || lo < s.polyLo {
+				s.polyLo = lo
+			}
+			if !s.polySeen || hi > s.polyHi {
+				s.polyHi = hi
+			}
+			s.polySeen = true
+		}
 		s.outside += out
+		s.nonFinite += bad
 		s.total += int64(len(src))
 		if worst > s.worstOut {
 			s.worstOut = worst
@@ -256,6 +281,7 @@ func (s *Site) ResetStats() {
 	s.mu.Lock()
 	s.seen, s.min, s.max = false, 0, 0
 	s.outside, s.total, s.worstOut = 0, 0, 0
+	s.polyLo, s.polyHi, s.polySeen, s.nonFinite = 0, 0, false, 0
 	s.mu.Unlock()
 }
 
@@ -265,6 +291,17 @@ func (s *Site) Outside() (outside, total int64, worst float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.outside, s.total, s.worstOut
+}
+
+// PolyInputs returns the smallest and largest poly-mode input and the
+// number of poly-mode outputs that were NaN or infinite (a plan evaluated
+// far outside its interval overflows: Goldschmidt's 1/x above about A+B)
+// since the last ResetStats; lo = hi = 0 when nothing was evaluated. A NaN
+// input leaves the extremes as they were (it counts as outside).
+func (s *Site) PolyInputs() (lo, hi float64, nonFinite int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.polyLo, s.polyHi, s.nonFinite
 }
 
 // Spec returns the installed polynomial spec, or nil.
