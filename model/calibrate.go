@@ -37,6 +37,11 @@ func (m *Model) CalibrateFunc(n int, batch func(i int) (Batch, error), fit nn.Fi
 	for _, s := range m.Sites() {
 		s.ResetStats()
 	}
+	for _, blk := range m.Blocks {
+		if sp, ok := nn.AsShiftedPower(blk.Attn.Kernel); ok {
+			sp.ResetMaxTerm()
+		}
+	}
 	if err := m.SetMode(nn.ModeCalibrate); err != nil {
 		return err
 	}
@@ -50,6 +55,7 @@ func (m *Model) CalibrateFunc(n int, batch func(i int) (Batch, error), fit nn.Fi
 			return fmt.Errorf("calibrate batch %d: %w", i, err)
 		}
 	}
+	bounds := repetitionBounds(m)
 	pc := &PolyConfig{Fit: fit}
 	for _, s := range m.Sites() {
 		lo, hi, ok := s.Range()
@@ -60,6 +66,9 @@ func (m *Model) CalibrateFunc(n int, batch func(i int) (Batch, error), fit nn.Fi
 		t, hasTarget := targets[s.Name]
 		if hasTarget {
 			flo, fhi = math.Min(lo, t.Lo), math.Max(hi, t.Hi)
+		}
+		if b, ok := bounds[s.Name]; ok {
+			fhi = math.Max(fhi, b)
 		}
 		spec, err := nn.FitSpec(s.Name, s.Kind, flo, fhi, fit)
 		if err != nil {

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 )
 
@@ -60,6 +61,9 @@ type ShiftedPower struct {
 	recip *Site
 	// statistics of the unmasked shifted scores (see ShiftStats)
 	negLast, totLast, negCum, totCum atomic.Int64
+	// largest term (x + c)^P seen in calibration mode (see MaxTerm)
+	termMu  sync.Mutex
+	termMax float64
 }
 
 // ShiftStats counts the unmasked shifted scores x + c_h a ShiftedPower
@@ -181,16 +185,46 @@ func (k *ShiftedPower) row(xs []float64, c float64, y []float64) (z, norm float6
 	return k.Eps + sum*norm, norm, neg
 }
 
+// MaxTerm returns the largest term (x + c_h)^P of any row normalizer
+// evaluated while the reciprocal site was in calibration mode since the last
+// ResetMaxTerm (0 before any). A row of n terms has a normalizer of at most
+// Eps + n * MaxTerm (times 1/n with LengthNorm) whatever its composition; a
+// row of one repeated token reaches it.
+func (k *ShiftedPower) MaxTerm() float64 {
+	k.termMu.Lock()
+	defer k.termMu.Unlock()
+	return k.termMax
+}
+
+// ResetMaxTerm clears MaxTerm.
+func (k *ShiftedPower) ResetMaxTerm() {
+	k.termMu.Lock()
+	k.termMax = 0
+	k.termMu.Unlock()
+}
+
 // Forward computes the weights row by row.
 func (k *ShiftedPower) Forward(h, t int, causal bool, s, a []float64) {
 	c := k.Shift.Value.Data[h]
 	var neg, tot int
+	calibrating := k.recip.Mode() == ModeCalibrate
+	term := 0.0
 	for i := 0; i < t; i++ {
 		n := rowLen(i, t, causal)
 		out := a[i*t : (i+1)*t]
 		z, _, ng := k.row(s[i*t:i*t+n], c, out[:n])
 		neg, tot = neg+ng, tot+n
+		if calibrating {
+			for _, y := range out[:n] {
+				term = math.Max(term, y)
+			}
+		}
 		normalizeRow(out, n, z, k.recip)
+	}
+	if calibrating {
+		k.termMu.Lock()
+		k.termMax = math.Max(k.termMax, term)
+		k.termMu.Unlock()
 	}
 	k.negLast.Add(int64(neg))
 	k.totLast.Add(int64(tot))

@@ -327,3 +327,19 @@ func TestEntropyWithNegativeWeights(t *testing.T) {
 	}
 	requireGrads(t, CheckModule(m, x, false, extra, hook, 1e-6, 0, 13))
 }
+
+// MaxTerm is the largest (x + c)^P of the rows evaluated in calibration
+// mode only (the unmasked entries of a causal row), until ResetMaxTerm.
+func TestShiftedPowerMaxTerm(t *testing.T) {
+	k, err := NewShiftedPower("a", 4, 1, 0.01, false, ShiftLearned, 1, 0)
+	require.NoError(t, err)
+	s := []float64{1, 9, 2, 0.5} // t = 2, causal: row 0 is [1], row 1 is [2, 0.5]
+	a := make([]float64, 4)
+	k.Forward(0, 2, true, s, a)
+	require.Zero(t, k.MaxTerm(), "exact mode records nothing")
+	require.NoError(t, k.Sites()[0].SetMode(ModeCalibrate))
+	k.Forward(0, 2, true, s, a)
+	require.Equal(t, 81.0, k.MaxTerm(), "(2 + 1)^4; the masked 9 is not a term")
+	k.ResetMaxTerm()
+	require.Zero(t, k.MaxTerm())
+}
