@@ -58,7 +58,11 @@ func TestBootstrapPlacementLayerNorm(t *testing.T) {
 	t.Logf("%d bootstraps per ciphertext (depth %d), per layer %v", c.Planned.Bootstraps, c.Depth(), per)
 	require.Zero(t, after, "bootstraps on rotated copies: %v", per)
 	require.Zero(t, per["blocks.1.attn.rotk"]+per["blocks.0.attn.rotk"])
-	require.LessOrEqual(t, c.Planned.Bootstraps, 26, "recorded: 26 bootstraps per ciphertext (65 before the fan-out rule)")
+	// Recorded: 65 bootstraps before the fan-out rule, 26 after it; 27 since
+	// calibration fits the shifted kernel's reciprocal up to its repetition
+	// bound (model/repetition.go): depth 105 -> 107, block 0's reciprocal 5
+	// -> 6 bootstraps, measured on the commit before and after.
+	require.LessOrEqual(t, c.Planned.Bootstraps, 27, "recorded: 27 bootstraps per ciphertext (65 before the fan-out rule, 26 before the reciprocal's repetition bound)")
 	// the plan still executes exactly the circuit: simulator = poly mode
 	b := synthText(m.Cfg, 2, 3)
 	require.Less(t, maxAbsDiff(textPolyLogits(t, m, b, b.B, b.T*m.Cfg.Vocab), textSimLogits(t, c, b)), 1e-6)
