@@ -113,6 +113,8 @@ func newTrainCommand() *cobra.Command {
 	fl.Float64Var(&f.opts.Range.RecipHi, "range-recip-hi", 0, "range target: Power-Softmax normalizer (reciprocal input) at most this (0: not penalized)")
 	fl.Float64Var(&f.opts.Range.RecipLo, "range-recip-lo", 0, "range target: Power-Softmax normalizer at least this (0: the attention eps)")
 	fl.Float64Var(&f.opts.Range.ShiftHi, "range-shift-hi", 0, "range target: power-shifted scores x + c in [0, this] (odd p needs x + c >= 0; 0: not penalized)")
+	fl.Float64Var(&f.opts.Range.VarHi, "range-var-hi", 0, "range target: LayerNorm/RMSNorm inverse-square-root input mean(x^2)+eps at most this (0: not penalized)")
+	fl.Float64Var(&f.opts.Range.VarLo, "range-var-lo", 0, "range target: LayerNorm/RMSNorm inverse-square-root input at least this (needs --range-var-hi)")
 	fl.StringVar(&f.opts.InitFrom, "init-from", "", "start a new run from this checkpoint's weights (fine-tuning; not a resume)")
 	fl.StringVar(&f.opts.Distill.Teacher, "teacher", "", "knowledge distillation: teacher checkpoint directory, run in exact mode on every training batch")
 	fl.Float64Var(&f.opts.Distill.Alpha, "distill-alpha", f.opts.Distill.Alpha, "distillation: weight alpha of the soft-target term, (1-alpha) of the cross-entropy, in [0, 1]")

@@ -114,6 +114,24 @@ func (p *RangePenalty) grad(x, sLo, sHi float64) float64 {
 	return p.Weight * 2 * e * de / float64(p.n)
 }
 
+// ObservePass starts a forward pass whose site inputs are xs and records
+// them (for a penalty held by a layer that computes the site's input itself,
+// such as a norm's variance).
+func (p *RangePenalty) ObservePass(xs []float64) {
+	p.begin(len(xs))
+	p.observe(xs)
+}
+
+// Grad returns dValue/dx for the input x of the pass last given to
+// ObservePass (0 inside the target).
+func (p *RangePenalty) Grad(x float64) float64 {
+	if x >= p.Lo && x <= p.Hi {
+		return 0
+	}
+	sLo, sHi := p.scales()
+	return p.grad(x, sLo, sHi)
+}
+
 // Value returns Weight * mean e^2 over the last forward pass (0 before any).
 func (p *RangePenalty) Value() float64 {
 	p.mu.Lock()

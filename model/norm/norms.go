@@ -69,6 +69,9 @@ type LayerNorm struct {
 	Dim        int
 	Eps        float64
 	Gain, Bias *nn.Param
+	// VarPenalty (nil: none) is a range penalty on the input of the
+	// inverse square root, mean(xc^2) + Eps per row (see SetVarPenalty).
+	VarPenalty *nn.RangePenalty
 	site       *nn.Site
 	xc, xhat   *nn.Tensor
 	rstd, vars []float64
@@ -118,6 +121,9 @@ func (l *LayerNorm) forward(x *nn.Tensor, center bool) *nn.Tensor {
 			l.xc.Data[i*d+j] = v - mean
 		}
 	}
+	if l.VarPenalty != nil {
+		l.VarPenalty.ObservePass(vars)
+	}
 	l.rstd = make([]float64, n)
 	l.site.Apply(l.rstd, vars)
 	for i := 0; i < n; i++ {
@@ -160,6 +166,9 @@ func (l *LayerNorm) backward(dy *nn.Tensor, center bool) *nn.Tensor {
 			dr += dxc[j] * l.xc.Data[i*d+j]
 		}
 		dv := l.site.Deriv(l.vars[i]) * dr
+		if l.VarPenalty != nil {
+			dv += l.VarPenalty.Grad(l.vars[i])
+		}
 		var mean float64
 		for j := 0; j < d; j++ {
 			dxc[j] = dxc[j]*r + dv*2*l.xc.Data[i*d+j]/float64(d)
@@ -175,6 +184,13 @@ func (l *LayerNorm) backward(dy *nn.Tensor, center bool) *nn.Tensor {
 	}
 	return dx
 }
+
+// SetVarPenalty attaches p (nil detaches): Forward records p on every row's
+// inverse-square-root input v = mean(xc^2) + Eps and Backward adds its
+// gradient, so training keeps v inside p's target and the fitted inverse
+// square root can be cheap (a narrow interval needs a low-degree initial
+// guess and few Newton steps; see CostOf).
+func (l *LayerNorm) SetVarPenalty(p *nn.RangePenalty) { l.VarPenalty = p }
 
 // Params returns gain and bias.
 func (l *LayerNorm) Params() []*nn.Param {
@@ -205,6 +221,10 @@ func (r *RMSNorm) Forward(x *nn.Tensor) *nn.Tensor { return r.ln.forward(x, fals
 
 // Backward differentiates what Forward computed (exact or poly mode).
 func (r *RMSNorm) Backward(dy *nn.Tensor) *nn.Tensor { return r.ln.backward(dy, false) }
+
+// SetVarPenalty attaches p to the input mean(x^2) + Eps of the inverse
+// square root (see LayerNorm.SetVarPenalty).
+func (r *RMSNorm) SetVarPenalty(p *nn.RangePenalty) { r.ln.SetVarPenalty(p) }
 
 // Params returns the gain.
 func (r *RMSNorm) Params() []*nn.Param { return r.ln.Params() }

@@ -37,11 +37,17 @@ type RangeOptions struct {
 	// x + c gives a negative attention weight and can make a row's normalizer
 	// non-positive), and bounded, which keeps (x + c)^p modest.
 	ShiftHi float64 `json:"shift_hi,omitempty"`
+	// VarLo and VarHi (VarHi > 0: penalized) are the target of every
+	// LayerNorm's and RMSNorm's inverse-square-root input
+	// mean(xc^2) + eps: a narrow interval lets calibration fit a cheap
+	// inverse square root (see norm.CostOf and docs/normalization.md).
+	VarLo float64 `json:"var_lo,omitempty"`
+	VarHi float64 `json:"var_hi,omitempty"`
 }
 
 // Enabled says whether any penalty is configured.
 func (r RangeOptions) Enabled() bool {
-	return r.Weight > 0 && (r.ActBound > 0 || r.RecipHi > 0 || r.ShiftHi > 0)
+	return r.Weight > 0 && (r.ActBound > 0 || r.RecipHi > 0 || r.ShiftHi > 0 || r.VarHi > 0)
 }
 
 func (r RangeOptions) validate() error {
@@ -51,6 +57,18 @@ func (r RangeOptions) validate() error {
 	}
 	if r.RecipHi > 0 && r.RecipLo >= r.RecipHi {
 		return fmt.Errorf("range options: recip_lo %g must be below recip_hi %g", r.RecipLo, r.RecipHi)
+	}
+	if r.VarLo < 0 || r.VarHi < 0 || math.IsNaN(r.VarLo+r.VarHi) || math.IsInf(r.VarHi, 0) {
+		return fmt.Errorf("range options: var_lo %g and var_hi %g must be finite and >= 0", r.VarLo, r.VarHi)
+	}
+	if r.VarHi > 0 && r.VarLo >= r.VarHi {
+		return fmt.Errorf("range options: var_lo %g must be below var_hi %g", r.VarLo, r.VarHi)
+	}
+	if r.VarHi == 0 && r.VarLo > 0 {
+		return fmt.Errorf("range options: var_lo %g needs var_hi", r.VarLo)
+	}
+	if r.VarHi > 0 && r.VarLo == 0 {
+		return fmt.Errorf("range options: var_hi %g needs var_lo > 0 (the inverse square root's interval must stay away from 0)", r.VarHi)
 	}
 	return nil
 }
@@ -206,10 +224,43 @@ func AttachRangePenalties(m *model.Model, r RangeOptions) (*Penalties, error) {
 			p.Targets[site.Name] = model.Target{Lo: -r.ActBound, Hi: r.ActBound}
 		}
 	}
+	if r.VarHi > 0 {
+		if err := p.attachVar(m, r); err != nil {
+			return nil, err
+		}
+	}
 	if len(p.List) == 0 {
-		return nil, errors.New("range penalties: the model has no power-softmax or power-shifted normalizer, shifted score or activation site to penalize")
+		return nil, errors.New("range penalties: the model has no power-softmax or power-shifted normalizer, shifted score, activation or layernorm/rmsnorm variance site to penalize")
 	}
 	return p, nil
+}
+
+// varPenalized is a norm whose inverse-square-root input can be penalized
+// (norm.LayerNorm, norm.RMSNorm).
+type varPenalized interface {
+	nn.Norm
+	SetVarPenalty(*nn.RangePenalty)
+}
+
+// attachVar puts a variance penalty with target [VarLo, VarHi] on every
+// LayerNorm and RMSNorm of m (blocks and final norm); other norms are skipped.
+func (p *Penalties) attachVar(m *model.Model, r RangeOptions) error {
+	for _, n := range m.Norms() {
+		vn, ok := n.(varPenalized)
+		if !ok || len(vn.Sites()) != 1 {
+			continue
+		}
+		site := vn.Sites()[0].Name
+		pen, err := nn.NewRangePenalty(site, r.VarLo, r.VarHi, r.Weight)
+		if err != nil {
+			return err
+		}
+		vn.SetVarPenalty(pen)
+		p.detach = append(p.detach, func() { vn.SetVarPenalty(nil) })
+		p.List = append(p.List, pen)
+		p.Targets[site] = model.Target{Lo: r.VarLo, Hi: r.VarHi}
+	}
+	return nil
 }
 
 // CalibrateOn is model.Model.Calibrate on the first n training batches of ds (the
