@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,8 +16,9 @@ import (
 // TestEncryptedVarPenalizedNorms trains a tiny LayerNorm (and RMSNorm) model
 // a few steps with the variance range penalty on every norm's inverse square
 // root, calibrates it on the target, compiles it and checks encrypted =
-// simulator at the bootstrapping test preset; the compiled norms' levels and
-// relinearizations are logged next to norm.CostOf's at the fitted interval.
+// simulator at the bootstrapping test preset, and that the compiled norms'
+// levels and relinearizations are those norm.InvSqrtNormCost (and so
+// norm.CostOf) counts for the fitted plan.
 func TestEncryptedVarPenalizedNorms(t *testing.T) {
 	const lo, hi = 0.8, 1.25
 	for _, method := range []string{norm.MethodLayerNorm, norm.MethodRMSNorm} {
@@ -68,17 +70,46 @@ func TestEncryptedVarPenalizedNorms(t *testing.T) {
 			c, err := Compile(m, CompileOptions{Batch: 2})
 			require.NoError(t, err)
 			rep := encryptedRun(t, m, c, b, he.PresetTestBootN13, circuit.PlanOptions{AllowBootstrap: true, InsecureSecretKeyBootstrap: true}, 1e-4)
+			layers := map[string]circuit.LayerReport{}
+			for _, l := range rep.Layers {
+				layers[l.Layer] = l
+			}
 			for _, s := range m.Cfg.Poly.Specs {
 				if s.Kind != nn.FnInvSqrt {
 					continue
 				}
-				dinv, minv, err := norm.InvSqrtCost(s.Interval)
+				plan, err := s.Newton()
 				require.NoError(t, err)
-				t.Logf("%s: interval [%.3g, %.3g] observed [%.3g, %.3g]: CostOf invsqrt depth %d ct-mults %d", s.Site, s.Interval[0], s.Interval[1], s.Observed[0], s.Observed[1], dinv, minv)
-			}
-			for _, l := range rep.Layers {
-				t.Logf("layer %s: levels %d -> %d, relins %d, rotations %d", l.Layer, l.LevelIn, l.LevelOut, l.Relinearizations, l.Rotations)
+				layer := strings.TrimSuffix(s.Site, ".invsqrt")
+				t.Logf("%s: interval [%.3g, %.3g] observed [%.3g, %.3g]: newton depth %d ct-mults %d; compiled depth %d relins %d rotations %d",
+					s.Site, s.Interval[0], s.Interval[1], s.Observed[0], s.Observed[1], plan.Depth(), plan.CtMults(),
+					layerDepth(c, layer), layers[layer].Relinearizations, layers[layer].Rotations)
+				// what norm.CostOf counts is what the compiler emits
+				depth, mults := norm.InvSqrtNormCost(method, plan.Depth(), plan.CtMults())
+				require.Equal(t, depth, layerDepth(c, layer), layer)
+				require.Equal(t, mults, layers[layer].Relinearizations, layer)
 			}
 		})
 	}
+}
+
+// layerDepth returns the levels the ops labelled label consume on their
+// longest path, from their inputs to their output.
+func layerDepth(c *circuit.Circuit, label string) int {
+	depth := make([]int, len(c.Ops))
+	best := 0
+	for i, op := range c.Ops {
+		if op.Label != label {
+			continue
+		}
+		d := 0
+		for _, in := range op.In {
+			if c.Ops[in].Label == label {
+				d = max(d, depth[in])
+			}
+		}
+		depth[i] = d + op.Levels()
+		best = max(best, depth[i])
+	}
+	return best
 }

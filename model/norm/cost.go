@@ -84,6 +84,21 @@ func InvSqrtCost(r [2]float64) (depth, ctMults int, err error) {
 	return n.Depth(), n.CtMults(), nil
 }
 
+// InvSqrtNormCost returns the levels and ciphertext multiplications of one
+// LayerNorm or RMSNorm application, as the compiler lowers it, whose Newton
+// inverse-square-root plan has depth dinv and minv ciphertext
+// multiplications: x^2 (1 mult, 1 level), the row mean as a plaintext
+// linear transform that also folds the plan's change of basis (1 level), the
+// plan, and x * r (1 mult, 1 level); LayerNorm first centres x with a
+// plaintext linear transform (1 more level).
+func InvSqrtNormCost(method string, dinv, minv int) (depth, ctMults int) {
+	depth, ctMults = dinv+2, minv+2
+	if method == MethodLayerNorm {
+		depth++
+	}
+	return depth, ctMults
+}
+
 func log2ceil(n int) int {
 	if n <= 1 {
 		return 0
@@ -118,16 +133,16 @@ func CostOf(method string, no Options, o CostOptions) (Cost, error) {
 	if method == MethodCRMSNorm {
 		c.Description = "compressed RMSNorm on a (D-1)-channel zero-mean stream"
 	}
-	// per-norm cost of the non-foldable methods; the centring of LayerNorm
-	// is D x - sum(x) (an integer constant: no level) and its 1/D^2 goes
-	// into the polynomial's interval.
+	// per-norm cost of the non-foldable methods
 	switch method {
 	case MethodRMSNorm:
-		c.Depth, c.CtMults, c.Rotations = dinv+2, minv+2, r
-		c.Note = "x^2 (1 mult), row sum (log2 D rotations), Newton 1/sqrt, x * r (1 mult)"
+		c.Depth, c.CtMults = InvSqrtNormCost(method, dinv, minv)
+		c.Rotations = r
+		c.Note = "x^2 (1 mult), row mean (log2 D rotations, 1 level), Newton 1/sqrt, x * r (1 mult)"
 	case MethodLayerNorm:
-		c.Depth, c.CtMults, c.Rotations = dinv+2, minv+2, 2*r
-		c.Note = "RMSNorm plus the centring row sum: log2 D more rotations"
+		c.Depth, c.CtMults = InvSqrtNormCost(method, dinv, minv)
+		c.Rotations = 2 * r
+		c.Note = "RMSNorm plus the centring x - mean(x) (log2 D more rotations, 1 level: a plaintext linear transform)"
 	case MethodCRMSNorm:
 		c.Depth, c.CtMults, c.Rotations = dinv+2, minv+3, 2*r
 		c.Note = "sum x^2 and (sum x)^2: two row sums and one more mult; the saved channel saves no slots (D is padded to a power of two)"

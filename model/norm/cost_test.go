@@ -25,6 +25,8 @@ func TestCostTable(t *testing.T) {
 	require.Equal(t, minv+2, rms.CtMults)
 	require.Equal(t, dinv+2, rms.Depth)
 	require.Equal(t, 2*rms.Depth, rms.BlockDepth)
+	require.Equal(t, dinv+3, ln.Depth, "the centring is one more level")
+	require.Equal(t, minv+2, ln.CtMults)
 	require.Greater(t, by["crmsnorm/pre"].Rotations, rms.Rotations)
 	for _, k := range []string{MethodBatchNorm, MethodRepBN, MethodPRepBN, MethodPowerNorm, MethodUnified, MethodFixedScale, MethodSigmaReparam, MethodWeightNorm, MethodScaledWS, MethodNone} {
 		c := by[k+"/pre"]
