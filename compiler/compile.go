@@ -34,6 +34,13 @@ type CompileOptions struct {
 	// pays with an encoding and a rescale each (slower at the measured
 	// shapes; see benchmarks/cost/README.md).
 	CompactAttention bool
+	// Block is the channel stride (Layout.Block), a power of two; 0 means
+	// the widest activation's, so that every activation of one input is one
+	// ciphertext (the layout of every model that fits its ring). A smaller
+	// Block, at least the stream's (model width, input width, the heads'
+	// padded width, classes), is the channel-block split: the FFN hidden
+	// activation spans ceil(hidden/Block) ciphertexts (docs/packing.md).
+	Block int
 	// test knob: cap the diagonal copies per ciphertext (0: none) so that
 	// small test models get several diagonal groups.
 	maxCopies int
@@ -62,14 +69,23 @@ func Compile(m *model.Model, opt CompileOptions) (*circuit.Circuit, error) {
 	if batch == 0 {
 		batch = 1
 	}
-	t, d, err := shape(m)
+	t, stream, d, err := shape(m)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Block != 0 {
+		if opt.Block&(opt.Block-1) != 0 || opt.Block < stream || opt.Block > d {
+			return nil, fmt.Errorf("compile: channel block %d: want a power of two in [%d, %d] (the stream's width, the widest activation's)", opt.Block, stream, d)
+		}
+		d = opt.Block
 	}
 	cfg := m.Cfg
 	L := circuit.Layout{Tokens: t, Batch: batch, Block: d, InputWidth: cfg.Patch * cfg.Patch, Outputs: cfg.Classes, OutputTokens: 1}
 	if cfg.Task == model.TaskText {
 		L.InputWidth, L.Outputs, L.OutputTokens = cfg.Vocab, cfg.Vocab, t
+	}
+	if k := channelBlocks(cfg.Hidden, d); k > 1 {
+		L.ChannelBlocks = k
 	}
 	if err := L.Validate(); err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
@@ -132,22 +148,6 @@ func Compile(m *model.Model, opt CompileOptions) (*circuit.Circuit, error) {
 	return b.c, nil
 }
 
-// MaxBatch returns the largest batch (power of two) a ring with the given
-// number of slots holds for the model.
-func MaxBatch(m *model.Model, slots int) (int, error) {
-	if m == nil {
-		return 0, errors.New("max batch: nil model")
-	}
-	t, d, err := shape(m)
-	if err != nil {
-		return 0, err
-	}
-	if t*d > slots {
-		return 0, fmt.Errorf("max batch: one input needs %d tokens × %d channels = %d slots, the ring has %d", t, d, t*d, slots)
-	}
-	return slots / (t * d), nil
-}
-
 // DefaultPresets are the presets CompileFor tries, smallest first: the
 // secure leveled sets, then the bootstrapping set when allowed.
 func DefaultPresets(allowBootstrap bool) []string {
@@ -190,14 +190,15 @@ func CompileFor(m *model.Model, preset string, opt Options) (*circuit.Circuit, *
 		if _, err := he.RequireSecure(p, opt.AllowInsecure); err != nil {
 			return nil, nil, fmt.Errorf("compile: preset %q: %w", name, err)
 		}
-		b := opt.Batch
-		if b == 0 {
-			if b, err = MaxBatch(m, p.Slots()); err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", name, err))
-				continue
-			}
+		b, block, err := MaxBatch(m, p.Slots())
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+			continue
 		}
-		c, err := Compile(m, CompileOptions{Batch: b})
+		if opt.Batch != 0 {
+			b = opt.Batch
+		}
+		c, err := Compile(m, CompileOptions{Batch: b, Block: block})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -12,33 +12,6 @@ import (
 	"github.com/polyformer/polyformer/polyapprox"
 )
 
-func nextPow2(n int) int {
-	d := 1
-	for d < n {
-		d <<= 1
-	}
-	return d
-}
-
-// shape returns T and D for a model.
-func shape(m *model.Model) (int, int, error) {
-	cfg := m.Cfg
-	t := cfg.Tokens()
-	if t < 2 || t&(t-1) != 0 {
-		return 0, 0, fmt.Errorf("compile: %d tokens; the packing needs a power of two >= 2 (choose patch/context accordingly)", t)
-	}
-	dh := cfg.Width / cfg.Heads
-	in := 256
-	if cfg.Task == model.TaskMNIST {
-		in = cfg.Patch * cfg.Patch
-	}
-	d := nextPow2(max(cfg.Width, cfg.Hidden, in, cfg.Heads*nextPow2(dh)))
-	if cfg.Task == model.TaskMNIST {
-		d = nextPow2(max(d, cfg.Classes))
-	}
-	return t, d, nil
-}
-
 // feed is a value whose true meaning is diag(G)·stored + Beta on the first
 // Width channels (the affine map folded into the consumer's linear layer).
 type feed struct {
@@ -420,22 +393,70 @@ func (b *builder) ffn(name string, f *nn.FFN, in feed, outScale float64) (int, e
 	default:
 		return 0, fmt.Errorf("compile: %s: activation %T is not supported", name, f.Act)
 	}
-	upID, upBias := b.linearFromModel(name+".up", f.Up, 0, f.Up.Out, in, ident, ident,
-		func(int) float64 { return scalar }, false, func(int, int) float64 { return constant })
-	u := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{in.id}, Mat: upID, Label: name + ".up"})
-	u = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{u}, Vec: b.vec(upBias), Label: name + ".up"})
-	if poly != nil {
-		if poly.Degree() < 1 {
-			return 0, fmt.Errorf("compile: %s: constant activation polynomial", name)
-		}
-		u = b.op(circuit.Op{Kind: circuit.KindPoly, In: []int{u}, Poly: poly, Label: name + ".act"})
+	// the channel-block split (docs/packing.md): the hidden activation is
+	// k values of Block channels; block j holds hidden channels
+	// j·Block..j·Block+Block-1. Up is k block-row transforms of the one
+	// input, hoisted together (one decomposition); the activation runs per
+	// block; Down is k block-column transforms, summed, with the bias added
+	// once. With k = 1 these are exactly the ops of the unsplit layout.
+	D := b.L.Block
+	k := channelBlocks(f.Up.Out, D)
+	grp := 0
+	if k > 1 {
+		grp = b.newGroup()
 	}
-	hf := feed{g: ones(f.Down.In), beta: make([]float64, f.Down.In)}
-	dnID, dnBias := b.linearFromModel(name+".down", f.Down, 0, f.Down.Out, hf, ident, ident,
-		func(int) float64 { return outScale }, false, nil)
-	y := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{u}, Mat: dnID, Label: name + ".down"})
+	ys := make([]int, k)
+	var dnBias []float64
+	for j := range ys {
+		lo, n := j*D, min(D, f.Up.Out-j*D)
+		upID, upBias := b.linearFromModel(blockName(name+".up", j, k), f.Up, lo, n, in, ident, ident,
+			func(int) float64 { return scalar }, false, func(int, int) float64 { return constant })
+		u := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{in.id}, Mat: upID, Group: grp, Label: name + ".up"})
+		u = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{u}, Vec: b.vec(upBias), Label: name + ".up"})
+		if poly != nil {
+			if poly.Degree() < 1 {
+				return 0, fmt.Errorf("compile: %s: constant activation polynomial", name)
+			}
+			u = b.op(circuit.Op{Kind: circuit.KindPoly, In: []int{u}, Poly: poly, Label: name + ".act"})
+		}
+		down := rowBlock(f.Down, lo, n, j == 0)
+		hf := feed{g: ones(n), beta: make([]float64, n)}
+		dnID, bias := b.linearFromModel(blockName(name+".down", j, k), down, 0, down.Out, hf, ident, ident,
+			func(int) float64 { return outScale }, false, nil)
+		if j == 0 {
+			dnBias = bias
+		}
+		ys[j] = b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{u}, Mat: dnID, Label: name + ".down"})
+		if k == 1 {
+			break
+		}
+	}
+	y := b.sumTree(name+".down", ys)
 	y = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{y}, Vec: b.vec(dnBias), Label: name + ".down"})
 	return b.replicate(name+".down", y), nil
+}
+
+// blockName names block j of k of a split matrix: name itself when k = 1,
+// else name[j].
+func blockName(name string, j, k int) string {
+	if k == 1 {
+		return name
+	}
+	return fmt.Sprintf("%s[%d]", name, j)
+}
+
+// rowBlock returns the linear layer of input rows lo..lo+n-1 of l (its
+// bias when withBias, else a zero bias); l itself when that is all of l.
+func rowBlock(l *nn.Linear, lo, n int, withBias bool) *nn.Linear {
+	if lo == 0 && n == l.In && withBias {
+		return l
+	}
+	w := &nn.Param{Name: l.W.Name, Value: &nn.Tensor{Shape: []int{n, l.Out}, Data: l.W.Value.Data[lo*l.Out : (lo+n)*l.Out]}}
+	bias := nn.NewParam(l.B.Name, l.Out)
+	if withBias {
+		bias = l.B
+	}
+	return &nn.Linear{In: n, Out: l.Out, W: w, B: bias}
 }
 
 // attention lowers multi-head attention with the diagonal method; the

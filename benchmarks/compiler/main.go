@@ -87,13 +87,14 @@ func run() error {
 		if p, err = he.ParametersFromPreset(*preset); err != nil {
 			return err
 		}
-		b := *batch
-		if b == 0 {
-			if b, err = compiler.MaxBatch(m, p.Slots()); err != nil {
-				return err
-			}
+		b, block, err := compiler.MaxBatch(m, p.Slots())
+		if err != nil {
+			return err
 		}
-		g, err := compiler.Compile(m, compiler.CompileOptions{Batch: b})
+		if *batch != 0 {
+			b = *batch
+		}
+		g, err := compiler.Compile(m, compiler.CompileOptions{Batch: b, Block: block})
 		if err != nil {
 			return err
 		}

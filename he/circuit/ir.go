@@ -68,7 +68,18 @@ type Layout struct {
 	Outputs int `json:"outputs"`
 	// OutputTokens is 1 for classifiers (result in token 0) or T for LMs.
 	OutputTokens int `json:"output_tokens"`
+	// ChannelBlocks is the number of ciphertexts the widest activation of
+	// one input spans (the channel-block split, docs/packing.md): an
+	// activation wider than Block is carried as that many separate values
+	// of Block channels each, so ops, plan, simulator and executor see
+	// ordinary values. 0 (omitted) means 1: every activation is one
+	// ciphertext.
+	ChannelBlocks int `json:"channel_blocks,omitempty"`
 }
+
+// Ciphertexts returns the number of ciphertexts the widest activation of
+// one input spans (1 without a channel-block split).
+func (l Layout) Ciphertexts() int { return max(1, l.ChannelBlocks) }
 
 // Slots is the number of slots of one virtual ciphertext: T*B*D.
 func (l Layout) Slots() int { return l.Tokens * l.Batch * l.Block }
@@ -98,6 +109,12 @@ func (l Layout) Validate() error {
 		return err
 	}
 	if err := tooMany("layout.block", "channels", l.Block, MaxBlock); err != nil {
+		return err
+	}
+	if l.ChannelBlocks < 0 {
+		return fmt.Errorf("layout: channel blocks %d must be >= 0", l.ChannelBlocks)
+	}
+	if err := tooMany("layout.channel_blocks", "ciphertexts", l.ChannelBlocks, MaxChannelBlocks); err != nil {
 		return err
 	}
 	if err := tooMany("layout.batch", "inputs", l.Batch, MaxLayoutSlots); err != nil {

@@ -18,6 +18,9 @@ const (
 	MaxTokens = 4096
 	// MaxBlock bounds Layout.Block (channels per token: every width of the model).
 	MaxBlock = 1024
+	// MaxChannelBlocks bounds Layout.ChannelBlocks (ciphertexts one
+	// activation spans).
+	MaxChannelBlocks = 64
 	// MaxLayoutSlots bounds Layout.Slots() (the slots of the largest ring, logN=17).
 	MaxLayoutSlots = 1 << 17
 	// MaxOps bounds the number of ops.
