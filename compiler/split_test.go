@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"bytes"
 	"math"
 	"strings"
 	"testing"
@@ -147,4 +148,17 @@ func TestCompileForChoosesChannelSplit(t *testing.T) {
 	rep, err := circuit.NewReport(c, p)
 	require.NoError(t, err)
 	require.Equal(t, 32, rep.Layout.ChannelBlocks)
+	var tbl bytes.Buffer
+	require.NoError(t, rep.WriteTable(&tbl))
+	require.Contains(t, tbl.String(), "the widest activation spans 32 ciphertexts")
+	// the circuit file carries the split; the decoder refuses a bad count
+	var buf bytes.Buffer
+	require.NoError(t, circuit.WriteCircuitFor(&buf, c, p))
+	back, err := circuit.DecodeCircuit(buf.Bytes(), p)
+	require.NoError(t, err)
+	require.Equal(t, c, back)
+	bad := bytes.Replace(buf.Bytes(), []byte(`"channel_blocks":32`), []byte(`"channel_blocks":-3`), 1)
+	require.NotEqual(t, buf.Bytes(), bad)
+	_, err = circuit.DecodeCircuit(bad, p)
+	require.ErrorContains(t, err, "channel blocks -3")
 }

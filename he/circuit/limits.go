@@ -12,8 +12,11 @@ import (
 // below them (benchmarks/compiler: at most 275 ops, 16 matrices, 5.1M
 // weights, block 256, 16 tokens, 12 MB).
 const (
-	// MaxCircuitPayload caps a circuit file's payload (256 MiB).
-	MaxCircuitPayload = 256 << 20
+	// MaxCircuitPayload caps a circuit file's payload (1 GiB: the
+	// BERT-tiny-shaped LM of benchmarks/bert, whose per-token Q and out
+	// projections are 2 × 2 × 128 dense 256×256 blocks, writes 0.27 GB,
+	// within a few MB of the former 256 MiB cap).
+	MaxCircuitPayload = 1 << 30
 	// MaxTokens bounds Layout.Tokens.
 	MaxTokens = 4096
 	// MaxBlock bounds Layout.Block (channels per token: every width of the model).
@@ -28,8 +31,9 @@ const (
 	// MaxMats and MaxVecs bound the number of matrices and slot patterns.
 	MaxMats = 1 << 12
 	MaxVecs = 1 << 14
-	// MaxWeights bounds the matrix and vector entries of a circuit together.
-	MaxWeights = 1 << 25
+	// MaxWeights bounds the matrix and vector entries of a circuit together
+	// (2^26: the BERT-tiny-shaped LM of benchmarks/bert has 43.6M).
+	MaxWeights = 1 << 26
 	// MaxOpNumbers bounds the numbers carried by ops together (inputs,
 	// rotation amounts, polynomial coefficients).
 	MaxOpNumbers = 1 << 22

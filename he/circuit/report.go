@@ -67,8 +67,13 @@ type Report struct {
 	RotationAmounts     []int    `json:"rotation_amounts"`
 	KeyBytes            KeyBytes `json:"key_bytes"`
 	InputCiphertextSize int64    `json:"input_ciphertext_bytes"`
-	MemoryBytes         int64    `json:"memory_estimate_bytes"`
-	PredictedLog2Err    float64  `json:"predicted_log2_err"`
+	// CiphertextSize is one ciphertext at the top level; PeakCiphertexts
+	// the most values alive at once in op order (every block of a split
+	// activation counts): the memory estimate holds 2 workers' worth.
+	CiphertextSize   int64   `json:"ciphertext_bytes"`
+	PeakCiphertexts  int     `json:"peak_live_ciphertexts"`
+	MemoryBytes      int64   `json:"memory_estimate_bytes"`
+	PredictedLog2Err float64 `json:"predicted_log2_err"`
 	// Margin, when set (by the caller, from calibration inputs), compares
 	// PredictedLog2Err with the model's logit margins.
 	Margin *MarginCheck  `json:"margin,omitempty"`
@@ -258,7 +263,8 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 			maxLT = max(maxLT, sz)
 		}
 	}
-	r.MemoryBytes = r.KeyBytes.Memory + 3*maxLT + 2*int64(c.peakLive())*ctBytes(p.MaxLevel())
+	r.CiphertextSize, r.PeakCiphertexts = ctBytes(p.MaxLevel()), c.peakLive()
+	r.MemoryBytes = r.KeyBytes.Memory + 3*maxLT + 2*int64(r.PeakCiphertexts)*r.CiphertextSize
 	return r, nil
 }
 
@@ -377,6 +383,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "circuit on %s (logN %d, %d slots, %d levels): %d tokens × %d channels, %d inputs per ciphertext\n",
 		r.Preset, r.LogN, r.Slots, r.MaxLevel, r.Layout.Tokens, r.Layout.Block, r.InputsPerCiphertext)
+	if n := r.Layout.Ciphertexts(); n > 1 {
+		fmt.Fprintf(&sb, "channel-block split: the widest activation spans %d ciphertexts of %d channels per input ciphertext; peak %d live ciphertexts of %s each (top level)\n",
+			n, r.Layout.Block, r.PeakCiphertexts, mb(r.CiphertextSize))
+	}
 	fmt.Fprintf(&sb, "depth %d levels, input level %d, bootstraps %d, ops %d\n", r.Depth, r.InputLevel, r.Bootstraps, r.Ops)
 	fmt.Fprintf(&sb, "key switches %d (rotations %d, relinearizations %d); rotation keys %d\n",
 		r.KeySwitches, r.Rotations, r.Relinearizations, r.RotationKeys)
