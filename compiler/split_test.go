@@ -162,3 +162,16 @@ func TestCompileForChoosesChannelSplit(t *testing.T) {
 	_, err = circuit.DecodeCircuit(bad, p)
 	require.ErrorContains(t, err, "channel blocks -3")
 }
+
+// The BERT-base shape (width 768, 12 heads, hidden 3072, 128 tokens)
+// needs the token-block split: its stream alone exceeds an n16 ring, and
+// MaxBatch says so with both packings' needs.
+func TestMaxBatchBERTBaseNeedsTokenSplit(t *testing.T) {
+	cfg, err := model.DefaultConfig(model.TaskText)
+	require.NoError(t, err)
+	cfg.Width, cfg.Heads, cfg.Hidden, cfg.Context, cfg.Depth = 768, 12, 3072, 128, 12
+	_, _, err = MaxBatch(&model.Model{Cfg: cfg}, 1<<15)
+	require.EqualError(t, err, "max batch: one input needs 128 tokens × 4096 channels = 524288 slots, the ring has 32768; "+
+		"split by channel blocks (the FFN hidden over 3 ciphertexts) it still needs 128 tokens × 1024 channels = 131072 slots "+
+		"(the token-block split is not implemented)")
+}
