@@ -105,7 +105,22 @@ func TestChannelSplitEncrypted(t *testing.T) {
 	c, err := Compile(m, CompileOptions{Batch: 4, Block: 8})
 	require.NoError(t, err)
 	require.Equal(t, 4, c.Layout.Ciphertexts())
-	rep := encryptedRun(t, m, c, b, he.PresetTestN13, circuit.PlanOptions{}, 1e-5)
+	const tol = 1e-5
+	rep := encryptedRun(t, m, c, b, he.PresetTestN13, circuit.PlanOptions{}, tol)
+	// encrypted is within tol of the simulator, which is within 1e-9 of
+	// poly mode: every input whose poly-mode margin exceeds 2·tol gets
+	// poly mode's prediction
+	for i, lg := range polyLogits(t, m, b) {
+		top, second := math.Inf(-1), math.Inf(-1)
+		for _, v := range lg {
+			if v > top {
+				top, second = v, top
+			} else if v > second {
+				second = v
+			}
+		}
+		require.Greater(t, top-second, 2*tol+1e-9, "input %d: margin too small to carry poly mode's prediction", i)
+	}
 	nct := b.B / c.Layout.Batch
 	for _, l := range rep.Layers {
 		require.Equal(t, l.KeySwitches*nct, l.MeasuredKeySwitches, "layer %s (%d ciphertexts)", l.Layer, nct)
