@@ -22,7 +22,7 @@ func TestReadyApproximationsEncrypted(t *testing.T) {
 	intervals := map[string]polyapprox.Interval{
 		"exp":     {A: -4, B: 1},
 		"gelu":    {A: -5, B: 5},
-		"recip":     {A: 0.5, B: 8},
+		"recip":   {A: 0.5, B: 8},
 		"invsqrt": {A: 0.1, B: 10},
 		"sigmoid": {A: -8, B: 8},
 		"tanh":    {A: -3, B: 3},
