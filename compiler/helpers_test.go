@@ -1,10 +1,10 @@
 package compiler
 
 import (
-	"math/rand/v2"
 	"testing"
 
 	"github.com/polyformer/polyformer/he/circuit"
+	"github.com/polyformer/polyformer/internal/testcircuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/nn"
 	"github.com/stretchr/testify/require"
@@ -30,22 +30,8 @@ func tinyMNIST(t *testing.T, mod func(c *model.Config), fit nn.FitOptions) (*mod
 	return m, synthImages(c, 4, 3)
 }
 
-func synthImages(c model.Config, b int, seed uint64) model.Batch {
-	r := rand.New(rand.NewPCG(seed, 5))
-	px := make([]float64, b*c.ImageRows*c.ImageCols)
-	tg := make([]int, b)
-	for i := 0; i < b; i++ {
-		tg[i] = r.IntN(c.Classes)
-		for j := 0; j < c.ImageRows*c.ImageCols; j++ {
-			v := 0.1 * r.Float64()
-			if (j/c.ImageCols)%c.Classes == tg[i] {
-				v += 0.9
-			}
-			px[i*c.ImageRows*c.ImageCols+j] = v
-		}
-	}
-	return model.Batch{B: b, Pixels: px, Targets: tg}
-}
+// synthImages: the shared synthetic images (internal/testcircuit).
+var synthImages = testcircuit.SynthImages
 
 // polyLogits returns the model's poly-mode logits [B][classes].
 func polyLogits(t *testing.T, m *model.Model, b model.Batch) [][]float64 {

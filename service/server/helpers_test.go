@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -49,22 +48,8 @@ func tinyModel(t testing.TB) (*model.Model, model.Batch) {
 	return m, synthImages(c, 6, 3)
 }
 
-func synthImages(c model.Config, b int, seed uint64) model.Batch {
-	r := mrand.New(mrand.NewPCG(seed, 5))
-	px := make([]float64, b*c.ImageRows*c.ImageCols)
-	tg := make([]int, b)
-	for i := 0; i < b; i++ {
-		tg[i] = r.IntN(c.Classes)
-		for j := 0; j < c.ImageRows*c.ImageCols; j++ {
-			v := 0.1 * r.Float64()
-			if (j/c.ImageCols)%c.Classes == tg[i] {
-				v += 0.9
-			}
-			px[i*c.ImageRows*c.ImageCols+j] = v
-		}
-	}
-	return model.Batch{B: b, Pixels: px, Targets: tg}
-}
+// synthImages: the shared synthetic images (internal/testcircuit).
+var synthImages = testcircuit.SynthImages
 
 // polyLogits are the plaintext model's poly-mode logits.
 func polyLogits(t testing.TB, m *model.Model, b model.Batch) [][]float64 {
