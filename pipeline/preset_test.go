@@ -8,6 +8,7 @@ import (
 
 	"github.com/polyformer/polyformer/compiler"
 	"github.com/polyformer/polyformer/he"
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/pipeline"
 )
 
@@ -29,4 +30,9 @@ func TestCompileAndDryRun(t *testing.T) {
 	require.Less(t, rep.PredictedLog2Err, -5.0)
 	require.NotNil(t, rep.Margin, "the precision margin on calibration images")
 	require.Equal(t, 256, rep.Margin.Inputs)
+	require.NotNil(t, rep.Latency, "the latency estimate, priced with the built-in table")
+	want, err := circuit.EstimateLatency(c, p, circuit.DefaultOpTimings())
+	require.NoError(t, err)
+	require.Equal(t, want, *rep.Latency)
+	require.Positive(t, rep.Latency.Serial)
 }

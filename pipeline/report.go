@@ -20,12 +20,25 @@ const sampleText = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Print
 // margins of calibration inputs (the first 256 training images; for a byte
 // LM, 16 windows of sampleText). MNIST data is read from dataDir ("": the
 // default directory). The prediction and the margin are left empty (NaN,
-// nil) when their inputs cannot be had; the report itself is an error.
+// nil) when their inputs cannot be had; the report itself is an error. The
+// latency estimate is priced with the built-in timing table
+// (circuit.DefaultOpTimings; DryRunTimed takes another).
 func DryRun(m *model.Model, c *circuit.Circuit, p *he.Parameters, dataDir string) (*circuit.Report, error) {
+	return DryRunTimed(m, c, p, dataDir, circuit.DefaultOpTimings())
+}
+
+// DryRunTimed is DryRun with the latency estimate priced by the timing
+// table t (e.g. circuit.ReadOpTimings of a `bench ops --json` file).
+func DryRunTimed(m *model.Model, c *circuit.Circuit, p *he.Parameters, dataDir string, t circuit.OpTimings) (*circuit.Report, error) {
 	rep, err := circuit.NewReport(c, p)
 	if err != nil {
 		return nil, err
 	}
+	lat, err := circuit.EstimateLatency(c, p, t)
+	if err != nil {
+		return nil, err
+	}
+	rep.Latency = &lat
 	if vec, err := sampleInput(m, c, dataDir); err == nil {
 		if pe, err := circuit.PredictPrecision(c, p, vec); err == nil {
 			rep.PredictedLog2Err = pe

@@ -26,10 +26,10 @@ const (
 
 func newCompileCommand() *cobra.Command {
 	var (
-		out, preset         string
-		batch               int
-		allowBoot, asJSON   bool
-		overwrite, insecure bool
+		out, preset, timings string
+		batch                int
+		allowBoot, asJSON    bool
+		overwrite, insecure  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "compile CHECKPOINT --out CIRCUIT",
@@ -61,7 +61,13 @@ func newCompileCommand() *cobra.Command {
 				}
 				return err
 			}
-			rep, err := pipeline.DryRun(m, c, p, "")
+			t := circuit.DefaultOpTimings()
+			if timings != "" {
+				if t, err = circuit.ReadOpTimings(timings); err != nil {
+					return fmt.Errorf("compile: %w", err)
+				}
+			}
+			rep, err := pipeline.DryRunTimed(m, c, p, "", t)
 			if err != nil {
 				return fmt.Errorf("compile: %w", err)
 			}
@@ -89,6 +95,7 @@ func newCompileCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the dry-run report as JSON")
 	cmd.Flags().BoolVar(&overwrite, "force", false, "overwrite an existing circuit file")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow presets below 128-bit security (tests only)")
+	cmd.Flags().StringVar(&timings, "op-timings", "", "price the latency estimate with this `bench ops --json` file (default: the built-in n15 table)")
 	return cmd
 }
 

@@ -55,6 +55,14 @@ func TestCircuitPipelineCLI(t *testing.T) {
 	require.Contains(t, out, "key switches")
 	_, err = runCLI(t, "compile", ckpt, "--out", circ, "--preset", "test-n13", "--insecure")
 	require.ErrorContains(t, err, "exists", "an existing circuit is not overwritten silently")
+	require.Contains(t, out, "latency estimate (one thread)", "the dry run prices the circuit with the built-in table")
+	out, err = runCLI(t, "compile", ckpt, "--out", circ, "--preset", "test-n13", "--insecure", "--batch", "2", "--force",
+		"--op-timings", "../../benchmarks/ops/n15.json", "--json")
+	require.NoError(t, err, out)
+	require.Contains(t, out, `"latency_estimate_seconds"`)
+	require.Contains(t, out, "benchmarks/ops/n15.json (bench ops rows at logN 15 level 16")
+	_, err = runCLI(t, "compile", ckpt, "--out", circ, "--preset", "test-n13", "--insecure", "--force", "--op-timings", filepath.Join(dir, "none.json"))
+	require.ErrorContains(t, err, "op timings")
 
 	// The circuit carries insecure test parameters: every client command refuses them
 	// without --insecure, before any key exists.

@@ -76,8 +76,11 @@ type Report struct {
 	PredictedLog2Err float64 `json:"predicted_log2_err"`
 	// Margin, when set (by the caller, from calibration inputs), compares
 	// PredictedLog2Err with the model's logit margins.
-	Margin *MarginCheck  `json:"margin,omitempty"`
-	Layers []LayerReport `json:"layers"`
+	Margin *MarginCheck `json:"margin,omitempty"`
+	// Latency, when set (by the caller: EstimateLatency with a timing
+	// table), is the estimated seconds per ciphertext.
+	Latency *Latency      `json:"latency_estimate_seconds,omitempty"`
+	Layers  []LayerReport `json:"layers"`
 	// Measured by Bench.
 	WallNs      int64   `json:"wall_ns,omitempty"`
 	PerInputNs  int64   `json:"per_input_ns,omitempty"`
@@ -412,6 +415,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&sb, "predicted log2 output error %s\n", log2s(r.PredictedLog2Err))
 	if r.Margin != nil {
 		fmt.Fprintln(&sb, r.Margin.String())
+	}
+	if r.Latency != nil {
+		fmt.Fprintln(&sb, r.Latency.String())
 	}
 	if r.WallNs > 0 {
 		fmt.Fprintf(&sb, "measured: wall %s, per input %s, max logit error vs simulator %.3g\n",
