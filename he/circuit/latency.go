@@ -233,6 +233,10 @@ type pricer struct {
 	pCount  int
 }
 
+func newPricer(p *he.Parameters, t OpTimings) pricer {
+	return pricer{t: t, ring: nLogN(p.LogN()) / nLogN(t.LogN), bootFac: nLogN(p.LogN()) / nLogN(t.BootstrapLogN), pCount: max(1, p.HE().PCount())}
+}
+
 func nLogN(logN int) float64 { return math.Exp2(float64(logN)) * float64(logN) }
 
 // keySwitchWork is (l+1+P)·(ceil((l+1)/P)+1), the key-switch cost model.
@@ -325,7 +329,7 @@ func EstimateLatency(c *Circuit, p *he.Parameters, t OpTimings) (Latency, error)
 // decomposition on its first member; each transform's encoding once per
 // matrix and level, as the executor's cache does for one ciphertext).
 func (c *Circuit) opCosts(lts []*he.LinearTransform, p *he.Parameters, t OpTimings) []opCost {
-	pr := pricer{t: t, ring: nLogN(p.LogN()) / nLogN(t.LogN), bootFac: nLogN(p.LogN()) / nLogN(t.BootstrapLogN), pCount: max(1, p.HE().PCount())}
+	pr := newPricer(p, t)
 	hRot, decomp := pr.hoisted()
 	diag := pr.diagonal()
 	prod, prodLevel := pr.product()
@@ -437,4 +441,29 @@ func (c *Circuit) criticalPath(costs []opCost) float64 {
 		longest = math.Max(longest, finish[i])
 	}
 	return longest
+}
+
+// EstimateFromCounts is the model for a circuit known only by its totals
+// (a recorded dry run whose ops are gone): every key switch priced as one
+// rotation at the middle level MaxLevel/2 of p, every bootstrap at the
+// table's price, and nothing else — plaintext products, encodings,
+// additions and rescales are left out, so it is below what EstimateLatency
+// gives for the same circuit. CriticalPath is 0 (unknown).
+func EstimateFromCounts(keySwitches, bootstraps, inputsPerCiphertext int, p *he.Parameters, t OpTimings) (Latency, error) {
+	if p == nil {
+		return Latency{}, errors.New("latency estimate: nil parameters")
+	}
+	if keySwitches < 0 || bootstraps < 0 {
+		return Latency{}, fmt.Errorf("latency estimate: %d key switches, %d bootstraps", keySwitches, bootstraps)
+	}
+	if err := t.validate(); err != nil {
+		return Latency{}, err
+	}
+	pr := newPricer(p, t)
+	l := Latency{Source: t.Source + "; from recorded counts: key switches at level " + fmt.Sprint(p.MaxLevel()/2) + ", no plaintext work"}
+	l.KeySwitching = float64(keySwitches) * pr.ks(t.Rotate, p.MaxLevel()/2)
+	l.Bootstrapping = float64(bootstraps) * t.Bootstrap * pr.bootFac
+	l.Serial = l.KeySwitching + l.Bootstrapping
+	l.PerInput = l.Serial / float64(max(1, inputsPerCiphertext))
+	return l, nil
 }

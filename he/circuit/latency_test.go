@@ -181,3 +181,20 @@ func TestEstimateLatencyLinear(t *testing.T) {
 	require.InDelta(t, ks, l.KeySwitching, 1e-12)
 	require.InDelta(t, other, l.Other, 1e-12)
 }
+
+// TestEstimateFromCounts: key switches as rotations at the middle level,
+// bootstraps at the table's price scaled to the ring.
+func TestEstimateFromCounts(t *testing.T) {
+	p, err := he.ParametersFromPreset(he.PresetTestN12)
+	require.NoError(t, err)
+	l, err := EstimateFromCounts(10, 2, 4, p, roundTimings())
+	require.NoError(t, err)
+	// level 4 of 8, one special prime: (5+1)² / 100 of 8 s per key switch
+	require.InDelta(t, 10*8*0.36, l.KeySwitching, 1e-12)
+	require.InDelta(t, 2*100*(4096*12)/(65536*16.0), l.Bootstrapping, 1e-12)
+	require.InDelta(t, (l.KeySwitching+l.Bootstrapping)/4, l.PerInput, 1e-12)
+	require.Zero(t, l.Other)
+	require.Zero(t, l.CriticalPath)
+	_, err = EstimateFromCounts(-1, 0, 1, p, roundTimings())
+	require.ErrorContains(t, err, "-1 key switches")
+}
