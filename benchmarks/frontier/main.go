@@ -5,18 +5,24 @@
 // planned CKKS circuit (no keys are made) to read its real HE cost: the
 // multiplicative depth of the whole circuit, and per block the ciphertext
 // multiplications (relinearizations), rotations, key switches and
-// bootstraps. Checkpoints trained without calibration (e.g. a softmax +
-// LayerNorm baseline) are calibrated here first, with the default fit
-// options, on training batches.
+// bootstraps, and the estimated seconds per ciphertext (circuit.EstimateLatency
+// with the built-in timing table, or -op-timings). Checkpoints trained
+// without calibration (e.g. a softmax + LayerNorm baseline) are calibrated
+// here first, with the default fit options, on training batches.
 //
 // Usage (from the repository root):
 //
 //	go run ./benchmarks/frontier -out benchmarks/frontier/text \
 //	    softmax-ln=RUNDIR power4=RUNDIR ...
+//	go run ./benchmarks/frontier -out benchmarks/frontier/text -from benchmarks/frontier/text/frontier.json
 //
-// It writes <out>/frontier.json, <out>/frontier.md and two plots,
-// <out>/bpb-vs-depth.png and <out>/bpb-vs-keyswitches.png (accuracy for
-// MNIST runs).
+// The second form re-renders a recorded frontier without its checkpoints:
+// rows recorded without an estimate get one from their recorded key
+// switches and bootstraps (circuit.EstimateFromCounts).
+//
+// It writes <out>/frontier.json, <out>/frontier.md and three plots,
+// <out>/bpb-vs-depth.png, <out>/bpb-vs-keyswitches.png and
+// <out>/bpb-vs-seconds.png (accuracy for MNIST runs).
 package main
 
 import (
@@ -29,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -38,6 +45,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/polyformer/polyformer/compiler"
+	"github.com/polyformer/polyformer/he"
 	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 	"github.com/polyformer/polyformer/model/checkpoint"
@@ -83,6 +91,14 @@ type Point struct {
 	BlockKeySwitches int    `json:"block_key_switches"`
 	Bootstraps       int    `json:"bootstraps"`
 	KeySwitches      int    `json:"key_switches"`
+	// SecondsPerCiphertext and SecondsPerInput are the dry run's latency
+	// estimate on one thread (Batch inputs per ciphertext); SecondsFrom
+	// says how: "dry run" (every planned op, circuit.EstimateLatency) or
+	// "recorded counts" (key switches and bootstraps only,
+	// circuit.EstimateFromCounts).
+	SecondsPerCiphertext float64 `json:"seconds_per_ciphertext,omitempty"`
+	SecondsPerInput      float64 `json:"seconds_per_input,omitempty"`
+	SecondsFrom          string  `json:"seconds_from,omitempty"`
 	// RecipIterations are the Goldschmidt iterations of each attention
 	// reciprocal, in block order (the depth driver of power attention).
 	RecipIterations []int  `json:"recip_iterations,omitempty"`
@@ -94,26 +110,39 @@ func main() {
 	limit := flag.Int("eval", 2048, "held-out examples (text windows or test images) to evaluate")
 	calib := flag.Int("calib", 16, "training batches to calibrate a checkpoint that has no polynomials")
 	recalib := flag.Int("recalibrate", 0, "if > 0: recalibrate on this many training batches a run whose poly mode failed (out-of-range inputs), and evaluate again")
-	preset := flag.String("preset", "n16-boot", "parameter preset of the cost dry run")
+	preset := flag.String("preset", "n16-boot", "parameter preset of the cost dry run (\"\": the smallest that fits, bootstrapping allowed)")
+	from := flag.String("from", "", "re-render this recorded frontier.json instead of measuring runs")
+	timings := flag.String("op-timings", "", "price the latency estimate with this `bench ops --json` file (default: the built-in table)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: frontier -out DIR [flags] LABEL=RUNDIR...\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if *out == "" || flag.NArg() == 0 {
+	if *out == "" || (flag.NArg() == 0) == (*from == "") {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, flag.Args(), *limit, *calib, *recalib, *preset, os.Stdout); err != nil {
+	t := circuit.DefaultOpTimings()
+	if *timings != "" {
+		var err error
+		if t, err = circuit.ReadOpTimings(*timings); err != nil {
+			fmt.Fprintln(os.Stderr, "frontier:", err)
+			os.Exit(1)
+		}
+	}
+	var err error
+	if *from != "" {
+		err = rerender(*out, *from, t, os.Stdout)
+	} else {
+		err = run(*out, flag.Args(), *limit, *calib, *recalib, *preset, t, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "frontier:", err)
 		os.Exit(1)
 	}
 }
 
-func run(outDir string, args []string, limit, calib, recalib int, preset string, log io.Writer) error {
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return err
-	}
+func run(outDir string, args []string, limit, calib, recalib int, preset string, t circuit.OpTimings, log io.Writer) error {
 	datasets := map[string]dataset.Dataset{}
 	var pts []Point
 	for _, a := range args {
@@ -121,13 +150,55 @@ func run(outDir string, args []string, limit, calib, recalib int, preset string,
 		if !ok {
 			label, dir = filepath.Base(a), a
 		}
-		pt, err := measure(label, dir, limit, calib, recalib, preset, datasets)
+		pt, err := measure(label, dir, limit, calib, recalib, preset, t, datasets)
 		if err != nil {
 			return fmt.Errorf("run %s: %w", label, err)
 		}
-		fmt.Fprintf(log, "%-28s exact %.4f poly %.4f depth %d block: ct-mults %d rotations %d key switches %d; bootstraps %d\n",
-			pt.Label, pt.Exact, pt.Poly, pt.Depth, pt.BlockRelins, pt.BlockRotations, pt.BlockKeySwitches, pt.Bootstraps)
+		fmt.Fprintf(log, "%-28s exact %.4f poly %.4f depth %d block: ct-mults %d rotations %d key switches %d; bootstraps %d; %.1f s per ciphertext\n",
+			pt.Label, pt.Exact, pt.Poly, pt.Depth, pt.BlockRelins, pt.BlockRotations, pt.BlockKeySwitches, pt.Bootstraps, pt.SecondsPerCiphertext)
 		pts = append(pts, pt)
+	}
+	return render(outDir, pts, log)
+}
+
+// rerender reads a recorded frontier.json, adds the latency estimate from
+// the recorded counts to compiled rows that have none, and renders it.
+func rerender(outDir, from string, t circuit.OpTimings, log io.Writer) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	var pts []Point
+	if err := json.Unmarshal(b, &pts); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	for i := range pts {
+		p := &pts[i]
+		if !p.PolyOK {
+			p.Poly = math.NaN()
+		}
+		if p.CompileError != "" || p.SecondsFrom != "" {
+			continue
+		}
+		params, err := he.ParametersFromPreset(p.Preset)
+		if err != nil {
+			return fmt.Errorf("%s: row %s: %w", from, p.Label, err)
+		}
+		lat, err := circuit.EstimateFromCounts(p.KeySwitches, p.Bootstraps, p.Batch, params, t)
+		if err != nil {
+			return fmt.Errorf("%s: row %s: %w", from, p.Label, err)
+		}
+		p.SecondsPerCiphertext, p.SecondsPerInput, p.SecondsFrom = lat.Serial, lat.PerInput, "recorded counts"
+		fmt.Fprintf(log, "%-28s %d key switches, %d bootstraps at %s: %.1f s per ciphertext (from counts)\n",
+			p.Label, p.KeySwitches, p.Bootstraps, p.Preset, lat.Serial)
+	}
+	return render(outDir, pts, log)
+}
+
+// render writes frontier.json, frontier.md and the plots of pts.
+func render(outDir string, pts []Point, log io.Writer) error {
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
 	}
 	out := make([]Point, len(pts))
 	for i, p := range pts {
@@ -158,12 +229,42 @@ func run(outDir string, args []string, limit, calib, recalib int, preset string,
 		fmt.Fprintln(log, "no run compiled: no plots")
 		return nil
 	}
-	if err := plotFrontier(filepath.Join(outDir, "bpb-vs-depth.png"), pts, metric, "circuit depth (levels, no bootstrapping)",
+	if err := plotFrontier(filepath.Join(outDir, "bpb-vs-depth.png"), pts, metric, "circuit depth (levels, no bootstrapping)", false,
 		func(p Point) float64 { return float64(p.Depth) }); err != nil {
 		return err
 	}
-	return plotFrontier(filepath.Join(outDir, "bpb-vs-keyswitches.png"), pts, metric, "key switches per block (per ciphertext)",
-		func(p Point) float64 { return float64(p.BlockKeySwitches) })
+	if err := plotFrontier(filepath.Join(outDir, "bpb-vs-keyswitches.png"), pts, metric, "key switches per block (per ciphertext)", false,
+		func(p Point) float64 { return float64(p.BlockKeySwitches) }); err != nil {
+		return err
+	}
+	return plotFrontier(filepath.Join(outDir, "bpb-vs-seconds.png"), pts, metric, "estimated seconds per ciphertext, one thread (log scale; "+secondsFrom(pts)+")", true,
+		func(p Point) float64 { return p.SecondsPerCiphertext })
+}
+
+// logTicks125 labels 1, 2 and 5 times each power of ten in [lo, hi].
+func logTicks125(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for d := math.Pow(10, math.Floor(math.Log10(lo))); d <= hi; d *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if v := m * d; v >= lo && v <= hi {
+				ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+			}
+		}
+	}
+	return ts
+}
+
+// secondsFrom names how the rows' estimates were made.
+func secondsFrom(pts []Point) string {
+	seen := map[string]bool{}
+	var how []string
+	for _, p := range pts {
+		if p.SecondsFrom != "" && !seen[p.SecondsFrom] {
+			seen[p.SecondsFrom] = true
+			how = append(how, p.SecondsFrom)
+		}
+	}
+	return "from " + strings.Join(how, " and ")
 }
 
 func metricName(pts []Point) string {
@@ -195,7 +296,7 @@ func (e summaryEval) metric(task string) float64 {
 	return e.Accuracy
 }
 
-func measure(label, dir string, limit, calib, recalib int, preset string, datasets map[string]dataset.Dataset) (Point, error) {
+func measure(label, dir string, limit, calib, recalib int, preset string, t circuit.OpTimings, datasets map[string]dataset.Dataset) (Point, error) {
 	m, err := checkpoint.Load(dir)
 	if err != nil {
 		return Point{}, err
@@ -235,7 +336,7 @@ func measure(label, dir string, limit, calib, recalib int, preset string, datase
 		pt.CompileError = "no polynomial forms (poly mode failed), not compiled"
 		return pt, nil
 	}
-	if err := heCost(&pt, m, preset); err != nil {
+	if err := heCost(&pt, m, preset, t); err != nil {
 		pt.CompileError = err.Error()
 	}
 	return pt, nil
@@ -332,8 +433,8 @@ func floorTargets(m *model.Model) map[string]model.Target {
 }
 
 // heCost compiles the model (norms folded where they fold) and reads the
-// dry-run report.
-func heCost(pt *Point, m *model.Model, preset string) error {
+// dry-run report and the latency estimate priced with t.
+func heCost(pt *Point, m *model.Model, preset string, t circuit.OpTimings) error {
 	m, err := compiler.FoldNorms(m)
 	if err != nil {
 		return err
@@ -352,6 +453,12 @@ func heCost(pt *Point, m *model.Model, preset string) error {
 		return err
 	}
 	pt.Batch, pt.Bootstraps, pt.KeySwitches = rep.InputsPerCiphertext, rep.Bootstraps, rep.KeySwitches
+	pt.Preset = params.Name()
+	lat, err := circuit.EstimateLatency(circ, params, t)
+	if err != nil {
+		return err
+	}
+	pt.SecondsPerCiphertext, pt.SecondsPerInput, pt.SecondsFrom = lat.Serial, lat.PerInput, "dry run"
 	pt.Depth = rep.Depth
 	lo, hi := math.MaxInt, math.MinInt
 	for _, l := range rep.Layers {
@@ -373,16 +480,18 @@ func writeTable(path string, pts []Point) error {
 	var b strings.Builder
 	metric := metricName(pts)
 	fmt.Fprintf(&b, "%s (exact / poly mode) and HE cost per block from the compiler's dry run\n\n", metric)
-	b.WriteString("| run | attention | p | norm | steps | train s | exact | poly | reciprocal iterations | depth | block ct-mults | block rotations | block key switches | bootstraps |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "Seconds: the latency estimate on one thread (`circuit.EstimateLatency`, %s).\n\n", secondsFrom(pts))
+	b.WriteString("| run | attention | p | norm | steps | train s | exact | poly | reciprocal iterations | preset | depth | block ct-mults | block rotations | block key switches | bootstraps | s / ciphertext (est.) | inputs / ciphertext | s / input (est.) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range pts {
 		poly := fmt.Sprintf("%.4f", p.Poly)
 		if math.IsNaN(p.Poly) {
 			poly = "failed"
 		}
-		cost := fmt.Sprintf("%d | %d | %d | %d | %d", p.Depth, p.BlockRelins, p.BlockRotations, p.BlockKeySwitches, p.Bootstraps)
+		cost := fmt.Sprintf("%s | %d | %d | %d | %d | %d | %.0f | %d | %.3g", p.Preset, p.Depth, p.BlockRelins, p.BlockRotations, p.BlockKeySwitches, p.Bootstraps,
+			p.SecondsPerCiphertext, p.Batch, p.SecondsPerInput)
 		if p.CompileError != "" {
-			cost = "compile: " + p.CompileError + " | | | |"
+			cost = p.Preset + " | compile: " + p.CompileError + strings.Repeat(" |", 7)
 		}
 		iters := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.RecipIterations)), ", "), "[]")
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %d | %.0f | %.4f | %s | %s | %s |\n", p.Label, p.Attention, p.P, p.Norm, p.Steps, p.TrainSeconds, p.Exact, poly, iters, cost)
@@ -392,7 +501,7 @@ func writeTable(path string, pts []Point) error {
 
 // plotFrontier draws the metric (exact and poly) against an HE cost, one
 // labelled point per run.
-func plotFrontier(path string, pts []Point, metric, xLabel string, x func(Point) float64) error {
+func plotFrontier(path string, pts []Point, metric, xLabel string, logX bool, x func(Point) float64) error {
 	var exact, poly plotter.XYs
 	var labels []string
 	sorted := append([]Point(nil), pts...)
@@ -413,6 +522,9 @@ func plotFrontier(path string, pts []Point, metric, xLabel string, x func(Point)
 	pl := plot.New()
 	pl.Title.Text = metric + " vs HE cost"
 	pl.X.Label.Text = xLabel
+	if logX {
+		pl.X.Scale, pl.X.Tick.Marker = plot.LogScale{}, plot.TickerFunc(logTicks125)
+	}
 	pl.Y.Label.Text = metric
 	// away from the points: top right for bits per byte (lower is better),
 	// bottom right for accuracy
