@@ -522,8 +522,10 @@ func plotFrontier(path string, pts []Point, metric, xLabel string, logX bool, x 
 	pl := plot.New()
 	pl.Title.Text = metric + " vs HE cost"
 	pl.X.Label.Text = xLabel
-	if logX {
+	if lo, hi := exact[0].X, exact[len(exact)-1].X; logX && lo > 0 && hi >= 4*lo {
 		pl.X.Scale, pl.X.Tick.Marker = plot.LogScale{}, plot.TickerFunc(logTicks125)
+	} else {
+		pl.X.Label.Text = strings.Replace(xLabel, "log scale; ", "", 1)
 	}
 	pl.Y.Label.Text = metric
 	// away from the points: top right for bits per byte (lower is better),

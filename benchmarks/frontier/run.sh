@@ -53,3 +53,12 @@ go run ./benchmarks/frontier -out benchmarks/frontier/text1300 \
 go run ./benchmarks/frontier -out benchmarks/frontier/mnist -eval 10000 \
   softmax-ln=$RUNS/m1500-softmax-ln power4-wn=$RUNS/m1500-power4-wn shift2-wn=$RUNS/m1500-shift2-wn \
   shift3-wn=$RUNS/m1500-shift3-wn shift4-wn=$RUNS/m1500-shift4-wn shift6-wn=$RUNS/m1500-shift6-wn
+
+# the seconds column (issue 16 item 5): the recorded frontiers re-rendered without their
+# checkpoints (estimate from the recorded counts), and the leveled MNIST frontier from its checkpoints
+for d in text text1300 mnist; do
+  go run ./benchmarks/frontier -out benchmarks/frontier/$d -from benchmarks/frontier/$d/frontier.json
+done
+go run ./benchmarks/frontier -out benchmarks/frontier/mnist-leveled -eval 10000 -preset= \
+  softmax-ln=$RUNS/m1500-softmax-ln fixed4-quad=$RUNS/m1500-fixed4-quad fixed2-quad=$RUNS/m1500-fixed2-quad \
+  fixed2-quad-kd=$RUNS/m1500-fixed2-quad-kd fixed2-quad-kd9=$RUNS/m1500-fixed2-quad-kd9
