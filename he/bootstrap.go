@@ -9,47 +9,116 @@ import (
 	"github.com/tuneinsight/lattigo/v5/he/hefloat/bootstrapping"
 	"github.com/tuneinsight/lattigo/v5/ring"
 	"github.com/tuneinsight/lattigo/v5/schemes/ckks"
-	"github.com/tuneinsight/lattigo/v5/utils"
 )
 
 // GenerateBootstrappingKeys generates the bootstrapping evaluation keys for
-// sk and applies the Lattigo v5.0.7 leak fix before returning them.
-//
-// The bug: bootstrapping.Parameters.GenEvaluationKeys builds the
-// dense-to-sparse encapsulation key EvkDenseToSparse at the top level of the
-// bootstrapping modulus chain, but the sparse output secret only exists on
-// (Q0, P0); on every other limb q_k the key encrypts under a zero secret, so
-// its first component there is e + P·s mod q_k and reveals the user's secret
-// s coefficient by coefficient (TestBootstrapKeysDoNotLeakSecret performs
-// the recovery). Lattigo v6.1.1 fixed this by generating that key at the
-// lowest level. We do the same: draw a new sparse secret on (Q0, P0),
-// regenerate EvkDenseToSparse at LevelQ=0, LevelP=0, and regenerate
-// EvkSparseToDense with the same new sparse secret (the two must match).
-// The ephemeral secret skN2 returned by Lattigo is dropped here. It returns
-// Lattigo keys: for packages under he/ only (GenerateKeys with
-// KeySpec.Bootstrapping is the public way).
+// sk, each relinearization and Galois key at the level the bootstrapping
+// circuit uses it (bootstrappingKeyLevels), with the Lattigo v5.0.7 leak
+// fix applied. It returns Lattigo keys: for packages under he/ only
+// (GenerateKeys with KeySpec.Bootstrapping is the public way).
 func GenerateBootstrappingKeys(p *Parameters, sk *SecretKey) (*bootstrapping.EvaluationKeys, error) {
+	evk, _, err := generateBootstrappingKeys(p, sk)
+	return evk, err
+}
+
+// bootstrapKeySeeds are the seeds of the random halves of bootstrapping
+// keys (nil or absent: the key is written in full).
+type bootstrapKeySeeds struct {
+	// set: the relinearization and Galois keys.
+	set keySeeds
+	// components, indexed like btpComponents: the encapsulation keys.
+	components [len(btpComponentNames)]*keySeed
+}
+
+// generateBootstrappingKeys generates the bootstrapping keys the way
+// Lattigo's bootstrapping.Parameters.GenEvaluationKeys does, except that
+//
+//   - the relinearization and Galois keys are generated at their levels
+//     (bootstrappingKeyLevels) with every special prime, and the
+//     encapsulation keys as described below, by the seeded key generator
+//     the ordinary keys use: each key's random half comes from a 32-byte
+//     seed, which files and uploads carry instead of the half;
+//   - the Lattigo v5.0.7 leak is fixed (encapsulationKeys).
+//
+// The keys switching between the residual ring and a larger or
+// conjugate-invariant bootstrapping ring (none of the presets) come from
+// Lattigo's generator and are written in full.
+func generateBootstrappingKeys(p *Parameters, sk *SecretKey) (*bootstrapping.EvaluationKeys, bootstrapKeySeeds, error) {
+	var seeds bootstrapKeySeeds
 	if p == nil || sk == nil {
-		return nil, fmt.Errorf("bootstrapping keys: nil parameters or secret key")
+		return nil, seeds, fmt.Errorf("bootstrapping keys: nil parameters or secret key")
 	}
 	if !p.HasBootstrapping() {
-		return nil, fmt.Errorf("bootstrapping keys: parameters %s have no bootstrapping", p)
+		return nil, seeds, fmt.Errorf("bootstrapping keys: parameters %s have no bootstrapping", p)
 	}
 	if sk.params.Fingerprint() != p.Fingerprint() {
-		return nil, fmt.Errorf("bootstrapping keys: secret key was made for %s, not %s", sk.params, p)
+		return nil, seeds, fmt.Errorf("bootstrapping keys: secret key was made for %s, not %s", sk.params, p)
 	}
 	btp := p.btp
-	evk, skN2, err := btp.GenEvaluationKeys(sk.sk)
+	bp := btp.BootstrappingParameters
+	rp := bp.Parameters.Parameters
+	evk := &bootstrapping.EvaluationKeys{}
+	var skN2 *rlwe.SecretKey
+	if btp.ResidualParameters.N() != bp.N() {
+		kgen := rlwe.NewKeyGenerator(bp)
+		skN2 = kgen.GenSecretKeyNew()
+		if btp.ResidualParameters.RingType() == ring.ConjugateInvariant {
+			evk.EvkCmplxToReal, evk.EvkRealToCmplx = kgen.GenEvaluationKeysForRingSwapNew(skN2, sk.sk)
+		} else {
+			evk.EvkN1ToN2 = kgen.GenEvaluationKeyNew(sk.sk, skN2)
+			evk.EvkN2ToN1 = kgen.GenEvaluationKeyNew(skN2, sk.sk)
+		}
+	} else {
+		skN2 = extendSecret(rp, sk.sk.Value.Q) // the same secret on the bootstrapping modulus
+	}
+	kg := newSeededKeyGen(rp)
+	if btp.EphemeralSecretWeight != 0 {
+		d2s, s2d, err := encapsulationKeys(btp, kg, skN2)
+		if err != nil {
+			return nil, seeds, err
+		}
+		evk.EvkDenseToSparse, seeds.components[btpDenseToSparse] = d2s.key, &d2s.seed
+		evk.EvkSparseToDense, seeds.components[btpSparseToDense] = s2d.key, &s2d.seed
+	}
+	lv := bootstrappingKeyLevels(btp)
+	levelP := rp.MaxLevelP()
+	rlk, relinSeed, err := kg.relinearization(skN2, lv.relin, levelP)
 	if err != nil {
-		return nil, fmt.Errorf("bootstrapping keys: %w", err)
+		return nil, seeds, fmt.Errorf("bootstrapping keys: %w", err)
 	}
-	if err := regenerateEncapsulationKeys(btp, evk, skN2); err != nil {
-		return nil, err
+	seeds.set = keySeeds{relin: &relinSeed, galois: map[uint64]keySeed{}}
+	var gks []*rlwe.GaloisKey
+	for _, g := range sortedUint64(mapKeys(lv.galois)) {
+		gk, seed, err := kg.galois(skN2, g, lv.galois[g], levelP)
+		if err != nil {
+			return nil, seeds, fmt.Errorf("bootstrapping keys: %w", err)
+		}
+		gks = append(gks, gk)
+		seeds.set.galois[g] = seed
 	}
-	if err := CheckBootstrappingKeysSafe(evk); err != nil {
-		return nil, err
+	evk.MemEvaluationKeySet = rlwe.NewMemEvaluationKeySet(rlk, gks...)
+	if err := CheckBootstrappingKeysComplete(p, evk); err != nil {
+		return nil, seeds, err
 	}
-	return evk, nil
+	return evk, seeds, nil
+}
+
+// extendSecret returns the secret whose limb Q0 is s's (a small-norm
+// polynomial, NTT and Montgomery form) on every limb of rp's Q and P, as
+// Lattigo's GenEvaluationKeys extends the residual secret.
+func extendSecret(rp rlwe.Parameters, s ring.Poly) *rlwe.SecretKey {
+	out := rlwe.NewSecretKey(rp)
+	ringQ := rp.RingQ()
+	buff := ringQ.NewPoly()
+	rlwe.ExtendBasisSmallNormAndCenterNTTMontgomery(ringQ, ringQ, s, buff, out.Value.Q)
+	rlwe.ExtendBasisSmallNormAndCenterNTTMontgomery(ringQ, rp.RingP(), s, buff, out.Value.P)
+	return out
+}
+
+// seededKey is a generated key and the seed of its random half.
+type seededKey struct {
+	key  *rlwe.EvaluationKey
+	seed keySeed
 }
 
 // generateBootstrappingKeysUnfixed returns Lattigo's raw bootstrapping keys
@@ -65,15 +134,25 @@ func generateBootstrappingKeysUnfixed(p *Parameters, sk *SecretKey) (*bootstrapp
 	return p.btp.GenEvaluationKeys(sk.sk)
 }
 
-// regenerateEncapsulationKeys replaces evk's dense↔sparse keys by keys at
-// level (Q0,P0) under a fresh sparse secret (see GenerateBootstrappingKeys).
-// The v6 call (a key generator over the sparse parameters) panics in v5.0.7
-// (index out of range in ring.MapSmallDimensionToLargerDimensionNTT), so we
-// use the dense key generator with explicit levels, as the reference notes do.
-func regenerateEncapsulationKeys(btp *bootstrapping.Parameters, evk *bootstrapping.EvaluationKeys, skN2 *rlwe.SecretKey) error {
-	if btp.EphemeralSecretWeight == 0 {
-		return nil // no encapsulation keys
-	}
+// encapsulationKeys returns the dense-to-sparse and sparse-to-dense keys
+// under a fresh sparse secret for the extended secret skN2, with the
+// Lattigo v5.0.7 leak fixed.
+//
+// The bug: bootstrapping.Parameters.GenEvaluationKeys builds the
+// dense-to-sparse encapsulation key EvkDenseToSparse at the top level of the
+// bootstrapping modulus chain, but the sparse output secret only exists on
+// (Q0, P0); on every other limb q_k the key encrypts under a zero secret, so
+// its first component there is e + P·s mod q_k and reveals the user's secret
+// s coefficient by coefficient (TestBootstrapKeysDoNotLeakSecret performs
+// the recovery). Lattigo v6.1.1 fixed this by generating that key at the
+// lowest level. We do the same: draw the sparse secret on (Q0, P0) and
+// generate EvkDenseToSparse at LevelQ=0, LevelP=0; EvkSparseToDense (the
+// sparse secret extended to every limb, switched to skN2) stays at the top
+// level, where ModUp uses it. Both keys are seeded. (Lattigo's v6 call, a
+// key generator over the sparse parameters, panics in v5.0.7: index out of
+// range in ring.MapSmallDimensionToLargerDimensionNTT; the dense parameters
+// with explicit levels avoid it, as the reference notes do.)
+func encapsulationKeys(btp *bootstrapping.Parameters, kg *seededKeyGen, skN2 *rlwe.SecretKey) (d2s, s2d seededKey, err error) {
 	bp := btp.BootstrappingParameters
 	paramsSparse, err := rlwe.NewParametersFromLiteral(rlwe.ParametersLiteral{
 		LogN: bp.LogN(),
@@ -81,12 +160,31 @@ func regenerateEncapsulationKeys(btp *bootstrapping.Parameters, evk *bootstrappi
 		P:    bp.P()[:1],
 	})
 	if err != nil {
-		return fmt.Errorf("bootstrapping keys: sparse parameters: %w", err)
+		return d2s, s2d, fmt.Errorf("bootstrapping keys: sparse parameters: %w", err)
 	}
 	skSparse := rlwe.NewKeyGenerator(paramsSparse).GenSecretKeyWithHammingWeightNew(btp.EphemeralSecretWeight)
-	kgenDense := rlwe.NewKeyGenerator(bp)
-	evk.EvkDenseToSparse = kgenDense.GenEvaluationKeyNew(skN2, skSparse, rlwe.EvaluationKeyParameters{LevelQ: utils.Pointy(0), LevelP: utils.Pointy(0)})
-	evk.EvkSparseToDense = kgenDense.GenEvaluationKeyNew(skSparse, skN2)
+	if d2s.key, d2s.seed, err = kg.evaluationKey(skN2, skSparse, 0, 0); err != nil {
+		return d2s, s2d, fmt.Errorf("bootstrapping keys: EvkDenseToSparse: %w", err)
+	}
+	rp := bp.Parameters.Parameters
+	if s2d.key, s2d.seed, err = kg.evaluationKey(extendSecret(rp, skSparse.Value.Q), skN2, rp.MaxLevelQ(), rp.MaxLevelP()); err != nil {
+		return d2s, s2d, fmt.Errorf("bootstrapping keys: EvkSparseToDense: %w", err)
+	}
+	return d2s, s2d, nil
+}
+
+// regenerateEncapsulationKeys replaces evk's dense↔sparse keys by
+// encapsulationKeys' (the leak fix on Lattigo's raw keys; their seeds are
+// dropped).
+func regenerateEncapsulationKeys(btp *bootstrapping.Parameters, evk *bootstrapping.EvaluationKeys, skN2 *rlwe.SecretKey) error {
+	if btp.EphemeralSecretWeight == 0 {
+		return nil // no encapsulation keys
+	}
+	d2s, s2d, err := encapsulationKeys(btp, newSeededKeyGen(btp.BootstrappingParameters.Parameters.Parameters), skN2)
+	if err != nil {
+		return err
+	}
+	evk.EvkDenseToSparse, evk.EvkSparseToDense = d2s.key, s2d.key
 	return nil
 }
 
@@ -132,15 +230,41 @@ func CheckBootstrappingKeysComplete(p *Parameters, evk *bootstrapping.Evaluation
 	if evk.MemEvaluationKeySet == nil {
 		return fmt.Errorf("bootstrapping keys lack the relinearization and Galois keys")
 	}
-	if _, err := evk.GetRelinearizationKey(); err != nil {
+	rp := n2.Parameters.Parameters
+	lv := bootstrappingKeyLevels(btp)
+	rlk, err := evk.GetRelinearizationKey()
+	if err != nil {
 		return fmt.Errorf("bootstrapping keys: %w", err)
 	}
+	if err := checkBootstrapKeyLevel(rp, &rlk.EvaluationKey, lv.relin, "relinearization key"); err != nil {
+		return err
+	}
 	for _, g := range btp.GaloisElements(n2) {
-		if _, err := evk.GetGaloisKey(g); err != nil {
+		gk, err := evk.GetGaloisKey(g)
+		if err != nil {
 			return fmt.Errorf("bootstrapping keys lack Galois key %d: %w", g, err)
 		}
+		if err := checkBootstrapKeyLevel(rp, &gk.EvaluationKey, lv.galois[g], fmt.Sprintf("Galois key %d", g)); err != nil {
+			return err
+		}
+	}
+	if s2d := evk.EvkSparseToDense; s2d != nil && (s2d.LevelQ() != rp.MaxLevelQ() || s2d.LevelP() != rp.MaxLevelP()) {
+		return fmt.Errorf("bootstrapping keys: %w: EvkSparseToDense is at levels (Q %d, P %d), ModUp uses it at (Q %d, P %d)", ErrKeyLevel, s2d.LevelQ(), s2d.LevelP(), rp.MaxLevelQ(), rp.MaxLevelP())
 	}
 	return CheckBootstrappingKeysSafe(evk)
+}
+
+// checkBootstrapKeyLevel refuses a bootstrapping relinearization or Galois
+// key below the level the bootstrapping circuit uses it at, or with fewer
+// than every special prime: Lattigo would compute garbage without an error.
+func checkBootstrapKeyLevel(rp rlwe.Parameters, evk *rlwe.EvaluationKey, use int, what string) error {
+	if evk.LevelQ() < use {
+		return fmt.Errorf("bootstrapping keys: %w: the %s is at level %d, the bootstrapping circuit uses it at level %d", ErrKeyLevel, what, evk.LevelQ(), use)
+	}
+	if evk.LevelP() != rp.MaxLevelP() {
+		return fmt.Errorf("bootstrapping keys: %w: the %s has special-prime level %d, the bootstrapping circuit needs %d", ErrKeyLevel, what, evk.LevelP(), rp.MaxLevelP())
+	}
+	return nil
 }
 
 // CiphertextBootstrapper is what an Evaluator bootstraps with (see

@@ -44,9 +44,11 @@ const EnvelopeVersion uint16 = 1
 
 // EvaluationKeysVersion is the current format version of evaluation-key
 // files: version 2 records each key's own level and carries the seed of
-// each key's random half instead of the half itself. Version 1 files (every
-// key at the top level, in full) still load.
-const EvaluationKeysVersion uint16 = 2
+// each key's random half instead of the half itself; version 3 does the same
+// for the bootstrapping keys (each at the level the bootstrapping circuit
+// uses it). Version 1 files (every key at the top level, in full) and
+// version 2 files (bootstrapping keys at the top level, in full) still load.
+const EvaluationKeysVersion uint16 = 3
 
 // versionFor returns the format version this build writes for kind (and the
 // highest it reads; every kind reads from version 1 up).

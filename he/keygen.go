@@ -8,9 +8,9 @@ import (
 )
 
 // GenerateKeys generates a fresh secret key for p and the evaluation keys
-// the spec asks for. For bootstrapping, the keys are generated and then the
-// encapsulation keys are regenerated at level (Q0,P0) (Lattigo v5.0.7 leak
-// fix, see GenerateBootstrappingKeys) before this function returns.
+// the spec asks for. Bootstrapping keys are generated at their levels, seeded,
+// with the dense-to-sparse key at level (Q0,P0) (Lattigo v5.0.7 leak fix,
+// see encapsulationKeys).
 func GenerateKeys(p *Parameters, spec KeySpec) (*SecretKey, *EvaluationKeys, error) {
 	if p == nil {
 		return nil, nil, fmt.Errorf("generate keys: nil parameters")
@@ -61,12 +61,14 @@ func GenerateEvaluationKeys(sk *SecretKey, spec KeySpec) (*EvaluationKeys, error
 		seeds[g] = seed
 	}
 	var btp *bootstrapping.EvaluationKeys
+	var btpSeeds bootstrapKeySeeds
 	if spec.Bootstrapping {
-		if btp, err = GenerateBootstrappingKeys(p, sk); err != nil {
+		if btp, btpSeeds, err = generateBootstrappingKeys(p, sk); err != nil {
 			return nil, fmt.Errorf("generate keys: %w", err)
 		}
 	}
 	e := newEvaluationKeys(p, relin, gks, btp)
+	e.btpSeeds = btpSeeds
 	e.seeds = seeds
 	e.relinSeed, e.relinSeeded = relinSeed, relin != nil
 	return e, nil

@@ -92,6 +92,8 @@ type EvaluationKeys struct {
 	seeds       map[uint64]keySeed
 	relinSeed   keySeed
 	relinSeeded bool
+	// btpSeeds are the seeds of the bootstrapping keys (bootstrap.go).
+	btpSeeds bootstrapKeySeeds
 }
 
 func newEvaluationKeys(p *Parameters, relin *rlwe.RelinearizationKey, gks []*rlwe.GaloisKey, btp *bootstrapping.EvaluationKeys) *EvaluationKeys {

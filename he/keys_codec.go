@@ -67,7 +67,7 @@ func readPolyPacked(pr *payloadReader, pol ring.Poly, moduli []uint64, what stri
 
 // --- evaluation keys file -------------------------------------------------------
 
-// evaluation keys payload (versions 1 and 2 alike):
+// evaluation keys payload (versions 1 to 3 alike):
 //
 //	u8 flags (bit 0: relinearization key, bit 1: bootstrapping section)
 //	u32 number of Galois keys
@@ -89,7 +89,13 @@ func readPolyPacked(pr *payloadReader, pol ring.Poly, moduli []uint64, what stri
 // 40-bit primes, 7 for 55 bits, 8 for 61 bits) instead of 8. The
 // relinearization and Galois keys may be at any level (the loader checks
 // the shape against the declared levels and expands a from the seed);
-// bootstrapping keys are written in full.
+// bootstrapping keys are at the top level (EvkDenseToSparse at (Q0,P0)).
+//
+// version 3: the records of version 2; the bootstrapping relinearization
+// and Galois keys may be at any level at or above the one the bootstrapping
+// circuit uses them at (bootstrappingKeyLevels; below it the loader refuses
+// them), and bootstrapping records may be seeded like the others.
+// EvkSparseToDense is always at the top level, EvkDenseToSparse at (Q0,P0).
 
 const (
 	flagRelin = 1 << 0
@@ -108,10 +114,14 @@ func btpComponents(b *bootstrapping.EvaluationKeys) []**rlwe.EvaluationKey {
 	return []**rlwe.EvaluationKey{&b.EvkN1ToN2, &b.EvkN2ToN1, &b.EvkRealToCmplx, &b.EvkCmplxToReal, &b.EvkDenseToSparse, &b.EvkSparseToDense}
 }
 
-const btpDenseToSparse = 4
+// indexes of the encapsulation keys in btpComponents.
+const (
+	btpDenseToSparse = 4
+	btpSparseToDense = 5
+)
 
 // evkRecordSize is the size of a key record at (levelQ, levelP) in format
-// version (1 or 2), seeded or in full.
+// version (1 to 3), seeded or in full.
 func evkRecordSize(rp rlwe.Parameters, levelQ, levelP int, version uint16, seeded bool) uint64 {
 	rows := uint64(rp.BaseRNSDecompositionVectorSize(levelQ, levelP))
 	per := polyBytes(rp.N(), levelQ)
@@ -198,13 +208,13 @@ func evaluationKeysPayloadSize(e *EvaluationKeys) uint64 {
 	if e.btp != nil {
 		bp := e.params.btp.BootstrappingParameters.Parameters.Parameters
 		n++
-		for _, c := range btpComponents(e.btp) {
+		for i, c := range btpComponents(e.btp) {
 			if *c != nil {
-				n += evkRecordSize(bp, (*c).LevelQ(), (*c).LevelP(), EvaluationKeysVersion, false)
+				n += evkRecordSize(bp, (*c).LevelQ(), (*c).LevelP(), EvaluationKeysVersion, e.btpSeeds.components[i] != nil)
 			}
 		}
 		rl, gks := memSetKeys(e.btp.MemEvaluationKeySet)
-		n += 5 + keySetSize(bp, rl, gks, keySeeds{})
+		n += 5 + keySetSize(bp, rl, gks, e.btpSeeds.set)
 	}
 	return n
 }
@@ -240,6 +250,9 @@ func writeEvk(pw *payloadWriter, rp rlwe.Parameters, evk *rlwe.EvaluationKey, se
 // levelRule says which levels a key record may have.
 type levelRule struct {
 	exactQ, exactP int // -2: any level in range
+	// minQ is the lowest level Q the key may have: the level a
+	// bootstrapping key is used at (a key below gives garbage).
+	minQ int
 }
 
 var anyLevel = levelRule{exactQ: -2, exactP: -2}
@@ -281,6 +294,10 @@ func readEvkHeader(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, ve
 	}
 	if h.levelP < 0 {
 		pr.fail(fmt.Errorf("%w: %s without special primes P is not supported", ErrMalformed, what))
+		return h, false
+	}
+	if h.levelQ < rule.minQ {
+		pr.fail(fmt.Errorf("%w: %s is at level %d, the bootstrapping circuit uses it at level %d", ErrKeyLevel, what, h.levelQ, rule.minQ))
 		return h, false
 	}
 	if want := rp.BaseRNSDecompositionVectorSize(h.levelQ, h.levelP); h.rows != want {
@@ -358,25 +375,16 @@ func readEvk(er *EnvelopeReader, pr *payloadReader, rp rlwe.Parameters, version 
 }
 
 // writeKeySet writes the relinearization key record (if any) and the Galois
-// key records; exactTop requires every key at the top level (bootstrapping
-// keys).
-func writeKeySet(pw *payloadWriter, rp rlwe.Parameters, relin *rlwe.RelinearizationKey, gks []*rlwe.GaloisKey, seeds keySeeds, exactTop bool, what string) error {
-	lv := func(evk *rlwe.EvaluationKey) (int, int) {
-		if exactTop {
-			return rp.MaxLevelQ(), rp.MaxLevelP()
-		}
-		return evk.LevelQ(), evk.LevelP()
-	}
+// key records, each at its own levels.
+func writeKeySet(pw *payloadWriter, rp rlwe.Parameters, relin *rlwe.RelinearizationKey, gks []*rlwe.GaloisKey, seeds keySeeds, what string) error {
 	if relin != nil {
-		lq, lp := lv(&relin.EvaluationKey)
-		if err := checkEvaluationKeyShape(rp, &relin.EvaluationKey, lq, lp, what+" relinearization key"); err != nil {
+		if err := checkEvaluationKeyShape(rp, &relin.EvaluationKey, relin.LevelQ(), relin.LevelP(), what+" relinearization key"); err != nil {
 			return err
 		}
 		writeEvk(pw, rp, &relin.EvaluationKey, seeds.relin)
 	}
 	for _, g := range gks {
-		lq, lp := lv(&g.EvaluationKey)
-		if err := checkEvaluationKeyShape(rp, &g.EvaluationKey, lq, lp, fmt.Sprintf("%s Galois key %d", what, g.GaloisElement)); err != nil {
+		if err := checkEvaluationKeyShape(rp, &g.EvaluationKey, g.LevelQ(), g.LevelP(), fmt.Sprintf("%s Galois key %d", what, g.GaloisElement)); err != nil {
 			return err
 		}
 		pw.u64(g.GaloisElement)
@@ -386,13 +394,13 @@ func writeKeySet(pw *payloadWriter, rp rlwe.Parameters, relin *rlwe.Relinearizat
 }
 
 // keySetRule is the level rule of the relinearization and Galois keys of a
-// key set: at the top level in version 1 and for bootstrapping keys, at any
-// level Q otherwise, always with every special prime (LevelP = MaxLevelP):
-// Lattigo v5.0.7's hoisted rotations and linear transforms decompose with
-// MaxLevelP whatever the key's LevelP, so a key with fewer special primes
-// would give garbage there without an error.
+// key set: at the top level in version 1 and for bootstrapping keys in
+// version 2, at any level Q otherwise, always with every special prime
+// (LevelP = MaxLevelP): Lattigo v5.0.7's hoisted rotations and linear
+// transforms decompose with MaxLevelP whatever the key's LevelP, so a key
+// with fewer special primes would give garbage there without an error.
 func keySetRule(rp rlwe.Parameters, version uint16, bootstrapping bool) levelRule {
-	if version < 2 || bootstrapping {
+	if version < 2 || (bootstrapping && version < 3) {
 		return levelRule{exactQ: rp.MaxLevelQ(), exactP: rp.MaxLevelP()}
 	}
 	return levelRule{exactQ: -2, exactP: rp.MaxLevelP()}
@@ -433,7 +441,7 @@ func walkEvaluationKeys(er *EnvelopeReader, pr *payloadReader, p *Parameters, ve
 	if flags&^(flagRelin|flagBtp) != 0 {
 		return false, fmt.Errorf("%w: unknown evaluation key flags %#x", ErrMalformed, flags)
 	}
-	walkKeySet(pr, hp, keySetRule(hp, version, false), flags&flagRelin != 0, nGalois, false, "evaluation keys:", visit)
+	walkKeySet(pr, hp, keySetRule(hp, version, false), nil, flags&flagRelin != 0, nGalois, false, "evaluation keys:", visit)
 	if pr.err != nil || flags&flagBtp == 0 {
 		return false, pr.err
 	}
@@ -453,8 +461,11 @@ func walkEvaluationKeys(er *EnvelopeReader, pr *payloadReader, p *Parameters, ve
 			continue
 		}
 		rule := anyLevel
-		if i == btpDenseToSparse {
+		switch i {
+		case btpDenseToSparse:
 			rule = levelRule{exactQ: 0, exactP: 0}
+		case btpSparseToDense: // ModUp switches at the top level
+			rule = levelRule{exactQ: bp.MaxLevelQ(), exactP: bp.MaxLevelP()}
 		}
 		visit(evkRecord{bootstrapping: true, component: i}, bp, rule, "bootstrapping "+name)
 		if pr.err != nil {
@@ -469,16 +480,31 @@ func walkEvaluationKeys(er *EnvelopeReader, pr *payloadReader, p *Parameters, ve
 	if hasRelin > 1 {
 		return true, fmt.Errorf("%w: bootstrapping relinearization flag %d", ErrMalformed, hasRelin)
 	}
-	walkKeySet(pr, bp, keySetRule(bp, version, true), hasRelin == 1, n, true, "bootstrapping keys:", visit)
+	lv := bootstrappingKeyLevels(p.btp)
+	use := func(rec evkRecord) int {
+		if rec.relin {
+			return lv.relin
+		}
+		return lv.galois[rec.galois]
+	}
+	walkKeySet(pr, bp, keySetRule(bp, version, true), use, hasRelin == 1, n, true, "bootstrapping keys:", visit)
 	return true, pr.err
 }
 
 // walkKeySet reads a key set's layout (the relinearization record if
 // hasRelin, then nGalois Galois elements, each odd, below 2N and strictly
-// increasing, with its record) and hands each record to visit.
-func walkKeySet(pr *payloadReader, rp rlwe.Parameters, rule levelRule, hasRelin bool, nGalois uint32, bootstrapping bool, what string, visit evkVisitor) {
+// increasing, with its record) and hands each record to visit, under rule
+// with, when use is not nil, the level Q use gives as the minimum.
+func walkKeySet(pr *payloadReader, rp rlwe.Parameters, rule levelRule, use func(evkRecord) int, hasRelin bool, nGalois uint32, bootstrapping bool, what string, visit evkVisitor) {
+	ruleFor := func(rec evkRecord) levelRule {
+		if use != nil {
+			rule.minQ = use(rec)
+		}
+		return rule
+	}
 	if hasRelin {
-		visit(evkRecord{bootstrapping: bootstrapping, component: -1, relin: true}, rp, rule, what+" relinearization key")
+		rec := evkRecord{bootstrapping: bootstrapping, component: -1, relin: true}
+		visit(rec, rp, ruleFor(rec), what+" relinearization key")
 		if pr.err != nil {
 			return
 		}
@@ -499,7 +525,8 @@ func walkKeySet(pr *payloadReader, rp rlwe.Parameters, rule levelRule, hasRelin 
 			return
 		}
 		prev = g
-		visit(evkRecord{bootstrapping: bootstrapping, component: -1, galois: g}, rp, rule, fmt.Sprintf("%s Galois key %d", what, g))
+		rec := evkRecord{bootstrapping: bootstrapping, component: -1, galois: g}
+		visit(rec, rp, ruleFor(rec), fmt.Sprintf("%s Galois key %d", what, g))
 		if pr.err != nil {
 			return
 		}
@@ -516,6 +543,7 @@ func decodeEvaluationKeys(er *EnvelopeReader, pr *payloadReader, p *Parameters) 
 		gks, btpGalois  []*rlwe.GaloisKey
 		btp             = &bootstrapping.EvaluationKeys{}
 		seeds           = keySeeds{galois: map[uint64]keySeed{}}
+		btpSeeds        = bootstrapKeySeeds{set: keySeeds{galois: map[uint64]keySeed{}}}
 		components      = btpComponents(btp)
 	)
 	hasBtp, err := walkEvaluationKeys(er, pr, p, version, func(rec evkRecord, rp rlwe.Parameters, rule levelRule, what string) {
@@ -526,8 +554,10 @@ func decodeEvaluationKeys(er *EnvelopeReader, pr *payloadReader, p *Parameters) 
 		switch {
 		case rec.component >= 0:
 			*components[rec.component] = evk
+			btpSeeds.components[rec.component] = seed
 		case rec.relin && rec.bootstrapping:
 			btpRelin = &rlwe.RelinearizationKey{EvaluationKey: *evk}
+			btpSeeds.set.relin = seed
 		case rec.relin:
 			relin = &rlwe.RelinearizationKey{EvaluationKey: *evk}
 			seeds.relin = seed
@@ -535,6 +565,9 @@ func decodeEvaluationKeys(er *EnvelopeReader, pr *payloadReader, p *Parameters) 
 			gk := &rlwe.GaloisKey{GaloisElement: rec.galois, NthRoot: uint64(rp.RingQ().NthRoot()), EvaluationKey: *evk}
 			if rec.bootstrapping {
 				btpGalois = append(btpGalois, gk)
+				if seed != nil {
+					btpSeeds.set.galois[rec.galois] = *seed
+				}
 				return
 			}
 			gks = append(gks, gk)
@@ -555,6 +588,7 @@ func decodeEvaluationKeys(er *EnvelopeReader, pr *payloadReader, p *Parameters) 
 		btp = nil
 	}
 	out := newEvaluationKeys(p, relin, gks, btp)
+	out.btpSeeds = btpSeeds
 	out.seeds = seeds.galois
 	if seeds.relin != nil {
 		out.relinSeed, out.relinSeeded = *seeds.relin, true

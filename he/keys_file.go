@@ -120,8 +120,8 @@ func ReadSecretKeyFile(path string, p *Parameters) (*SecretKey, error) {
 }
 
 // WriteEvaluationKeys writes the evaluation keys envelope to w (format
-// version 2: each key at its own level, seeded keys with their random half
-// as a 32-byte seed). It refuses bootstrapping keys whose dense-to-sparse key
+// version 3: each key, bootstrapping keys included, at its own level,
+// seeded keys with their random half as a 32-byte seed). It refuses bootstrapping keys whose dense-to-sparse key
 // is above level (Q0,P0): such keys leak the secret key (Lattigo v5.0.7 bug).
 func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 	if e == nil {
@@ -149,7 +149,7 @@ func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 	pw.u8(flags)
 	gks := sortedGaloisKeys(e.galois)
 	pw.u32(uint32(len(gks)))
-	if err := writeKeySet(pw, hp, e.relin, gks, e.keySeeds(), false, "evaluation keys:"); err != nil {
+	if err := writeKeySet(pw, hp, e.relin, gks, e.keySeeds(), "evaluation keys:"); err != nil {
 		return fmt.Errorf("write evaluation keys: %w", err)
 	}
 	if e.btp != nil {
@@ -169,7 +169,7 @@ func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 			if err := checkEvaluationKeyShape(bp, *c, (*c).LevelQ(), (*c).LevelP(), "bootstrapping "+btpComponentNames[i]); err != nil {
 				return fmt.Errorf("write evaluation keys: %w", err)
 			}
-			writeEvk(pw, bp, *c, nil)
+			writeEvk(pw, bp, *c, e.btpSeeds.components[i])
 		}
 		rl, bgks := memSetKeys(e.btp.MemEvaluationKeySet)
 		if rl != nil {
@@ -178,7 +178,7 @@ func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 			pw.u8(0)
 		}
 		pw.u32(uint32(len(bgks)))
-		if err := writeKeySet(pw, bp, rl, bgks, keySeeds{}, true, "bootstrapping keys:"); err != nil {
+		if err := writeKeySet(pw, bp, rl, bgks, e.btpSeeds.set, "bootstrapping keys:"); err != nil {
 			return fmt.Errorf("write evaluation keys: %w", err)
 		}
 	}
@@ -188,8 +188,8 @@ func WriteEvaluationKeys(w io.Writer, e *EvaluationKeys) error {
 	return ew.Close()
 }
 
-// ReadEvaluationKeys reads evaluation keys made for p (format version 1 or
-// 2), validating the envelope, every key's ring degree, levels and gadget
+// ReadEvaluationKeys reads evaluation keys made for p (format version 1 to
+// 3), validating the envelope, every key's ring degree, levels and gadget
 // shape against p and its declared levels, every Galois element, and every
 // coefficient's range, and expanding seeded random halves. Bootstrapping
 // keys are accepted only if p has bootstrapping parameters and the

@@ -74,11 +74,11 @@ func TestGoldenEvaluationKeysV1(t *testing.T) {
 		require.InDelta(t, v*v, gotSq[i], 1e-3, "slot %d", i)
 	}
 
-	// Re-written by this build: format version 2, keys in full (no seeds),
-	// identical keys after reloading.
+	// Re-written by this build: the current format version, keys in full
+	// (no seeds), identical keys after reloading.
 	var buf bytes.Buffer
 	require.NoError(t, WriteEvaluationKeys(&buf, evk))
-	require.Equal(t, []byte{2, 0}, buf.Bytes()[8:10])
+	require.Equal(t, []byte{byte(EvaluationKeysVersion), 0}, buf.Bytes()[8:10])
 	evk2, err := ReadEvaluationKeys(bytes.NewReader(buf.Bytes()), p)
 	require.NoError(t, err)
 	require.True(t, evk.relin.Equal(evk2.relin))

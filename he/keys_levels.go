@@ -192,28 +192,39 @@ func (g *seededKeyGen) galois(sk *rlwe.SecretKey, galEl uint64, levelQ, levelP i
 // relinearization returns the relinearization key (switching s² to s) at
 // (levelQ, levelP) and its seed.
 func (g *seededKeyGen) relinearization(sk *rlwe.SecretKey, levelQ, levelP int) (*rlwe.RelinearizationKey, keySeed, error) {
+	ringQ := g.rp.RingQ()
+	s2 := ringQ.NewPoly()
+	ringQ.MulCoeffsMontgomery(sk.Value.Q, sk.Value.Q, s2) // s² (NTT, Montgomery form as sk)
+	evk, seed, err := g.evaluationKey(&rlwe.SecretKey{Value: ringqp.Poly{Q: s2}}, sk, levelQ, levelP)
+	if err != nil {
+		return nil, seed, fmt.Errorf("relinearization key: %w", err)
+	}
+	return &rlwe.RelinearizationKey{EvaluationKey: *evk}, seed, nil
+}
+
+// evaluationKey returns the key switching skIn to skOut at (levelQ,
+// levelP) and its seed. skIn needs levelQ+1 limbs Q, skOut levelQ+1 limbs Q
+// and levelP+1 limbs P (NTT, Montgomery form).
+func (g *seededKeyGen) evaluationKey(skIn, skOut *rlwe.SecretKey, levelQ, levelP int) (*rlwe.EvaluationKey, keySeed, error) {
 	seed, err := newKeySeed()
 	if err != nil {
 		return nil, seed, err
 	}
 	prng, err := sampling.NewKeyedPRNG(seed[:])
 	if err != nil {
-		return nil, seed, fmt.Errorf("relinearization key: %w", err)
+		return nil, seed, err
 	}
-	ringQ := g.rp.RingQ()
-	s2 := ringQ.NewPoly()
-	ringQ.MulCoeffsMontgomery(sk.Value.Q, sk.Value.Q, s2) // s² (NTT, Montgomery form as sk)
 	par := evkParams(levelQ, levelP)
 	crp := g.evkg.SampleCRP(prng, par)
 	share := g.evkg.AllocateShare(par)
-	if err := g.evkg.GenShare(&rlwe.SecretKey{Value: ringqp.Poly{Q: s2}}, sk, crp, &share); err != nil {
-		return nil, seed, fmt.Errorf("relinearization key: %w", err)
+	if err := g.evkg.GenShare(skIn, skOut, crp, &share); err != nil {
+		return nil, seed, err
 	}
-	rlk := rlwe.NewRelinearizationKey(g.rp, par)
-	if err := g.evkg.GenEvaluationKey(share, crp, &rlk.EvaluationKey); err != nil {
-		return nil, seed, fmt.Errorf("relinearization key: %w", err)
+	evk := rlwe.NewEvaluationKey(g.rp, par)
+	if err := g.evkg.GenEvaluationKey(share, crp, evk); err != nil {
+		return nil, seed, err
 	}
-	return rlk, seed, nil
+	return evk, seed, nil
 }
 
 // expandSeededKey fills the random half (component 1 of every gadget row)

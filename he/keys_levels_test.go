@@ -179,7 +179,7 @@ func TestSeededKeysRoundTrip(t *testing.T) {
 	// The streaming validator reports levels and seeds without expanding.
 	info, err := VerifyEvaluationKeysStream(bytes.NewReader(buf.Bytes()), func(Fingerprint, string) (*Parameters, error) { return p, nil }, 0)
 	require.NoError(t, err)
-	require.Equal(t, uint16(2), info.Version)
+	require.Equal(t, EvaluationKeysVersion, info.Version)
 	require.Equal(t, 3, info.RelinearizationLevel)
 	require.Equal(t, 4, info.SeededKeys)
 	for g, gk := range evk.galois {

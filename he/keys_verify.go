@@ -24,7 +24,7 @@ type EvaluationKeysInfo struct {
 	GaloisElements  []uint64
 	Bootstrapping   bool
 	PayloadBytes    uint64
-	// Version is the file format version (1 or 2).
+	// Version is the file format version (1 to 3).
 	Version uint16
 	// RelinearizationLevel is the relinearization key's level (LevelQ).
 	RelinearizationLevel int
