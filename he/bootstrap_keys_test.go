@@ -84,6 +84,9 @@ func TestBootstrappingKeysAtTheirLevels(t *testing.T) {
 	t.Logf("bootstrapping keys: %d bytes seeded at their levels, %d at the top level in full (%.3f)",
 		evk.SizeBytes(), full.SizeBytes(), float64(evk.SizeBytes())/float64(full.SizeBytes()))
 	require.Less(t, evk.SizeBytes(), full.SizeBytes()/2)
+	_, fileBytes, topMem := BootstrappingKeyBytes(p)
+	require.Equal(t, evk.SizeBytes(), 5+fileBytes, "BootstrappingKeyBytes is the size of the keys' section")
+	require.Greater(t, topMem, full.SizeBytes())
 	btp := p.BootstrappingParameters()
 	bp := btp.BootstrappingParameters.Parameters.Parameters
 	lv := bootstrappingKeyLevels(btp)
@@ -209,6 +212,8 @@ func TestSeededBootstrappingKeyRecordErrors(t *testing.T) {
 	require.NoError(t, err)
 	_, evk, err := GenerateKeys(p, KeySpec{Bootstrapping: true})
 	require.NoError(t, err)
+	_, fileBytes, _ := BootstrappingKeyBytes(p)
+	require.Equal(t, evk.SizeBytes(), 5+fileBytes, "BootstrappingKeyBytes is the size of the keys' section")
 	var buf bytes.Buffer
 	require.NoError(t, WriteEvaluationKeys(&buf, evk))
 	data := buf.Bytes()

@@ -174,3 +174,45 @@ func dftDiagonals(d hefloat.DFTMatrixLiteral, logN int) []map[int]bool {
 	}
 	return out
 }
+
+// BootstrappingKeyBytes returns the size of the bootstrapping keys
+// GenerateKeys makes for p (zero without bootstrapping): in memory (both
+// halves of every key, as Lattigo holds them), in a key file or upload
+// (the bootstrapping section of the format version 3 payload: each key at
+// its level, seeded), and in memory as the build before per-key levels
+// made them (relinearization and Galois keys at the top level).
+func BootstrappingKeyBytes(p *Parameters) (memory, file, topLevelMemory uint64) {
+	if p == nil || !p.HasBootstrapping() {
+		return 0, 0, 0
+	}
+	btp := p.btp
+	bp := btp.BootstrappingParameters
+	rp := bp.Parameters.Parameters
+	topQ, topP := rp.MaxLevelQ(), rp.MaxLevelP()
+	add := func(levelQ, levelP int, seeded, leveled bool) {
+		mem := evkRecordSize(rp, levelQ, levelP, 1, false) - 4
+		memory += mem
+		file += evkRecordSize(rp, levelQ, levelP, EvaluationKeysVersion, seeded)
+		if leveled {
+			topLevelMemory += evkRecordSize(rp, topQ, topP, 1, false) - 4
+		} else {
+			topLevelMemory += mem
+		}
+	}
+	file += 1 + 1 + 4 // component mask, has-relinearization, #Galois
+	if btp.ResidualParameters.N() != bp.N() {
+		add(topQ, topP, false, false) // ring switching keys, from Lattigo's generator
+		add(topQ, topP, false, false)
+	}
+	if btp.EphemeralSecretWeight != 0 {
+		add(0, 0, true, false)       // EvkDenseToSparse
+		add(topQ, topP, true, false) // EvkSparseToDense
+	}
+	lv := bootstrappingKeyLevels(btp)
+	add(lv.relin, topP, true, true)
+	for _, l := range lv.galois {
+		file += 8 // the Galois element
+		add(l, topP, true, true)
+	}
+	return memory, file, topLevelMemory
+}

@@ -88,9 +88,9 @@ type Report struct {
 }
 
 // KeyBytes are the evaluation keys' sizes: each relinearization and
-// rotation key at its own level (KeyNeeds.Levels), exact for the key file's
-// records; bootstrapping keys are an estimate (Lattigo's gadget layout, top
-// level, in full).
+// rotation key at its own level (KeyNeeds.Levels), each bootstrapping key at
+// the level the bootstrapping circuit uses it (he.BootstrappingKeyBytes),
+// exact for the key file's records.
 type KeyBytes struct {
 	// Relinearization, Rotation (all rotation keys), Bootstrapping and
 	// Total are on disk and on the wire: key file format version 2, the
@@ -154,22 +154,13 @@ func circuitKeyBytes(k KeyNeeds, p *he.Parameters) KeyBytes {
 		}), true)
 	}
 	if k.Bootstrapping && p.HasBootstrapping() {
-		bp := p.BootstrappingParameters()
-		b := bp.BootstrappingParameters
-		kb.Bootstrapping = keySize(b.LogN(), b.QCount(), b.PCount()) * int64(len(bp.GaloisElements(hp))+1)
-		kb.Memory += kb.Bootstrapping
-		kb.TopLevelMemory += kb.Bootstrapping
+		mem, file, top := he.BootstrappingKeyBytes(p)
+		kb.Bootstrapping = int64(file)
+		kb.Memory += int64(mem)
+		kb.TopLevelMemory += int64(top)
 	}
 	kb.Total = kb.Relinearization + kb.Rotation + kb.Bootstrapping
 	return kb
-}
-
-func keySize(logN, qCount, pCount int) int64 {
-	if pCount == 0 {
-		pCount = 1
-	}
-	dnum := (qCount + pCount - 1) / pCount
-	return int64(dnum) * 2 * int64(1<<logN) * int64(qCount+pCount) * 8
 }
 
 // NewReport returns the dry-run report of a planned circuit for p.
