@@ -16,17 +16,20 @@ import (
 
 // OpBenchmark is the measured latency of one primitive operation.
 type OpBenchmark struct {
-	Op             string  `json:"op"`
-	MedianSeconds  float64 `json:"median_seconds"`
-	MinSeconds     float64 `json:"min_seconds"`
-	Runs           int     `json:"runs"`
-	LevelIn        int     `json:"level_in"`
-	KeySwitches    int     `json:"key_switches"`
-	LogN           int     `json:"logn"`
-	Slots          int     `json:"slots"`
-	GaloisKeyBytes int     `json:"galois_key_bytes"`
-	RelinKeyBytes  int     `json:"relin_key_bytes"`
-	Note           string  `json:"note,omitempty"`
+	Op            string  `json:"op"`
+	MedianSeconds float64 `json:"median_seconds"`
+	MinSeconds    float64 `json:"min_seconds"`
+	Runs          int     `json:"runs"`
+	LevelIn       int     `json:"level_in"`
+	// LevelOut is the output level of a bootstrap and its parts (omitted
+	// for the other ops).
+	LevelOut       int    `json:"level_out,omitempty"`
+	KeySwitches    int    `json:"key_switches"`
+	LogN           int    `json:"logn"`
+	Slots          int    `json:"slots"`
+	GaloisKeyBytes int    `json:"galois_key_bytes"`
+	RelinKeyBytes  int    `json:"relin_key_bytes"`
+	Note           string `json:"note,omitempty"`
 }
 
 // BenchmarkOps measures the median single-thread latency of the primitive
@@ -42,7 +45,10 @@ type OpBenchmark struct {
 //
 // sk is used to generate the evaluation keys (relinearization key and the
 // 14 Galois keys the rotations and the transform need: 1..8, 16, 24, ..,
-// 56); at logN 16 that is about 2.4 GB of keys. runs >= 1 measured runs are
+// 56); at logN 16 that is about 2.4 GB of keys. For parameters with
+// bootstrapping it also measures one bootstrap and its parts
+// (bootstrapBenchmarks; the bootstrapping keys, at their levels, and the
+// DFT matrices take about 10 GB at n16-boot). runs >= 1 measured runs are
 // taken per op, after one warm-up run when runs >= 3. progress, if not nil,
 // is called with a short message before each op. Ops that need more levels
 // or slots than params has are reported with Runs 0 and a Note.
@@ -239,6 +245,18 @@ func BenchmarkOps(p *Parameters, secret *SecretKey, runs int, progress func(stri
 			return err
 		}); err != nil {
 			return nil, err
+		}
+	}
+	if p.HasBootstrapping() {
+		err := bootstrapBenchmarks(p, secret, progress, func(op string, levelIn, levelOut int, note string, f func() error) error {
+			if err := measure(op, levelIn, 0, note, f); err != nil {
+				return err
+			}
+			out[len(out)-1].LevelOut = levelOut
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("benchmark ops: bootstrap: %w", err)
 		}
 	}
 	return out, nil

@@ -49,6 +49,40 @@ func TestBenchmarkOpsReportsEveryOp(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestBenchmarkOpsBootstrap: with bootstrapping parameters the table ends
+// with the bootstrap (level 0 in, the residual top out) and its four parts,
+// each with its levels on the bootstrapping chain.
+func TestBenchmarkOpsBootstrap(t *testing.T) {
+	p, err := NewParameters(tinyBootPreset())
+	require.NoError(t, err)
+	sk, _, err := GenerateKeys(p, KeySpec{})
+	require.NoError(t, err)
+	var msgs []string
+	res, err := BenchmarkOps(p, sk, 1, func(s string) { msgs = append(msgs, s) })
+	require.NoError(t, err)
+	require.Contains(t, msgs, "generating bootstrapping keys")
+	want := []string{"bootstrap", "bootstrap.scale_down_mod_up", "bootstrap.coeffs_to_slots", "bootstrap.eval_mod", "bootstrap.slots_to_coeffs"}
+	require.GreaterOrEqual(t, len(res), len(want))
+	rows := res[len(res)-len(want):]
+	top := p.BootstrappingParameters().BootstrappingParameters.MaxLevel()
+	for i, r := range rows {
+		require.Equal(t, want[i], r.Op)
+		require.Equal(t, 1, r.Runs, r.Op)
+		require.Greater(t, r.MedianSeconds, 0.0, r.Op)
+		t.Logf("%-30s %8.3f s  level %2d -> %2d  %s", r.Op, r.MedianSeconds, r.LevelIn, r.LevelOut, r.Note)
+	}
+	require.Equal(t, 0, rows[0].LevelIn)
+	require.Equal(t, p.MaxLevel(), rows[0].LevelOut)
+	require.Equal(t, top, rows[1].LevelOut, "ModUp raises to the top of the bootstrapping chain")
+	require.Equal(t, rows[1].LevelOut, rows[2].LevelIn)
+	require.Less(t, rows[2].LevelOut, rows[2].LevelIn)
+	require.Equal(t, rows[2].LevelOut, rows[3].LevelIn)
+	require.Equal(t, rows[3].LevelOut, rows[4].LevelIn)
+	b, err := json.Marshal(rows[0])
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"level_out"`)
+}
+
 // BenchmarkTraceOverhead compares a representative op mix (MulRelin +
 // Rescale, Rotate, Add) through raw Lattigo calls and through the traced
 // Evaluator recording into a Trace, at logN 13 with 5 levels. Run with
