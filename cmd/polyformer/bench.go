@@ -36,7 +36,9 @@ func newBenchOpsCommand() *cobra.Command {
 		Long: "Generates keys for the preset and measures the median single-thread latency of each\n" +
 			"primitive operation (encode, encrypt, decrypt, add, plaintext and ciphertext products,\n" +
 			"rescale, rotations plain and hoisted, a degree-63 Chebyshev polynomial, a 64x64 BSGS\n" +
-			"linear transform) at the top level, with key sizes. Progress goes to stderr.",
+			"linear transform) at the top level, with key sizes; for a preset with bootstrapping also\n" +
+			"one bootstrap (level 0 in, the top out) and its parts with their levels (about 10 GB of\n" +
+			"bootstrapping keys and DFT matrices at n16-boot). Progress goes to stderr.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asJSON && asCSV {
@@ -61,18 +63,22 @@ func newBenchOpsCommand() *cobra.Command {
 				return writeJSON(out, rows)
 			case asCSV:
 				w := csv.NewWriter(out)
-				_ = w.Write([]string{"op", "median_seconds", "min_seconds", "runs", "level_in", "key_switches", "logn", "slots", "galois_key_bytes", "relin_key_bytes", "note"})
+				_ = w.Write([]string{"op", "median_seconds", "min_seconds", "runs", "level_in", "level_out", "key_switches", "logn", "slots", "galois_key_bytes", "relin_key_bytes", "note"})
 				for _, r := range rows {
-					_ = w.Write([]string{r.Op, ftoa(r.MedianSeconds), ftoa(r.MinSeconds), strconv.Itoa(r.Runs), strconv.Itoa(r.LevelIn),
+					_ = w.Write([]string{r.Op, ftoa(r.MedianSeconds), ftoa(r.MinSeconds), strconv.Itoa(r.Runs), strconv.Itoa(r.LevelIn), strconv.Itoa(r.LevelOut),
 						strconv.Itoa(r.KeySwitches), strconv.Itoa(r.LogN), strconv.Itoa(r.Slots), strconv.Itoa(r.GaloisKeyBytes), strconv.Itoa(r.RelinKeyBytes), r.Note})
 				}
 				w.Flush()
 				return w.Error()
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(tw, "op\tmedian\tmin\truns\tlevel in\tkey switches\tnote\t\n")
+			fmt.Fprintf(tw, "op\tmedian\tmin\truns\tlevels\tkey switches\tnote\t\n")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%.2f ms\t%.2f ms\t%d\t%d\t%d\t%s\t\n", r.Op, 1e3*r.MedianSeconds, 1e3*r.MinSeconds, r.Runs, r.LevelIn, r.KeySwitches, r.Note)
+				levels := strconv.Itoa(r.LevelIn)
+				if r.LevelOut != 0 {
+					levels += " -> " + strconv.Itoa(r.LevelOut)
+				}
+				fmt.Fprintf(tw, "%s\t%.2f ms\t%.2f ms\t%d\t%s\t%d\t%s\t\n", r.Op, 1e3*r.MedianSeconds, 1e3*r.MinSeconds, r.Runs, levels, r.KeySwitches, r.Note)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
