@@ -126,6 +126,9 @@ func TestBootstrapKeysDoNotLeakSecret(t *testing.T) {
 // this test 14.2 s (keygen 2.8 s, evaluation keys 463 MB, bootstrapper
 // setup 3.0 s, one bootstrap 1.2 s, max abs error 1.2e-7), the leak test
 // 2.4 s; 21.9 s wall for both including compilation; peak RSS 2.69 GB.
+// With the bootstrapping keys seeded at their levels (2026-12-07, load
+// average about 18): keygen 3.1 s, evaluation keys 141 MB, max abs error
+// 1.4e-7.
 // With -short the ShallowCopy part (two more bootstraps) is skipped.
 func TestBootstrapRoundTrip(t *testing.T) {
 	p, err := ParametersFromPreset(PresetTestBootN13)
