@@ -231,6 +231,11 @@ func TestSeededBootstrappingKeyRecordErrors(t *testing.T) {
 	rec := off + 8
 	require.Equal(t, byte(lv.galois[g]), data[rec], "record offset")
 	require.Equal(t, byte(formSeeded), data[rec+4])
+	verify := func(d []byte) error {
+		_, err := VerifyEvaluationKeysStream(bytes.NewReader(d), func(Fingerprint, string) (*Parameters, error) { return p, nil }, 0)
+		return err
+	}
+	require.NoError(t, verify(data))
 	what := fmt.Sprintf("bootstrapping keys: Galois key %d", g)
 	for _, c := range []struct {
 		name string
@@ -254,8 +259,12 @@ func TestSeededBootstrappingKeyRecordErrors(t *testing.T) {
 		require.ErrorIs(t, err, c.is, c.name)
 		require.ErrorContains(t, err, c.want, c.name)
 		t.Logf("%s: %v", c.name, err)
+		err = verify(d)
+		require.ErrorIs(t, err, c.is, c.name)
+		require.ErrorContains(t, err, c.want, c.name)
 	}
 	_, err = ReadEvaluationKeys(bytes.NewReader(data[:rec+100]), p)
 	require.ErrorIs(t, err, ErrTruncated)
+	require.ErrorIs(t, verify(data[:rec+100]), ErrTruncated)
 	t.Logf("truncated: %v", err)
 }
