@@ -64,17 +64,11 @@ func withBootstrapGaloisKey(evk *EvaluationKeys, gk *rlwe.GaloisKey) *Evaluation
 //   - the seeded keys at their levels are a fraction of the top-level keys
 //     and round-trip through a file (identical keys, seeds kept);
 //   - bootstrapping with the loaded keys gives the precision of the
-//     top-level keys of the same secret (same bound, within one bit);
-//   - a Galois key one level below its use is refused by NewBootstrapper
-//     and by the loader (ErrKeyLevel, naming the key and the levels), and
-//     Lattigo, bypassing the check, bootstraps to garbage with it;
-//   - a version-2 file (bootstrapping keys at the top level, in full, as
-//     the previous build wrote them) still loads and bootstraps, and a
-//     version-2 file with keys below the top is refused.
+//     top-level keys of the same secret (same bound, within one bit).
 //
-// Measured on the shared 2-core machine: 71 s (2 keygens, 3 bootstrapper
-// setups, 4 bootstraps); keys 140.7 MB at their levels against 417.1 MB at
-// the top level in full, errors 1.49e-7 against 1.33e-7.
+// Measured on the shared 2-core machine (with the checks now in
+// TestBootstrapKeyBelowUseLevelAndOldFormat): keys 140.7 MB at their levels
+// against 417.1 MB at the top level in full, errors 1.49e-7 against 1.33e-7.
 func TestBootstrappingKeysAtTheirLevels(t *testing.T) {
 	p, err := ParametersFromPreset(PresetTestBootN13)
 	require.NoError(t, err)
@@ -88,7 +82,6 @@ func TestBootstrappingKeysAtTheirLevels(t *testing.T) {
 	require.Equal(t, evk.SizeBytes(), 5+fileBytes, "BootstrappingKeyBytes is the size of the keys' section")
 	require.Greater(t, topMem, full.SizeBytes())
 	btp := p.BootstrappingParameters()
-	bp := btp.BootstrappingParameters.Parameters.Parameters
 	lv := bootstrappingKeyLevels(btp)
 
 	// Round trip: identical keys, seeded records, same bytes when re-written.
@@ -135,6 +128,31 @@ func TestBootstrappingKeysAtTheirLevels(t *testing.T) {
 	require.Less(t, eLoaded, math.Exp2(-18))
 	require.Less(t, eFull, math.Exp2(-18))
 	require.Less(t, math.Abs(math.Log2(eLoaded)-math.Log2(eFull)), 1.0)
+}
+
+// TestBootstrapKeyBelowUseLevelAndOldFormat, at tiny-boot10:
+//   - a Galois key one level below its use is refused by NewBootstrapper,
+//     the loader and the streaming verifier (ErrKeyLevel, naming the key
+//     and the levels), and Lattigo, bypassing the check, fails with it;
+//   - a version-2 file (bootstrapping keys at the top level, in full, as
+//     the previous build wrote them) still loads and bootstraps, and a
+//     version-2 file with keys below the top is refused.
+func TestBootstrapKeyBelowUseLevelAndOldFormat(t *testing.T) {
+	p, err := NewParameters(tinyBootPreset())
+	require.NoError(t, err)
+	sk, evk, err := GenerateKeys(p, KeySpec{Bootstrapping: true})
+	require.NoError(t, err)
+	full := topLevelBootstrappingKeys(t, p, sk)
+	btp := p.BootstrappingParameters()
+	bp := btp.BootstrappingParameters.Parameters.Parameters
+	lv := bootstrappingKeyLevels(btp)
+	client, err := NewClient(p, sk)
+	require.NoError(t, err)
+	values := make([]float64, p.Slots())
+	for i := range values {
+		values[i] = math.Sin(float64(i))
+	}
+	var buf bytes.Buffer
 
 	// A Galois key one level below its use: the lowest-level one (a
 	// SlotsToCoeffs key) regenerated one level lower.
@@ -198,10 +216,10 @@ func TestBootstrappingKeysAtTheirLevels(t *testing.T) {
 	bOld, err := NewBootstrapper(p, old)
 	require.NoError(t, err)
 	eOld := bootstrapError(t, bOld, client, values)
-	require.Less(t, eOld, math.Exp2(-18))
+	require.Less(t, eOld, math.Exp2(-15))
 	_, err = ReadEvaluationKeys(bytes.NewReader(v2(evk)), p)
 	require.ErrorIs(t, err, ErrMalformed)
-	require.ErrorContains(t, err, "expected (Q 17, P")
+	require.ErrorContains(t, err, fmt.Sprintf("expected (Q %d, P", bp.MaxLevelQ()))
 }
 
 // TestSeededBootstrappingKeyRecordErrors: a truncated or forged seeded
