@@ -41,6 +41,13 @@ type CompileOptions struct {
 	// padded width, classes), is the channel-block split: the FFN hidden
 	// activation spans ceil(hidden/Block) ciphertexts (docs/packing.md).
 	Block int
+	// TokenBlock is the number of tokens per ciphertext (Tb, a power of two
+	// dividing the model's tokens); 0 means all of them. A smaller one is
+	// the token-block split: the tokens of one input span tokens/Tb
+	// ciphertexts (Layout.TokenBlocks, docs/packing.md). Attention then
+	// uses the diagonal method across blocks (the packed layouts are not
+	// split: CompactAttention and LegacyPackedAttention are refused).
+	TokenBlock int
 	// test knob: cap the diagonal copies per ciphertext (0: none) so that
 	// small test models get several diagonal groups.
 	maxCopies int
@@ -87,6 +94,15 @@ func Compile(m *model.Model, opt CompileOptions) (*circuit.Circuit, error) {
 	if k := channelBlocks(cfg.Hidden, d); k > 1 {
 		L.ChannelBlocks = k
 	}
+	if tb := opt.TokenBlock; tb != 0 && tb != t {
+		if tb < 1 || tb&(tb-1) != 0 || tb > t {
+			return nil, fmt.Errorf("compile: token block %d: want a power of two in [1, %d] (the model's tokens)", tb, t)
+		}
+		if opt.CompactAttention || opt.LegacyPackedAttention {
+			return nil, fmt.Errorf("compile: token block %d: the compact and legacy packed attention layouts are not split over token blocks (use the default)", tb)
+		}
+		L.TokenBlocks = t / tb
+	}
 	if err := L.Validate(); err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
@@ -98,8 +114,11 @@ func Compile(m *model.Model, opt CompileOptions) (*circuit.Circuit, error) {
 	if P := nextPow2(cfg.Width); !opt.NoReplicatedStream && 2*P <= d {
 		b.P = P
 	}
-	in := b.op(circuit.Op{Kind: circuit.KindInput, Label: "input"})
-	x, err := b.embed(in)
+	ins := make([]int, L.NumTokenBlocks()) // input op i reads token block i
+	for i := range ins {
+		ins[i] = b.op(circuit.Op{Kind: circuit.KindInput, Label: "input"})
+	}
+	x, err := b.perBlock(func(i int) (int, error) { return b.embed(ins[i]) })
 	if err != nil {
 		return nil, err
 	}
@@ -109,28 +128,41 @@ func Compile(m *model.Model, opt CompileOptions) (*circuit.Circuit, error) {
 			return nil, err
 		}
 	}
-	f, err := b.norm("norm", m.FinalNorm, x, sigma)
-	if err != nil {
+	fs := make([]feed, len(x))
+	if _, err := b.perBlock(func(i int) (int, error) {
+		fs[i], err = b.norm("norm", m.FinalNorm, x[i], sigma)
+		return 0, err
+	}); err != nil {
 		return nil, err
 	}
 	if cfg.Task == model.TaskText {
-		// LM head on every token
-		id, bias := b.linearFromModel("head", m.Head, 0, m.Head.Out, f, ident, ident, func(int) float64 { return 1 }, false, nil)
-		y := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{f.id}, Mat: id, Label: "head"})
-		y = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
-		b.op(circuit.Op{Kind: circuit.KindOutput, In: []int{y}, Label: "output"})
+		// LM head on every token, one output per token block
+		_, _ = b.perBlock(func(i int) (int, error) {
+			id, bias := b.linearFromModel("head", m.Head, 0, m.Head.Out, fs[i], ident, ident, func(int) float64 { return 1 }, false, nil)
+			y := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{fs[i].id}, Mat: id, Label: "head"})
+			y = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
+			return b.op(circuit.Op{Kind: circuit.KindOutput, In: []int{y}, Label: "output"}), nil
+		})
 		if err := b.c.Validate(); err != nil {
 			return nil, fmt.Errorf("compile: the lowered circuit is invalid (weights, folded normalization or calibrated ranges out of range): %w", err)
 		}
 		return b.c, nil
 	}
-	// mean pool: butterfly over tokens leaves the token sum in every token row.
+	// mean pool: butterfly over each block's tokens leaves the block's
+	// token sum in every token row; the blocks' sums are added.
 	var rots []int
-	for k := 1; k < t; k <<= 1 {
+	for k := 1; k < L.BlockTokens(); k <<= 1 {
 		rots = append(rots, k*L.RowStride())
 	}
-	pooled := b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{f.id}, Rot: rots, Label: "pool"})
-	f.id = pooled
+	pooled, _ := b.perBlock(func(i int) (int, error) {
+		if len(rots) == 0 { // one token per block
+			return fs[i].id, nil
+		}
+		return b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{fs[i].id}, Rot: rots, Label: "pool"}), nil
+	})
+	b.tb = 0
+	f := fs[0]
+	f.id = b.sumTree("pool", pooled)
 	// sum of a constant beta over T tokens is T*beta: the 1/T below makes it beta again.
 	id, bias := b.linearFromModel("head", m.Head, 0, m.Head.Out, f, ident, ident,
 		func(int) float64 { return 1 }, false, nil)
@@ -139,7 +171,7 @@ func Compile(m *model.Model, opt CompileOptions) (*circuit.Circuit, error) {
 	}
 	// the beta part of the bias was computed with beta (not T*beta): fine,
 	// since the matrix (and not the bias) carries the 1/T.
-	y := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{pooled}, Mat: id, Label: "head"})
+	y := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{f.id}, Mat: id, Label: "head"})
 	y = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{y}, Vec: b.vec(bias), Label: "head"})
 	b.op(circuit.Op{Kind: circuit.KindOutput, In: []int{y}, Label: "output"})
 	if err := b.c.Validate(); err != nil {

@@ -43,6 +43,12 @@ type builder struct {
 	// reading it needs P diagonals (one cyclic window) instead of up to
 	// 2P-1; its producers pay log2(D/P) rotations to replicate.
 	P int
+	// tb is the token block being lowered (the token-block split,
+	// tokensplit.go): its rows are model tokens tb·Tb .. tb·Tb+Tb-1.
+	tb int
+	// shared: with a token-block split, the matrices ([0]) and patterns
+	// ([1]) the blocks have in common are stored once (content hash -> ids).
+	shared [2]map[uint64][]int
 }
 
 // inCol returns the input column (slot within the token block) from which
@@ -93,27 +99,41 @@ func (b *builder) op(o circuit.Op) int {
 }
 
 func (b *builder) vec(v []float64) int {
+	if id, ok := b.sharedVec(v); ok {
+		return id
+	}
 	b.c.Vecs = append(b.c.Vecs, v)
 	return len(b.c.Vecs) - 1
 }
 
 func (b *builder) newGroup() int { b.group++; return b.group }
 
-// pattern returns a zero T×D pattern.
-func (b *builder) pattern() []float64 { return make([]float64, b.L.Tokens*b.L.Block) }
+// pattern returns a zero Tb×D pattern (the rows of one token block).
+func (b *builder) pattern() []float64 { return make([]float64, b.L.BlockTokens()*b.L.Block) }
 
-// mat adds a matrix whose blocks are built by fill(t, M) (one block when
-// perToken is false).
+// tok returns the model token of row t of the token block being lowered.
+func (b *builder) tok(t int) int { return b.tb*b.L.BlockTokens() + t }
+
+// mat adds a matrix whose blocks are built by fill(t, M): one block (t = 0)
+// when perToken is false, else one per row of the token block being
+// lowered, t its model token.
 func (b *builder) mat(name string, perToken bool, fill func(t int, m []float64)) int {
 	n := 1
 	if perToken {
-		n = b.L.Tokens
+		n = b.L.BlockTokens()
 	}
 	mt := circuit.Matrix{Name: name, Blocks: make([][]float64, n)}
 	D := b.L.Block
 	for t := 0; t < n; t++ {
 		mt.Blocks[t] = make([]float64, D*D)
-		fill(t, mt.Blocks[t])
+		if perToken {
+			fill(b.tok(t), mt.Blocks[t])
+		} else {
+			fill(0, mt.Blocks[t])
+		}
+	}
+	if id, ok := b.sharedMat(mt); ok {
+		return id
 	}
 	b.c.Mats = append(b.c.Mats, mt)
 	return len(b.c.Mats) - 1
@@ -137,8 +157,8 @@ func (b *builder) linearFromModel(name string, l *nn.Linear, colLo, cols int, f 
 		}
 	})
 	bias := b.pattern()
-	for t := 0; t < b.L.Tokens; t++ {
-		s := outScale(t)
+	for t := 0; t < b.L.BlockTokens(); t++ {
+		s := outScale(b.tok(t))
 		for o := 0; o < cols; o++ {
 			v := l.B.Value.Data[colLo+o]
 			for i := 0; i < l.In; i++ {
@@ -146,7 +166,7 @@ func (b *builder) linearFromModel(name string, l *nn.Linear, colLo, cols int, f 
 			}
 			v *= s
 			if biasExtra != nil {
-				v += biasExtra(t, o)
+				v += biasExtra(b.tok(t), o)
 			}
 			bias[t*D+outMap(o)] = v
 		}
@@ -173,9 +193,9 @@ func (b *builder) embed(in int) (int, error) {
 	f := feed{g: ones(lin.In), beta: make([]float64, lin.In)}
 	id, bias := b.linearFromModel("embed", lin, 0, lin.Out, f, ident, ident, func(int) float64 { return 1 }, false, nil)
 	D := b.L.Block
-	for t := 0; t < b.L.Tokens; t++ {
+	for t := 0; t < b.L.BlockTokens(); t++ {
 		for j := 0; j < b.d; j++ {
-			bias[t*D+j] += m.Pos.Table.Value.Data[t*b.d+j]
+			bias[t*D+j] += m.Pos.Table.Value.Data[b.tok(t)*b.d+j]
 		}
 	}
 	x := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{in}, Mat: id, Label: "embed"})
@@ -306,7 +326,7 @@ func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center boo
 	h := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{sq}, Mat: hm, Group: g, Label: name})
 	u := b.op(circuit.Op{Kind: circuit.KindLinear, In: []int{sq}, Mat: um, Group: g, Label: name})
 	hv, uv := b.pattern(), b.pattern()
-	for t := 0; t < b.L.Tokens; t++ {
+	for t := 0; t < b.L.BlockTokens(); t++ {
 		for c := 0; c < D; c++ {
 			e := eps
 			if !b.real(c) {
@@ -326,23 +346,45 @@ func (b *builder) invSqrtNorm(name string, x int, sigma, eps float64, center boo
 // headMap maps model channel j (head h = j/dh, k = j%dh) to its padded slot.
 func (b *builder) headMap(j int) int { return (j/b.dh)*b.dhp + j%b.dh }
 
-// block lowers one transformer block; it returns the new stream and its scale.
-func (b *builder) block(name string, blk *nn.Block, x int, sigma float64) (int, float64, error) {
-	f, err := b.norm(name+".norm1", blk.Norm1, x, sigma)
-	if err != nil {
-		return 0, 0, err
+// block lowers one transformer block on the stream xs (one value per token
+// block); it returns the new stream and its scale.
+func (b *builder) block(name string, blk *nn.Block, xs []int, sigma float64) ([]int, float64, error) {
+	fs := make([]feed, len(xs))
+	if _, err := b.perBlock(func(i int) (int, error) {
+		var err error
+		fs[i], err = b.norm(name+".norm1", blk.Norm1, xs[i], sigma)
+		return 0, err
+	}); err != nil {
+		return nil, 0, err
 	}
-	attn, err := b.attention(name+".attn", blk.Attn, f, sigma)
+	attn, err := b.attention(name+".attn", blk.Attn, fs, sigma)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
-	h := b.op(circuit.Op{Kind: circuit.KindAdd, In: []int{x, attn}, Label: name + ".residual1"})
-	f2, err := b.norm(name+".norm2", blk.Norm2, h, sigma)
+	newSigma, downScale, err := residualScales(name, blk, sigma)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
-	newSigma := sigma
-	downScale := 1 / sigma
+	out, err := b.perBlock(func(i int) (int, error) {
+		h := b.op(circuit.Op{Kind: circuit.KindAdd, In: []int{xs[i], attn[i]}, Label: name + ".residual1"})
+		f2, err := b.norm(name+".norm2", blk.Norm2, h, sigma)
+		if err != nil {
+			return 0, err
+		}
+		ffn, err := b.ffn(name+".ffn", blk.FFN, f2, downScale)
+		if err != nil {
+			return 0, err
+		}
+		return b.op(circuit.Op{Kind: circuit.KindAdd, In: []int{h, ffn}, Label: name + ".residual2"}), nil
+	})
+	return out, newSigma, err
+}
+
+// residualScales returns the stream's scale after blk (its scaled
+// residual's beta times sigma) and the factor of the FFN's output.
+func residualScales(name string, blk *nn.Block, sigma float64) (newSigma, downScale float64, err error) {
+	newSigma = sigma
+	downScale = 1 / sigma
 	if blk.Beta != nil {
 		beta, alpha := blk.Beta.Value.Data[0], blk.Alpha.Value.Data[0]
 		if beta == 0 || alpha == 0 || math.IsNaN(beta) || math.IsNaN(alpha) {
@@ -351,12 +393,7 @@ func (b *builder) block(name string, blk *nn.Block, x int, sigma float64) (int, 
 		newSigma = beta * sigma
 		downScale = 1 / (alpha * newSigma)
 	}
-	ffn, err := b.ffn(name+".ffn", blk.FFN, f2, downScale)
-	if err != nil {
-		return 0, 0, err
-	}
-	out := b.op(circuit.Op{Kind: circuit.KindAdd, In: []int{h, ffn}, Label: name + ".residual2"})
-	return out, newSigma, nil
+	return newSigma, downScale, nil
 }
 
 // ffn lowers Down(Act(Up(x))), with outScale multiplying the output.
@@ -459,13 +496,27 @@ func rowBlock(l *nn.Linear, lo, n int, withBias bool) *nn.Linear {
 	return &nn.Linear{In: n, Out: l.Out, W: w, B: bias}
 }
 
-// attention lowers multi-head attention with the diagonal method; the
-// result is the attention output divided by sigma (the stream's scale).
-func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigma float64) (int, error) {
+// attention lowers multi-head attention of the token blocks ins (one feed
+// each); the result is the attention output divided by sigma (the
+// stream's scale), one value per token block. One block uses the packed
+// layouts where they apply, else the diagonal method; several use the
+// diagonal method across blocks (attentionTokenSplit).
+func (b *builder) attention(name string, a *nn.MultiHeadAttention, ins []feed, sigma float64) ([]int, error) {
 	kp, err := b.attentionKernel(name, a)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	if len(ins) > 1 {
+		return b.attentionTokenSplit(name, a, ins, sigma, kp), nil
+	}
+	b.tb = 0
+	y, err := b.attentionBlock(name, a, ins[0], sigma, kp)
+	return []int{y}, err
+}
+
+// attentionBlock lowers the attention of one ciphertext's tokens (no
+// token-block split).
+func (b *builder) attentionBlock(name string, a *nn.MultiHeadAttention, in feed, sigma float64, kp attnKernel) (int, error) {
 	if w := nextPow2(b.heads * b.dhp); kp.expSpec == nil && !b.noPack && b.L.Block/w >= 2 {
 		if b.useCompact() {
 			return b.attentionCompact(name, a, in, sigma, kp.packedKernel)
@@ -475,7 +526,7 @@ func (b *builder) attention(name string, a *nn.MultiHeadAttention, in feed, sigm
 	q, kr, vr := b.diagonalQKV(name, a, in)
 	pw := make([]int, b.L.Tokens)
 	for r := range pw {
-		pw[r] = b.diagonalScores(name, a, kp, q, kr[r], r)
+		pw[r] = b.diagonalScores(name, a, kp, q, kr[r], r, 0)
 	}
 	weights := pw
 	if kp.gold != nil {
@@ -594,9 +645,10 @@ func (b *builder) headRots(sign int) []int {
 
 // diagonalQKV lowers Q, K and V (one hoisted decomposition, 1/sqrt(dh)
 // folded into Q) and the hoisted token rotations of K and V: kr[r] and
-// vr[r] are K and V rotated by r tokens (kr[0] = K, vr[0] = V).
+// vr[r] are K and V rotated by r tokens (kr[0] = K, vr[0] = V), r < Tb (the
+// tokens of a ciphertext).
 func (b *builder) diagonalQKV(name string, a *nn.MultiHeadAttention, in feed) (q int, kr, vr []int) {
-	T, R := b.L.Tokens, b.L.RowStride()
+	T, R := b.L.BlockTokens(), b.L.RowStride()
 	qs := 1 / math.Sqrt(float64(b.dh))
 	grp := b.newGroup()
 	var qkv [3]int
@@ -628,12 +680,13 @@ func (b *builder) diagonalQKV(name string, a *nn.MultiHeadAttention, in feed) (q
 	return q, kr, vr
 }
 
-// diagonalScores lowers the scores of diagonal r (q against kr, K rotated
-// by r tokens): the head sums, the mask with the folded row and head scales
-// (and power-shifted's shift), then x^p, or for softmax the exp polynomial
-// masked and scaled by Goldschmidt's normalizer.
-func (b *builder) diagonalScores(name string, a *nn.MultiHeadAttention, kp attnKernel, q, kr, r int) int {
-	T, D := b.L.Tokens, b.L.Block
+// diagonalScores lowers the scores of diagonal r (q, of token block b.tb,
+// against kr, K of token block kb rotated by r tokens): the head sums, the
+// mask with the folded row and head scales (and power-shifted's shift),
+// then x^p, or for softmax the exp polynomial masked and scaled by
+// Goldschmidt's normalizer.
+func (b *builder) diagonalScores(name string, a *nn.MultiHeadAttention, kp attnKernel, q, kr, r, kb int) int {
+	T, D := b.L.BlockTokens(), b.L.Block
 	sumRots := b.headRots(1)
 	temp := a.Temperature
 	prod := b.op(circuit.Op{Kind: circuit.KindMul, In: []int{q, kr}, Label: name + ".scores"})
@@ -643,11 +696,11 @@ func (b *builder) diagonalScores(name string, a *nn.MultiHeadAttention, kp attnK
 	}
 	mask := b.pattern()
 	for t := 0; t < T; t++ {
-		if b.causal && (t+r)%T > t && kp.expSpec == nil {
+		if b.masked(t, r, kb) && kp.expSpec == nil {
 			continue // softmax masks after exp instead
 		}
 		for h := 0; h < b.heads; h++ {
-			mask[t*D+h*b.dhp] = temp(h, t) * kp.rowScale(t) * kp.headW(h)
+			mask[t*D+h*b.dhp] = temp(h, b.tok(t)) * kp.rowScale(b.tok(t)) * kp.headW(h)
 		}
 	}
 	xs := b.op(circuit.Op{Kind: circuit.KindMulPlain, In: []int{s}, Vec: b.vec(mask), Label: name + ".scores"})
@@ -656,11 +709,11 @@ func (b *builder) diagonalScores(name string, a *nn.MultiHeadAttention, kp attnK
 		// slots only: masked slots stay 0, so their power is 0
 		sv := b.pattern()
 		for t := 0; t < T; t++ {
-			if b.causal && (t+r)%T > t {
+			if b.masked(t, r, kb) {
 				continue
 			}
 			for h := 0; h < b.heads; h++ {
-				sv[t*D+h*b.dhp] = kp.shift(h) * kp.rowScale(t) * kp.headW(h)
+				sv[t*D+h*b.dhp] = kp.shift(h) * kp.rowScale(b.tok(t)) * kp.headW(h)
 			}
 		}
 		xs = b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{xs}, Vec: b.vec(sv), Label: name + ".scores"})
@@ -675,7 +728,7 @@ func (b *builder) diagonalScores(name string, a *nn.MultiHeadAttention, kp attnK
 	for t := 0; t < T; t++ {
 		for h := 0; h < b.heads; h++ {
 			cst[t*D+h*b.dhp] = kp.expConst
-			if !b.causal || (t+r)%T <= t {
+			if !b.masked(t, r, kb) {
 				m2[t*D+h*b.dhp] = kp.expNorm
 			}
 		}
@@ -690,7 +743,7 @@ func (b *builder) diagonalScores(name string, a *nn.MultiHeadAttention, kp attnK
 // the normalizer (plus eps, times Goldschmidt's c) and its Goldschmidt
 // reciprocal, multiplied into each diagonal.
 func (b *builder) normalizeDiagonals(name string, kp attnKernel, pw []int) []int {
-	T, D := b.L.Tokens, b.L.Block
+	T, D := b.L.BlockTokens(), b.L.Block
 	nsum := b.sumTree(name+".normalizer", pw)
 	// xn = c·(eps + N) in the heads' first slots; 1 elsewhere (N is 0
 	// there), where Goldschmidt then stays at a = 1: no junk growing like
@@ -707,8 +760,8 @@ func (b *builder) normalizeDiagonals(name string, kp attnKernel, pw []int) []int
 	xn := b.op(circuit.Op{Kind: circuit.KindAddPlain, In: []int{nsum}, Vec: b.vec(shift), Label: name + ".normalizer"})
 	// Goldschmidt with a' = xn - 2 = -a and b' = xn - 1 (b'^2 = b^2).
 	ga := b.goldschmidt(name+".recip", xn, kp.gold.Iterations)
-	weights := make([]int, T)
-	for r := 0; r < T; r++ {
+	weights := make([]int, len(pw))
+	for r := range weights {
 		weights[r] = b.op(circuit.Op{Kind: circuit.KindMul, In: []int{pw[r], ga}, Label: name + ".weights"})
 	}
 	return weights
@@ -718,10 +771,10 @@ func (b *builder) normalizeDiagonals(name string, kp attnKernel, pw []int) []int
 // them with V rotated alike (vr), sums the diagonals and lowers the out
 // projection (the row factors of the kernel and 1/sigma folded into Wo).
 func (b *builder) mixDiagonals(name string, a *nn.MultiHeadAttention, kp attnKernel, weights, vr []int, sigma float64) int {
-	T, D := b.L.Tokens, b.L.Block
+	T, D := b.L.BlockTokens(), b.L.Block
 	bcastRots := b.headRots(-1)
-	outs := make([]int, T)
-	for r := 0; r < T; r++ {
+	outs := make([]int, len(weights))
+	for r := range outs {
 		w := weights[r]
 		if len(bcastRots) > 0 {
 			w = b.op(circuit.Op{Kind: circuit.KindRotSum, In: []int{w}, Rot: bcastRots, Label: name + ".weights"})

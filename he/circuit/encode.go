@@ -15,7 +15,8 @@ func imageDims(c *Circuit) (patch int, err error) {
 }
 
 // EncodeImages packs n images (rows×cols pixels each, row-major, n*rows*cols
-// values) into ceil(n/Batch) virtual ciphertext slot vectors: token t of
+// values) into ceil(n/Batch) slot vectors of Layout.InputSlots() values
+// (with a token-block split, token t is in block t/Tb): token t of
 // image b gets the pixels of patch t (row-major patch order, row-major
 // pixels in a patch) in channels 0..patch²-1. Missing images of the last
 // ciphertext are zero. This is all the client computes: the embedding is
@@ -44,7 +45,7 @@ func (c *Circuit) EncodeImages(pixels []float64, n, rows, cols int) ([][]float64
 	nct := (n + L.Batch - 1) / L.Batch
 	out := make([][]float64, nct)
 	for k := range out {
-		out[k] = make([]float64, L.Slots())
+		out[k] = make([]float64, L.InputSlots())
 	}
 	for i := 0; i < n; i++ {
 		v := out[i/L.Batch]
@@ -63,8 +64,8 @@ func (c *Circuit) EncodeImages(pixels []float64, n, rows, cols int) ([][]float64
 }
 
 // EncodeBytes packs n byte sequences of length seqLen (ids row-major, each
-// in [0, 256)) as one-hot vectors into ceil(n/Batch) virtual ciphertext slot
-// vectors: token t of sequence b has a 1 in channel ids[b*seqLen+t].
+// in [0, 256)) as one-hot vectors into ceil(n/Batch) slot vectors of
+// Layout.InputSlots() values: token t of sequence b has a 1 in channel ids[b*seqLen+t].
 // Sequences shorter than the context are padded with zero vectors at the
 // end; causal attention makes the results of the real tokens exact.
 func (c *Circuit) EncodeBytes(ids []int, n, seqLen int) ([][]float64, error) {
@@ -80,7 +81,7 @@ func (c *Circuit) EncodeBytes(ids []int, n, seqLen int) ([][]float64, error) {
 	}
 	out := make([][]float64, (n+L.Batch-1)/L.Batch)
 	for k := range out {
-		out[k] = make([]float64, L.Slots())
+		out[k] = make([]float64, L.InputSlots())
 	}
 	for i := 0; i < n; i++ {
 		for t := 0; t < seqLen; t++ {
@@ -94,8 +95,8 @@ func (c *Circuit) EncodeBytes(ids []int, n, seqLen int) ([][]float64, error) {
 	return out, nil
 }
 
-// DecodeLogits extracts the per-input results from output slot vectors (as
-// simulated, or decrypted: only the first Layout.Slots() values are read):
+// DecodeLogits extracts the per-input results from result slot vectors (as
+// simulated, or decrypted: only the first Layout.OutputSlots() values are read):
 // for each of n inputs, OutputTokens×Outputs values, token-major
 // (classifier: the logits of token 0; LM: the next-byte logits of every
 // token).
@@ -107,8 +108,8 @@ func (c *Circuit) DecodeLogits(outs [][]float64, n int) ([][]float64, error) {
 	res := make([][]float64, n)
 	for i := range res {
 		v := outs[i/L.Batch]
-		if len(v) < L.Slots() {
-			return nil, fmt.Errorf("decode: output %d has %d slots, want >= %d", i/L.Batch, len(v), L.Slots())
+		if len(v) < L.OutputSlots() {
+			return nil, fmt.Errorf("decode: output %d has %d slots, want >= %d", i/L.Batch, len(v), L.OutputSlots())
 		}
 		res[i] = make([]float64, L.OutputTokens*L.Outputs)
 		for t := 0; t < L.OutputTokens; t++ {

@@ -133,28 +133,33 @@ func (x *Executor) fullVec(p []float64) []float64 {
 	v := make([]float64, x.params.Slots())
 	R := L.RowStride()
 	for s := range v {
-		v[s] = p[((s/R)%L.Tokens)*L.Block+s%L.Block]
+		v[s] = p[((s/R)%L.BlockTokens())*L.Block+s%L.Block]
 	}
 	return v
 }
 
-// Run evaluates the circuit on the input ciphertexts (one per batch of
-// inputs, as made by EncryptInputs) and returns the output ciphertexts.
+// Run evaluates the circuit on the input ciphertexts (Layout.NumTokenBlocks()
+// per batch of inputs, token blocks in order, as made by EncryptInputs) and
+// returns the output ciphertexts (Layout.OutputCiphertexts() per batch).
 func (x *Executor) Run(inputs []*he.Ciphertext) ([]*he.Ciphertext, error) {
 	if len(inputs) == 0 {
 		return nil, errors.New("run: no input ciphertexts")
+	}
+	nb := x.c.Layout.NumTokenBlocks()
+	if len(inputs)%nb != 0 {
+		return nil, fmt.Errorf("run: %d input ciphertexts are not whole batches of %d token blocks", len(inputs), nb)
 	}
 	chunk := x.opt.Chunk
 	if chunk <= 0 {
 		chunk = x.opt.Workers
 	}
 	var outs []*rlwe.Ciphertext
-	for lo := 0; lo < len(inputs); lo += chunk {
+	for lo := 0; lo < len(inputs)/nb; lo += chunk {
 		if ctx := x.opt.Context; ctx != nil && ctx.Err() != nil {
 			return nil, fmt.Errorf("run: evaluation stopped: %w", context.Cause(ctx))
 		}
-		hi := min(lo+chunk, len(inputs))
-		o, err := x.run(inputs[lo:hi], lo)
+		hi := min(lo+chunk, len(inputs)/nb)
+		o, err := x.run(inputs[lo*nb:hi*nb], lo)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +168,7 @@ func (x *Executor) Run(inputs []*he.Ciphertext) ([]*he.Ciphertext, error) {
 	return outs, nil
 }
 
-// run evaluates one chunk of inputs; base is the index of inputs[0] (for probes and errors).
+// run evaluates one chunk of batches; base is the index of its first batch (for probes and errors).
 func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext, error) {
 	if err := x.checkInputs(inputs, base); err != nil {
 		return nil, err
@@ -188,9 +193,11 @@ func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext,
 	if r.firstErr != nil {
 		return nil, r.firstErr
 	}
-	outs := make([]*rlwe.Ciphertext, len(inputs))
-	for k := range outs {
-		outs[k] = r.vals[k][r.outID]
+	var outs []*rlwe.Ciphertext
+	for k := range r.vals {
+		for _, id := range r.outIDs {
+			outs = append(outs, r.vals[k][id])
+		}
 	}
 	return outs, nil
 }
@@ -198,6 +205,7 @@ func (x *Executor) run(inputs []*rlwe.Ciphertext, base int) ([]*rlwe.Ciphertext,
 // checkInputs refuses a nil or malformed input ciphertext, or one below the
 // plan's input level.
 func (x *Executor) checkInputs(inputs []*rlwe.Ciphertext, base int) error {
+	base *= x.c.Layout.NumTokenBlocks()
 	for i, ct := range inputs {
 		if ct == nil {
 			return fmt.Errorf("run: input %d is nil", base+i)
@@ -223,7 +231,7 @@ func (r *runState) execOp(ev *he.Evaluator, k, i int) error {
 	var err error
 	switch op.Kind {
 	case KindInput:
-		out = r.inputs[k]
+		out = r.inputs[k*c.Layout.NumTokenBlocks()+i] // input op i reads token block i
 		if out.Level() > c.Planned.InputLevel {
 			out, err = lev.DropLevel(out, out.Level()-c.Planned.InputLevel)
 		}
@@ -348,8 +356,11 @@ func (r *runState) execRotate(lev *he.Evaluator, k, i int) (*rlwe.Ciphertext, er
 	return rs[ks[0]], nil
 }
 
-// EncryptInputs encrypts virtual slot vectors (from EncodeImages), each
-// replicated over all slots of the parameters, at the circuit's input level.
+// EncryptInputs encrypts the slot vectors of batches of inputs (from
+// EncodeImages, EncodeBytes; Layout.InputSlots() values each) at the
+// circuit's input level: one ciphertext per token block (Layout.Slots()
+// values, replicated over all slots of the parameters), the blocks of a
+// batch one after the other.
 func EncryptInputs(client *he.Client, c *Circuit, vecs [][]float64) ([]*he.Ciphertext, error) {
 	if client == nil || c == nil || c.Planned == nil {
 		return nil, errors.New("encrypt inputs: nil client or unplanned circuit")
@@ -359,40 +370,48 @@ func EncryptInputs(client *he.Client, c *Circuit, vecs [][]float64) ([]*he.Ciphe
 		return nil, fmt.Errorf("encrypt inputs: circuit planned for %s, client parameters are %s: %w", c.Planned.Preset, p.Name(), he.ErrFingerprintMismatch)
 	}
 	S := c.Layout.Slots()
-	out := make([]*rlwe.Ciphertext, len(vecs))
+	var out []*rlwe.Ciphertext
 	for i, v := range vecs {
-		if len(v) != S {
-			return nil, fmt.Errorf("encrypt inputs: vector %d has %d slots, the layout has %d", i, len(v), S)
+		if len(v) != c.Layout.InputSlots() {
+			return nil, fmt.Errorf("encrypt inputs: vector %d has %d slots, the layout has %d (%d token blocks of %d)", i, len(v), c.Layout.InputSlots(), c.Layout.NumTokenBlocks(), S)
 		}
-		full := make([]float64, p.Slots())
-		for s := range full {
-			full[s] = v[s%S]
+		for lo := 0; lo < len(v); lo += S {
+			full := make([]float64, p.Slots())
+			for s := range full {
+				full[s] = v[lo+s%S]
+			}
+			ct, err := client.EncryptReal(full, c.Planned.InputLevel)
+			if err != nil {
+				return nil, fmt.Errorf("encrypt inputs: %w", err)
+			}
+			out = append(out, ct)
 		}
-		ct, err := client.EncryptReal(full, c.Planned.InputLevel)
-		if err != nil {
-			return nil, fmt.Errorf("encrypt inputs: %w", err)
-		}
-		out[i] = ct
 	}
 	return out, nil
 }
 
-// DecryptOutputs decrypts output ciphertexts to virtual slot vectors (the
-// first Layout.Slots() slots), for DecodeLogits.
+// DecryptOutputs decrypts output ciphertexts (Layout.OutputCiphertexts()
+// per batch of inputs) to the result slot vectors of the batches (the
+// first Layout.Slots() slots of each ciphertext, one after the other), for
+// DecodeLogits.
 func DecryptOutputs(client *he.Client, c *Circuit, cts []*he.Ciphertext) ([][]float64, error) {
 	if client == nil || c == nil {
 		return nil, errors.New("decrypt outputs: nil client or circuit")
 	}
-	out := make([][]float64, len(cts))
+	S, no := c.Layout.Slots(), c.Layout.OutputCiphertexts()
+	if len(cts)%no != 0 {
+		return nil, fmt.Errorf("decrypt outputs: %d ciphertexts are not whole batches of %d", len(cts), no)
+	}
+	out := make([][]float64, len(cts)/no)
 	for i, ct := range cts {
 		v, err := client.DecryptReal(ct)
 		if err != nil {
 			return nil, fmt.Errorf("decrypt outputs: %w", err)
 		}
-		if len(v) < c.Layout.Slots() {
-			return nil, fmt.Errorf("decrypt outputs: %d slots < layout %d", len(v), c.Layout.Slots())
+		if len(v) < S {
+			return nil, fmt.Errorf("decrypt outputs: %d slots < layout %d", len(v), S)
 		}
-		out[i] = v[:c.Layout.Slots()]
+		out[i/no] = append(out[i/no], v[:S]...)
 	}
 	return out, nil
 }

@@ -496,16 +496,17 @@ func (d *streamDecoder) circuit(c *Circuit) error {
 			if err := needLayout(k); err != nil {
 				return err
 			}
-			per := L.Tokens * L.Block * L.Block
+			tb := L.BlockTokens()
+			per := tb * L.Block * L.Block
 			err = d.array("circuit.mats", MaxMats, func(i int) error {
 				field := fmt.Sprintf("circuit.mats[%d]", i)
 				limit := min(per, MaxWeights-d.weights)
 				var m Matrix
-				if err := d.value(field, int64(limit)*maxNumberBytes+64<<10, limit+L.Tokens+8, &m); err != nil {
+				if err := d.value(field, int64(limit)*maxNumberBytes+64<<10, limit+tb+8, &m); err != nil {
 					return err
 				}
-				if len(m.Blocks) != 1 && len(m.Blocks) != L.Tokens {
-					return fmt.Errorf("%s (%.64s): %w: %d blocks, want 1 or %d", field, m.Name, he.ErrMalformed, len(m.Blocks), L.Tokens)
+				if len(m.Blocks) != 1 && len(m.Blocks) != tb {
+					return fmt.Errorf("%s (%.64s): %w: %d blocks, want 1 or %d", field, m.Name, he.ErrMalformed, len(m.Blocks), tb)
 				}
 				for _, b := range m.Blocks {
 					d.weights += len(b)
@@ -523,7 +524,7 @@ func (d *streamDecoder) circuit(c *Circuit) error {
 			if err := needLayout(k); err != nil {
 				return err
 			}
-			per := L.Tokens * L.Block
+			per := L.BlockTokens() * L.Block
 			err = d.array("circuit.vecs", MaxVecs, func(i int) error {
 				field := fmt.Sprintf("circuit.vecs[%d]", i)
 				limit := min(per, MaxWeights-d.weights)

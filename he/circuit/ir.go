@@ -16,7 +16,7 @@ type Kind string
 
 // Op kinds. "Levels" is what the op consumes on the ciphertext.
 const (
-	KindInput      Kind = "input"       // the encrypted input (0 levels)
+	KindInput      Kind = "input"       // the encrypted input: the i-th input op reads token block i (0 levels)
 	KindLinear     Kind = "linear"      // block-diagonal matrix × vector, rescaled (1 level)
 	KindAdd        Kind = "add"         // a + b (level/scale aligned)
 	KindSub        Kind = "sub"         // a - b (level/scale aligned)
@@ -75,20 +75,59 @@ type Layout struct {
 	// ordinary values. 0 (omitted) means 1: every activation is one
 	// ciphertext.
 	ChannelBlocks int `json:"channel_blocks,omitempty"`
+	// TokenBlocks is the number of ciphertexts the tokens of one input
+	// span (the token-block split, docs/packing.md): ciphertext i holds
+	// tokens i·Tb .. i·Tb+Tb-1 (Tb = BlockTokens()) at the same stride, so
+	// every per-ciphertext rule (matrices of 1 or Tb per-token blocks,
+	// patterns of Tb×Block values) holds per block. The circuit has one
+	// input op per token block (the i-th reads block i) and, when every
+	// token is an output (OutputTokens = Tokens), one output op per block.
+	// 0 (omitted) means 1.
+	TokenBlocks int `json:"token_blocks,omitempty"`
 }
 
 // Ciphertexts returns the number of ciphertexts the widest activation of
 // one input spans (1 without a channel-block split).
 func (l Layout) Ciphertexts() int { return max(1, l.ChannelBlocks) }
 
-// Slots is the number of slots of one virtual ciphertext: T*B*D.
-func (l Layout) Slots() int { return l.Tokens * l.Batch * l.Block }
+// NumTokenBlocks returns the number of token blocks (1 without a
+// token-block split): the input ciphertexts per batch of inputs.
+func (l Layout) NumTokenBlocks() int { return max(1, l.TokenBlocks) }
+
+// BlockTokens returns Tb, the tokens of one ciphertext.
+func (l Layout) BlockTokens() int { return l.Tokens / l.NumTokenBlocks() }
+
+// OutputCiphertexts returns the output ciphertexts per batch of inputs:
+// one per token block when every token is an output, else 1 (the result
+// is in token 0, in block 0).
+func (l Layout) OutputCiphertexts() int {
+	if l.OutputTokens == l.Tokens {
+		return l.NumTokenBlocks()
+	}
+	return 1
+}
+
+// Slots is the number of slots of one ciphertext of the layout: Tb*B*D.
+func (l Layout) Slots() int { return l.BlockTokens() * l.Batch * l.Block }
+
+// InputSlots is the length of the slot vector of one batch of inputs:
+// its token blocks' ciphertexts one after the other.
+func (l Layout) InputSlots() int { return l.NumTokenBlocks() * l.Slots() }
+
+// OutputSlots is the length of the result slot vector of one batch of
+// inputs: its output ciphertexts one after the other.
+func (l Layout) OutputSlots() int { return l.OutputCiphertexts() * l.Slots() }
 
 // RowStride is B*D, the rotation that shifts tokens by one.
 func (l Layout) RowStride() int { return l.Batch * l.Block }
 
-// Slot returns the slot index of token t, input b, channel c.
-func (l Layout) Slot(t, b, c int) int { return (t*l.Batch+b)*l.Block + c }
+// Slot returns the index of token t, input b, channel c in the slot vector
+// of a batch of inputs (InputSlots, OutputSlots): token t is in ciphertext
+// t/Tb, row t mod Tb.
+func (l Layout) Slot(t, b, c int) int {
+	tb := l.BlockTokens()
+	return (t/tb)*l.Slots() + ((t%tb)*l.Batch+b)*l.Block + c
+}
 
 // Validate checks the layout.
 func (l Layout) Validate() error {
@@ -117,10 +156,16 @@ func (l Layout) Validate() error {
 	if err := tooMany("layout.channel_blocks", "ciphertexts", l.ChannelBlocks, MaxChannelBlocks); err != nil {
 		return err
 	}
+	if l.TokenBlocks < 0 || (l.TokenBlocks > 0 && (!pow2(l.TokenBlocks) || l.TokenBlocks > l.Tokens)) {
+		return fmt.Errorf("layout: token blocks %d must be 0 or a power of two dividing tokens %d", l.TokenBlocks, l.Tokens)
+	}
+	if err := tooMany("layout.token_blocks", "ciphertexts", l.TokenBlocks, MaxTokenBlocks); err != nil {
+		return err
+	}
 	if err := tooMany("layout.batch", "inputs", l.Batch, MaxLayoutSlots); err != nil {
 		return err
 	}
-	if err := tooMany("layout slots (tokens × batch × block)", "slots", l.Tokens*l.Batch*l.Block, MaxLayoutSlots); err != nil {
+	if err := tooMany("layout slots (block tokens × batch × block)", "slots", l.Slots(), MaxLayoutSlots); err != nil {
 		return err
 	}
 	return nil
@@ -148,14 +193,19 @@ type Circuit struct {
 	Planned *PlanInfo `json:"planned,omitempty"`
 }
 
-// Output returns the id of the output op.
-func (c *Circuit) Output() (int, error) {
-	for i := len(c.Ops) - 1; i >= 0; i-- {
-		if c.Ops[i].Kind == KindOutput {
-			return i, nil
+// Outputs returns the ids of the output ops in op order: output
+// ciphertext j of a batch of inputs is the value of the j-th.
+func (c *Circuit) Outputs() ([]int, error) {
+	var ids []int
+	for i, op := range c.Ops {
+		if op.Kind == KindOutput {
+			ids = append(ids, i)
 		}
 	}
-	return 0, errors.New("circuit has no output op")
+	if want := c.Layout.OutputCiphertexts(); len(ids) != want {
+		return nil, fmt.Errorf("circuit has %d output ops, want %d", len(ids), want)
+	}
+	return ids, nil
 }
 
 // maxRot bounds rotation amounts (slots of the largest ring).
@@ -184,6 +234,7 @@ func (c *Circuit) Validate() error {
 	}
 	L := c.Layout
 	bd := L.Block * L.Block
+	tb := L.BlockTokens()
 	weights := 0
 	for _, m := range c.Mats {
 		for _, b := range m.Blocks {
@@ -200,8 +251,8 @@ func (c *Circuit) Validate() error {
 		if len(m.Name) > MaxLabel {
 			return fmt.Errorf("matrix %d: name of %d bytes exceeds the limit %d", i, len(m.Name), MaxLabel)
 		}
-		if len(m.Blocks) != 1 && len(m.Blocks) != L.Tokens {
-			return fmt.Errorf("matrix %d (%s): %d blocks, want 1 or %d", i, m.Name, len(m.Blocks), L.Tokens)
+		if len(m.Blocks) != 1 && len(m.Blocks) != tb {
+			return fmt.Errorf("matrix %d (%s): %d blocks, want 1 or %d (the tokens of a ciphertext)", i, m.Name, len(m.Blocks), tb)
 		}
 		for k, b := range m.Blocks {
 			if len(b) != bd {
@@ -213,15 +264,21 @@ func (c *Circuit) Validate() error {
 		}
 	}
 	for i, v := range c.Vecs {
-		if len(v) != L.Tokens*L.Block {
-			return fmt.Errorf("vector %d has %d entries, want %d", i, len(v), L.Tokens*L.Block)
+		if len(v) != tb*L.Block {
+			return fmt.Errorf("vector %d has %d entries, want %d", i, len(v), tb*L.Block)
 		}
 		if err := finite(v); err != nil {
 			return fmt.Errorf("vector %d: %w", i, err)
 		}
 	}
-	if len(c.Ops) == 0 || c.Ops[0].Kind != KindInput {
-		return errors.New("circuit must start with its input op")
+	nin := L.NumTokenBlocks()
+	if len(c.Ops) < nin {
+		return fmt.Errorf("circuit has %d ops, fewer than its %d input ops", len(c.Ops), nin)
+	}
+	for i := 0; i < nin; i++ {
+		if c.Ops[i].Kind != KindInput {
+			return fmt.Errorf("circuit must start with its %d input ops (one per token block); op %d is %s", nin, i, c.Ops[i].Kind)
+		}
 	}
 	outputs := 0
 	for i, op := range c.Ops {
@@ -240,8 +297,8 @@ func (c *Circuit) Validate() error {
 				return fmt.Errorf("op %d (%s): consumes output op %d", i, op.Kind, in)
 			}
 		}
-		if op.Kind == KindInput && i != 0 {
-			return fmt.Errorf("op %d: second input op", i)
+		if op.Kind == KindInput && i >= nin {
+			return fmt.Errorf("op %d: input op beyond the %d token blocks", i, nin)
 		}
 		if !(math.Abs(op.Const) <= MaxMagnitude) {
 			return fmt.Errorf("op %d (%s): constant %g is not finite or exceeds the limit %g in magnitude", i, op.Kind, op.Const, float64(MaxMagnitude))
@@ -291,8 +348,8 @@ func (c *Circuit) Validate() error {
 			}
 		}
 	}
-	if outputs != 1 {
-		return fmt.Errorf("circuit has %d output ops, want 1", outputs)
+	if want := L.OutputCiphertexts(); outputs != want {
+		return fmt.Errorf("circuit has %d output ops, want %d (one per output ciphertext)", outputs, want)
 	}
 	if c.Planned != nil {
 		if err := c.Planned.validate(len(c.Ops)); err != nil {

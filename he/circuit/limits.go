@@ -24,6 +24,9 @@ const (
 	// MaxChannelBlocks bounds Layout.ChannelBlocks (ciphertexts one
 	// activation spans).
 	MaxChannelBlocks = 64
+	// MaxTokenBlocks bounds Layout.TokenBlocks (ciphertexts the tokens of
+	// one input span).
+	MaxTokenBlocks = 64
 	// MaxLayoutSlots bounds Layout.Slots() (the slots of the largest ring, logN=17).
 	MaxLayoutSlots = 1 << 17
 	// MaxOps bounds the number of ops.

@@ -1,7 +1,7 @@
 package circuit
 
 // LiveSlots returns, for every op, which slots of its output (over the
-// virtual ciphertext of Layout.Slots() slots) can influence the circuit's
+// ciphertext of Layout.Slots() slots) can influence the circuit's
 // result slots: a backward liveness analysis through the op graph (a
 // plaintext product by 0 or a zero matrix entry kills the dependency). Other
 // slots hold by-products (e.g. the reciprocal outside the heads' first
@@ -25,11 +25,12 @@ func (c *Circuit) LiveSlots() [][]bool {
 		}
 		return s
 	}
+	outTokens := L.OutputTokens / L.OutputCiphertexts() // the result tokens of each output ciphertext
 	for i := len(c.Ops) - 1; i >= 0; i-- {
 		op := c.Ops[i]
 		out := get(i)
 		if op.Kind == KindOutput {
-			for t := 0; t < L.OutputTokens; t++ {
+			for t := 0; t < outTokens; t++ {
 				for b := 0; b < L.Batch; b++ {
 					for j := 0; j < L.Outputs; j++ {
 						out[L.Slot(t, b, j)] = true
@@ -45,7 +46,7 @@ func (c *Circuit) LiveSlots() [][]bool {
 			for k := 0; k < S/D; k++ {
 				blk := m.Blocks[0]
 				if len(m.Blocks) > 1 {
-					blk = m.Blocks[(k/L.Batch)%L.Tokens]
+					blk = m.Blocks[(k/L.Batch)%L.BlockTokens()]
 				}
 				for r := 0; r < D; r++ {
 					if !out[k*D+r] {

@@ -165,8 +165,8 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 		return nil, errors.New("plan: circuit is already planned")
 	}
 	if c.Layout.Slots() > p.Slots() {
-		return nil, fmt.Errorf("plan: the layout needs %d slots (%d tokens × batch %d × %d channels), preset %s has %d",
-			c.Layout.Slots(), c.Layout.Tokens, c.Layout.Batch, c.Layout.Block, p.Name(), p.Slots())
+		return nil, fmt.Errorf("plan: the layout needs %d slots per ciphertext (%d tokens × batch %d × %d channels), preset %s has %d",
+			c.Layout.Slots(), c.Layout.BlockTokens(), c.Layout.Batch, c.Layout.Block, p.Name(), p.Slots())
 	}
 	need := c.Depth()
 	maxL := p.MaxLevel()
@@ -434,7 +434,7 @@ func (c *Circuit) transforms(p *he.Parameters) ([]*he.LinearTransform, error) {
 		for k := range blocks {
 			blocks[k] = mats[0]
 			if len(mats) > 1 {
-				blocks[k] = mats[(k/L.Batch)%L.Tokens]
+				blocks[k] = mats[(k/L.Batch)%L.BlockTokens()]
 			}
 		}
 		lt, err := he.NewBlockDiagonalTransform(p, blocks)

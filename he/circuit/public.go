@@ -147,8 +147,8 @@ func (pc *PublicCircuit) Skeleton() (*Circuit, error) {
 		return nil, fmt.Errorf("public circuit: %d ops, %d matrices, %d patterns exceed the limits (%d, %d, %d)",
 			len(pc.Ops), len(pc.Mats), pc.Vecs, maxOps, maxMats, maxVecs)
 	}
-	// Placeholder weights are D*D (matrices) and T*D (patterns) floats each.
-	if cells := (int64(len(pc.Mats))*int64(D) + int64(pc.Vecs)*int64(L.Tokens)) * int64(D); cells > 1<<28 {
+	// Placeholder weights are D*D (matrices) and Tb*D (patterns) floats each.
+	if cells := (int64(len(pc.Mats))*int64(D) + int64(pc.Vecs)*int64(L.BlockTokens())) * int64(D); cells > 1<<28 {
 		return nil, fmt.Errorf("public circuit: placeholder weights of %d values exceed the limit", cells)
 	}
 	c := &Circuit{Version: FormatVersion, Task: pc.Task, Layout: L}
@@ -172,7 +172,7 @@ func (pc *PublicCircuit) Skeleton() (*Circuit, error) {
 		c.Mats = append(c.Mats, Matrix{Name: m.Name, Blocks: [][]float64{b}})
 	}
 	for i := 0; i < pc.Vecs; i++ {
-		c.Vecs = append(c.Vecs, make([]float64, L.Tokens*D))
+		c.Vecs = append(c.Vecs, make([]float64, L.BlockTokens()*D))
 	}
 	for i, po := range pc.Ops {
 		op := Op{Kind: po.Kind, In: po.In, Label: po.Label, Mat: po.Mat, Vec: po.Vec, Rot: po.Rot, Group: po.Group, Ref: po.Ref}

@@ -106,16 +106,18 @@ func (e *encCache) release(key encKey) {
 	}
 }
 
-// runState is the state of one run of the executor on a chunk of input
-// ciphertexts: the values, what each op still waits for, the ready queue
-// and the first error. mu guards everything but encs (its own lock).
+// runState is the state of one run of the executor on a chunk of batches
+// of inputs (each batch the ciphertexts of its token blocks): the values,
+// what each op still waits for, the ready queue and the first error. mu
+// guards everything but encs (its own lock).
 type runState struct {
 	x      *Executor
-	inputs []*rlwe.Ciphertext
-	base   int // index of inputs[0] among all inputs (probes, errors)
+	inputs []*rlwe.Ciphertext // token block i of batch k is inputs[k·nb+i]
+	base   int                // index of the chunk's first batch among all batches (probes, errors)
 	sched  schedule
 	encs   *encCache
-	outID  int
+	outIDs []int
+	isOut  []bool
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -127,20 +129,24 @@ type runState struct {
 	firstErr error
 }
 
-// task is one op of one ciphertext.
+// task is one op of one batch of inputs.
 type task struct{ ct, op int }
 
-// newRun prepares the run of x on inputs: every ciphertext's input op is
-// ready.
+// newRun prepares the run of x on inputs (len(inputs)/nb batches of nb
+// token blocks): every batch's input ops are ready.
 func (x *Executor) newRun(inputs []*rlwe.Ciphertext, base int) (*runState, error) {
 	c := x.c
-	outID, err := c.Output()
+	outIDs, err := c.Outputs()
 	if err != nil {
 		return nil, err
 	}
-	r := &runState{x: x, inputs: inputs, base: base, sched: newSchedule(c), encs: newEncCache(c, len(inputs)), outID: outID}
+	nb := c.Layout.NumTokenBlocks()
+	n, nct := len(c.Ops), len(inputs)/nb
+	r := &runState{x: x, inputs: inputs, base: base, sched: newSchedule(c), encs: newEncCache(c, nct), outIDs: outIDs, isOut: make([]bool, n)}
+	for _, id := range outIDs {
+		r.isOut[id] = true
+	}
 	r.cond = sync.NewCond(&r.mu)
-	n, nct := len(c.Ops), len(inputs)
 	r.vals = make([][]*rlwe.Ciphertext, nct)
 	r.wait = make([][]int, nct)
 	r.left = make([][]int, nct)
@@ -148,13 +154,15 @@ func (x *Executor) newRun(inputs []*rlwe.Ciphertext, base int) (*runState, error
 		r.vals[k] = make([]*rlwe.Ciphertext, n)
 		r.wait[k] = append([]int(nil), r.sched.waits...)
 		r.left[k] = append([]int(nil), r.sched.uses...)
-		r.queue = append(r.queue, task{k, 0})
+		for i := 0; i < nb; i++ {
+			r.queue = append(r.queue, task{k, i})
+		}
 		r.pending += n
 	}
 	return r, nil
 }
 
-// value returns the output of op id on ciphertext k.
+// value returns the output of op id on batch k.
 func (r *runState) value(k, id int) *rlwe.Ciphertext {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -182,7 +190,7 @@ func (r *runState) done(k, i int) {
 		}
 	}
 	for _, in := range r.x.c.Ops[i].In {
-		if r.left[k][in]--; r.left[k][in] == 0 && in != r.outID {
+		if r.left[k][in]--; r.left[k][in] == 0 && !r.isOut[in] {
 			r.vals[k][in] = nil
 		}
 	}
@@ -223,7 +231,7 @@ func (r *runState) work(ev *he.Evaluator) {
 		if err != nil {
 			if r.firstErr == nil {
 				op := r.x.c.Ops[t.op]
-				r.firstErr = fmt.Errorf("run: ciphertext %d, op %d (%s in %s): %w", r.base+t.ct, t.op, op.Kind, op.Label, err)
+				r.firstErr = fmt.Errorf("run: batch %d, op %d (%s in %s): %w", r.base+t.ct, t.op, op.Kind, op.Label, err)
 			}
 			r.cond.Broadcast()
 			r.mu.Unlock()

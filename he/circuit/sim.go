@@ -31,18 +31,21 @@ type SimOptions struct {
 	Seed uint64
 }
 
-// Simulate executes the circuit in float64 on one virtual ciphertext (the
-// slot vector of Layout.Slots() values made by EncodeImages) and returns the
-// output slot vector and the kept values. Bootstrap and match-scale ops are
-// the identity. It executes exactly the op graph that Execute evaluates
-// under encryption, with the same packing and polynomials.
+// Simulate executes the circuit in float64 on the slot vector of one batch
+// of inputs (Layout.InputSlots() values made by EncodeImages or
+// EncodeBytes: its token blocks' ciphertexts one after the other) and
+// returns the result slot vector (Layout.OutputSlots() values: the output
+// ops' ciphertexts one after the other) and the kept values (one
+// ciphertext's Layout.Slots() values each). Bootstrap and match-scale ops
+// are the identity. It executes exactly the op graph that Execute
+// evaluates under encryption, with the same packing and polynomials.
 func (c *Circuit) Simulate(input []float64, opt SimOptions) ([]float64, Values, error) {
 	if err := c.Validate(); err != nil {
 		return nil, nil, err
 	}
 	S := c.Layout.Slots()
-	if len(input) != S {
-		return nil, nil, fmt.Errorf("simulate: input has %d slots, layout has %d", len(input), S)
+	if len(input) != c.Layout.InputSlots() {
+		return nil, nil, fmt.Errorf("simulate: input has %d slots, layout has %d (%d token blocks of %d)", len(input), c.Layout.InputSlots(), c.Layout.NumTokenBlocks(), S)
 	}
 	uses := make([]int, len(c.Ops))
 	for _, op := range c.Ops {
@@ -59,7 +62,11 @@ func (c *Circuit) Simulate(input []float64, opt SimOptions) ([]float64, Values, 
 	kept := Values{}
 	var out []float64
 	for id, op := range c.Ops {
-		v, err := c.simOp(op, vals, input)
+		var block []float64
+		if op.Kind == KindInput { // input op id reads token block id
+			block = input[id*S : (id+1)*S]
+		}
+		v, err := c.simOp(op, vals, block)
 		if err != nil {
 			return nil, nil, fmt.Errorf("simulate op %d (%s, %s): %w", id, op.Kind, op.Label, err)
 		}
@@ -93,7 +100,7 @@ func (c *Circuit) Simulate(input []float64, opt SimOptions) ([]float64, Values, 
 			kept[id] = v
 		}
 		if op.Kind == KindOutput {
-			out = v
+			out = append(out, v...)
 		}
 		for _, in := range op.In {
 			if uses[in]--; uses[in] == 0 {
@@ -113,7 +120,7 @@ func (c *Circuit) expand(p []float64) []float64 {
 	v := make([]float64, S)
 	R := L.RowStride()
 	for s := range v {
-		t := (s / R) % L.Tokens
+		t := (s / R) % L.BlockTokens()
 		v[s] = p[t*L.Block+s%L.Block]
 	}
 	return v
@@ -187,7 +194,7 @@ func (c *Circuit) applyLinear(m Matrix, x []float64) []float64 {
 	for k := 0; k < len(x)/D; k++ {
 		blk := m.Blocks[0]
 		if len(m.Blocks) > 1 {
-			blk = m.Blocks[(k/L.Batch)%L.Tokens]
+			blk = m.Blocks[(k/L.Batch)%L.BlockTokens()]
 		}
 		xs := x[k*D : (k+1)*D]
 		for i := 0; i < D; i++ {
