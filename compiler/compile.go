@@ -222,15 +222,15 @@ func CompileFor(m *model.Model, preset string, opt Options) (*circuit.Circuit, *
 		if _, err := he.RequireSecure(p, opt.AllowInsecure); err != nil {
 			return nil, nil, fmt.Errorf("compile: preset %q: %w", name, err)
 		}
-		b, block, err := MaxBatch(m, p.Slots())
+		pk, err := MaxBatch(m, p.Slots())
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
 		if opt.Batch != 0 {
-			b = opt.Batch
+			pk.Batch = opt.Batch
 		}
-		c, err := Compile(m, CompileOptions{Batch: b, Block: block})
+		c, err := Compile(m, CompileOptions{Batch: pk.Batch, Block: pk.Block, TokenBlock: pk.TokenBlock})
 		if err != nil {
 			return nil, nil, err
 		}

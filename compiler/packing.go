@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/polyformer/polyformer/he/circuit"
 	"github.com/polyformer/polyformer/model"
 )
 
@@ -44,27 +45,45 @@ func shape(m *model.Model) (t, stream, full int, err error) {
 // channels spans at a channel stride of block.
 func channelBlocks(width, block int) int { return (width + block - 1) / block }
 
-// MaxBatch returns the largest batch (power of two) a ring with the given
-// number of slots holds for the model, and the channel stride (Layout.Block)
-// it needs: the full stride when one input's widest activation fits one
-// ciphertext, else the stream's stride with the FFN hidden split over
-// channel blocks. The error names the slots each packing needs.
-func MaxBatch(m *model.Model, slots int) (batch, block int, err error) {
+// Packing is how one batch of inputs is laid out over ciphertexts: the
+// inputs per ciphertext, the channel stride (Layout.Block) and the tokens
+// per ciphertext (CompileOptions.TokenBlock; the model's tokens when they
+// are not split).
+type Packing struct {
+	Batch, Block, TokenBlock int
+}
+
+// MaxBatch returns the packing of the largest batch (power of two) a ring
+// with the given number of slots holds for the model: the full stride when
+// one input's widest activation fits one ciphertext; else the stream's
+// stride with the FFN hidden split over channel blocks; else, when even
+// the stream's tokens do not fit, also the token-block split with the
+// largest token block that fits (batch 1). The error names the slots each
+// packing needs.
+func MaxBatch(m *model.Model, slots int) (Packing, error) {
 	if m == nil {
-		return 0, 0, errors.New("max batch: nil model")
+		return Packing{}, errors.New("max batch: nil model")
 	}
 	t, stream, full, err := shape(m)
 	if err != nil {
-		return 0, 0, err
+		return Packing{}, err
 	}
 	if t*full <= slots {
-		return slots / (t * full), full, nil
+		return Packing{Batch: slots / (t * full), Block: full, TokenBlock: t}, nil
 	}
 	if t*stream <= slots {
-		return slots / (t * stream), stream, nil
+		return Packing{Batch: slots / (t * stream), Block: stream, TokenBlock: t}, nil
 	}
-	return 0, 0, fmt.Errorf("max batch: one input needs %d tokens × %d channels = %d slots, the ring has %d; "+
-		"split by channel blocks (the FFN hidden over %d ciphertexts) it still needs %d tokens × %d channels = %d slots "+
-		"(the token-block split is not implemented)",
-		t, full, t*full, slots, channelBlocks(m.Cfg.Hidden, stream), t, stream, t*stream)
+	tb := 1
+	for 2*tb*stream <= slots {
+		tb *= 2
+	}
+	if tb*stream <= slots && t/tb <= circuit.MaxTokenBlocks {
+		return Packing{Batch: 1, Block: stream, TokenBlock: tb}, nil
+	}
+	return Packing{}, fmt.Errorf("max batch: one input needs %d tokens × %d channels = %d slots, the ring has %d; "+
+		"split by channel blocks (the FFN hidden over %d ciphertexts) it still needs %d tokens × %d channels = %d slots; "+
+		"split by token blocks too it needs %d ciphertexts of %d tokens (at most %d token blocks, one token's %d channels in one ring)",
+		t, full, t*full, slots, channelBlocks(m.Cfg.Hidden, stream), t, stream, t*stream,
+		t/tb, tb, circuit.MaxTokenBlocks, stream)
 }

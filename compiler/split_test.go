@@ -107,10 +107,16 @@ func TestChannelSplitEncrypted(t *testing.T) {
 	require.Equal(t, 4, c.Layout.Ciphertexts())
 	const tol = 1e-5
 	rep := encryptedRun(t, m, c, b, he.PresetTestN13, circuit.PlanOptions{}, tol)
-	// encrypted is within tol of the simulator, which is within 1e-9 of
-	// poly mode: every input whose poly-mode margin exceeds 2·tol gets
-	// poly mode's prediction
-	for i, lg := range polyLogits(t, m, b) {
+	requirePredictionsCarried(t, polyLogits(t, m, b), tol)
+	requireDryRunKeySwitches(t, rep, b.B/c.Layout.Batch)
+}
+
+// requirePredictionsCarried checks that every row of poly-mode logits has
+// a margin above 2·tol: encrypted within tol of the simulator, which is
+// within 1e-9 of poly mode, then gives poly mode's prediction.
+func requirePredictionsCarried(t *testing.T, logits [][]float64, tol float64) {
+	t.Helper()
+	for i, lg := range logits {
 		top, second := math.Inf(-1), math.Inf(-1)
 		for _, v := range lg {
 			if v > top {
@@ -119,28 +125,36 @@ func TestChannelSplitEncrypted(t *testing.T) {
 				second = v
 			}
 		}
-		require.Greater(t, top-second, 2*tol+1e-9, "input %d: margin too small to carry poly mode's prediction", i)
+		require.Greater(t, top-second, 2*tol+1e-9, "row %d: margin too small to carry poly mode's prediction", i)
 	}
-	nct := b.B / c.Layout.Batch
+}
+
+// requireDryRunKeySwitches checks the dry run's key switches per layer
+// against the executor's trace over nbatch batches of inputs.
+func requireDryRunKeySwitches(t *testing.T, rep *circuit.Report, nbatch int) {
+	t.Helper()
 	for _, l := range rep.Layers {
-		require.Equal(t, l.KeySwitches*nct, l.MeasuredKeySwitches, "layer %s (%d ciphertexts)", l.Layer, nct)
+		require.Equal(t, l.KeySwitches*nbatch, l.MeasuredKeySwitches, "layer %s (%d batches)", l.Layer, nbatch)
 	}
 }
 
 // MaxBatch picks the full stride when one input fits a ring, the stream's
-// (the FFN hidden split) when only that fits, and names both otherwise.
+// (the FFN hidden split) when only that fits, the token-block split when
+// even the stream's tokens do not fit, and names every need otherwise.
 func TestMaxBatchChannelSplit(t *testing.T) {
 	m, _ := tinyMNIST(t, splitShape, shallowFit())
-	for _, tc := range []struct{ slots, batch, block int }{{1024, 2, 32}, {512, 1, 32}, {256, 2, 8}, {128, 1, 8}} {
-		batch, block, err := MaxBatch(m, tc.slots)
+	for _, tc := range []struct{ slots, batch, block, tokenBlock int }{
+		{1024, 2, 32, 16}, {512, 1, 32, 16}, {256, 2, 8, 16}, {128, 1, 8, 16}, {64, 1, 8, 8}, {8, 1, 8, 1},
+	} {
+		pk, err := MaxBatch(m, tc.slots)
 		require.NoError(t, err)
-		require.Equal(t, [2]int{tc.batch, tc.block}, [2]int{batch, block}, "%d slots", tc.slots)
+		require.Equal(t, Packing{tc.batch, tc.block, tc.tokenBlock}, pk, "%d slots", tc.slots)
 	}
-	_, _, err := MaxBatch(m, 64)
-	require.ErrorContains(t, err, "16 tokens × 32 channels = 512 slots, the ring has 64")
+	_, err := MaxBatch(m, 4)
+	require.ErrorContains(t, err, "16 tokens × 32 channels = 512 slots, the ring has 4")
 	require.ErrorContains(t, err, "the FFN hidden over 4 ciphertexts")
 	require.ErrorContains(t, err, "16 tokens × 8 channels = 128 slots")
-	require.True(t, strings.Contains(err.Error(), "token-block split is not implemented"))
+	require.True(t, strings.Contains(err.Error(), "one token's 8 channels in one ring"))
 }
 
 // CompileFor splits a model whose FFN hidden does not fit the ring
@@ -179,14 +193,14 @@ func TestCompileForChoosesChannelSplit(t *testing.T) {
 }
 
 // The BERT-base shape (width 768, 12 heads, hidden 3072, 128 tokens)
-// needs the token-block split: its stream alone exceeds an n16 ring, and
-// MaxBatch says so with both packings' needs.
-func TestMaxBatchBERTBaseNeedsTokenSplit(t *testing.T) {
+// needs the token-block split: its stream alone exceeds an n16 ring, so
+// MaxBatch splits the tokens over 4 ciphertexts of 32 (and the hidden over
+// 3 channel blocks).
+func TestMaxBatchBERTBaseTokenSplit(t *testing.T) {
 	cfg, err := model.DefaultConfig(model.TaskText)
 	require.NoError(t, err)
 	cfg.Width, cfg.Heads, cfg.Hidden, cfg.Context, cfg.Depth = 768, 12, 3072, 128, 12
-	_, _, err = MaxBatch(&model.Model{Cfg: cfg}, 1<<15)
-	require.EqualError(t, err, "max batch: one input needs 128 tokens × 4096 channels = 524288 slots, the ring has 32768; "+
-		"split by channel blocks (the FFN hidden over 3 ciphertexts) it still needs 128 tokens × 1024 channels = 131072 slots "+
-		"(the token-block split is not implemented)")
+	pk, err := MaxBatch(&model.Model{Cfg: cfg}, 1<<15)
+	require.NoError(t, err)
+	require.Equal(t, Packing{Batch: 1, Block: 1024, TokenBlock: 32}, pk)
 }

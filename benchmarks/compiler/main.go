@@ -87,14 +87,14 @@ func run() error {
 		if p, err = he.ParametersFromPreset(*preset); err != nil {
 			return err
 		}
-		b, block, err := compiler.MaxBatch(m, p.Slots())
+		pk, err := compiler.MaxBatch(m, p.Slots())
 		if err != nil {
 			return err
 		}
 		if *batch != 0 {
-			b = *batch
+			pk.Batch = *batch
 		}
-		g, err := compiler.Compile(m, compiler.CompileOptions{Batch: b, Block: block})
+		g, err := compiler.Compile(m, compiler.CompileOptions{Batch: pk.Batch, Block: pk.Block, TokenBlock: pk.TokenBlock})
 		if err != nil {
 			return err
 		}
