@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"bytes"
 	"math"
 	"testing"
 
@@ -157,4 +158,48 @@ func TestTokenSplitRefuses(t *testing.T) {
 	require.ErrorContains(t, err, "token block 3: want a power of two in [1, 16]")
 	_, err = Compile(m, CompileOptions{TokenBlock: 4, CompactAttention: true})
 	require.ErrorContains(t, err, "compact and legacy packed attention layouts are not split")
+}
+
+// CompileFor splits the tokens of an LM whose stream does not fit the ring
+// (32 tokens × 256 channels > 4096 slots of test-n13): 2 token blocks
+// of 16; the dry run reports the split, the circuit file carries it and the
+// decoder refuses a bad count.
+func TestCompileForChoosesTokenSplit(t *testing.T) {
+	m, _ := tinyText(t, func(c *model.Config) {
+		c.Context = 32
+		c.Attention = model.AttentionConfig{Kind: model.AttnPowerFixed, P: 2}
+		c.Activation, c.Norm = nn.ActQuad, "none"
+	}, shallowFit())
+	c, p, err := CompileFor(m, he.PresetTestN13, Options{AllowInsecure: true})
+	require.NoError(t, err)
+	require.Equal(t, [3]int{2, 16, 1}, [3]int{c.Layout.TokenBlocks, c.Layout.BlockTokens(), c.Layout.Batch})
+	rep, err := circuit.NewReport(c, p)
+	require.NoError(t, err)
+	require.Equal(t, 2, rep.Layout.TokenBlocks)
+	var tbl bytes.Buffer
+	require.NoError(t, rep.WriteTable(&tbl))
+	require.Contains(t, tbl.String(), "token-block split: the tokens of an input span 2 ciphertexts of 16 tokens (2 input and 2 output ciphertexts per batch of inputs)")
+	var buf bytes.Buffer
+	require.NoError(t, circuit.WriteCircuitFor(&buf, c, p))
+	back, err := circuit.DecodeCircuit(buf.Bytes(), p)
+	require.NoError(t, err)
+	require.Equal(t, c, back)
+	for bad, msg := range map[string]string{
+		`"token_blocks":3`:   "token blocks 3 must be 0 or a power of two dividing tokens 32",
+		`"token_blocks":64`:  "token blocks 64 must be 0 or a power of two dividing tokens 32",
+		`"token_blocks":-1`:  "token blocks -1",
+		`"token_blocks":128`: "token blocks 128",
+	} {
+		b := bytes.Replace(buf.Bytes(), []byte(`"token_blocks":2`), []byte(bad), 1)
+		require.NotEqual(t, buf.Bytes(), b)
+		_, err = circuit.DecodeCircuit(b, p)
+		require.ErrorContains(t, err, msg, bad)
+	}
+	// one input op fewer than the token blocks: refused
+	var ops []circuit.Op
+	ops = append(ops, c.Ops...)
+	ops[1] = circuit.Op{Kind: circuit.KindAddConst, In: []int{0}, Label: "input", Ref: ops[1].Ref}
+	bad := *c
+	bad.Ops = ops
+	require.ErrorContains(t, bad.Validate(), "circuit must start with its 2 input ops (one per token block); op 1 is add_const")
 }

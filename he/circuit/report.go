@@ -378,8 +378,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&sb, "circuit on %s (logN %d, %d slots, %d levels): %d tokens × %d channels, %d inputs per ciphertext\n",
 		r.Preset, r.LogN, r.Slots, r.MaxLevel, r.Layout.Tokens, r.Layout.Block, r.InputsPerCiphertext)
 	if n := r.Layout.NumTokenBlocks(); n > 1 {
-		fmt.Fprintf(&sb, "token-block split: the tokens of an input span %d ciphertexts of %d tokens (%d input and %d output ciphertexts per batch of inputs)\n",
-			n, r.Layout.BlockTokens(), n, r.Layout.OutputCiphertexts())
+		fmt.Fprintf(&sb, "token-block split: the tokens of an input span %d ciphertexts of %d tokens (%d input and %d output ciphertexts per batch of inputs); peak %d live ciphertexts of %s each (top level)\n",
+			n, r.Layout.BlockTokens(), n, r.Layout.OutputCiphertexts(), r.PeakCiphertexts, mb(r.CiphertextSize))
 	}
 	if n := r.Layout.Ciphertexts(); n > 1 {
 		fmt.Fprintf(&sb, "channel-block split: the widest activation spans %d ciphertexts of %d channels per input ciphertext; peak %d live ciphertexts of %s each (top level)\n",
