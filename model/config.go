@@ -62,8 +62,9 @@ const (
 	MaxClasses   = 1 << 16
 	MaxTokens    = 4096
 	// MaxParams bounds the number of trainable values the config implies
-	// (2^25: 256 MB of float64 weights; the recorded models have < 1M).
-	MaxParams = 1 << 25
+	// (2^27: 1 GB of float64 weights; the recorded models have < 1M, the
+	// BERT-base shape of benchmarks/bert about 86M).
+	MaxParams = 1 << 27
 	// MaxPolySpecs, MaxPolyCoeffs and MaxPolyIterations bound the
 	// calibrated polynomial forms; MaxMagnitude bounds their intervals,
 	// observed ranges and coefficients (and every weight, see

@@ -35,8 +35,9 @@ const (
 	MaxMats = 1 << 12
 	MaxVecs = 1 << 14
 	// MaxWeights bounds the matrix and vector entries of a circuit together
-	// (2^26: the BERT-tiny-shaped LM of benchmarks/bert has 43.6M).
-	MaxWeights = 1 << 26
+	// (2^27, 1 GB of float64: the BERT-tiny-shaped LM of benchmarks/bert has
+	// 43.6M, the BERT-base-shaped classifier's dry run 128M).
+	MaxWeights = 1 << 27
 	// MaxOpNumbers bounds the numbers carried by ops together (inputs,
 	// rotation amounts, polynomial coefficients).
 	MaxOpNumbers = 1 << 22

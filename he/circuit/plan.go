@@ -437,7 +437,13 @@ func (c *Circuit) transforms(p *he.Parameters) ([]*he.LinearTransform, error) {
 				blocks[k] = mats[(k/L.Batch)%L.BlockTokens()]
 			}
 		}
-		lt, err := he.NewBlockDiagonalTransform(p, blocks)
+		var lt *he.LinearTransform
+		var err error
+		if len(mats) == 1 { // one matrix for every token: stored once, not once per block
+			lt, err = he.NewRepeatedBlockTransform(p, mats[0], nb)
+		} else {
+			lt, err = he.NewBlockDiagonalTransform(p, blocks)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("matrix %s: %w", m.Name, err)
 		}

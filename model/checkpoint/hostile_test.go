@@ -26,20 +26,27 @@ func TestLoadHostileCheckpoints(t *testing.T) {
 		_, err := Load(dir)
 		return dir, err
 	}
-	setWidth := func(w int) func(dir string, m *model.Model) {
+	setConfig := func(old, new string) func(dir string, m *model.Model) {
 		return func(dir string, m *model.Model) {
 			path := filepath.Join(dir, ConfigFile)
 			b, err := os.ReadFile(path)
 			require.NoError(t, err)
-			s := strings.Replace(string(b), `"width": 4,`, `"width": `+strconv.Itoa(w)+`,`, 1)
+			require.Contains(t, string(b), old)
+			s := strings.Replace(string(b), old, new, 1)
 			require.NoError(t, os.WriteFile(path, []byte(s), 0o644))
 		}
+	}
+	setWidth := func(w int) func(dir string, m *model.Model) {
+		return setConfig(`"width": 4,`, `"width": `+strconv.Itoa(w)+`,`)
 	}
 	_, err := save(t, setWidth(1<<24))
 	require.ErrorContains(t, err, "width = 16777216 exceeds the limit 4096")
 	require.NotContains(t, err.Error(), "\n")
-	_, err = save(t, setWidth(4000)) // within the width limit, not within the parameter budget
-	require.ErrorContains(t, err, "parameters, above the limit 33554432")
+	_, err = save(t, func(dir string, m *model.Model) { // within the width and depth limits, not within the parameter budget
+		setWidth(4000)(dir, m)
+		setConfig(`"depth": 1,`, `"depth": 3,`)(dir, m)
+	})
+	require.ErrorContains(t, err, "parameters, above the limit 134217728")
 	_, err = save(t, setWidth(8)) // valid and small: the weights no longer fit
 	require.ErrorContains(t, err, "do not match the architecture")
 	require.NotContains(t, err.Error(), "\n")
