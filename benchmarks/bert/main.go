@@ -37,6 +37,7 @@ func run() error {
 	hidden := flag.Int("hidden", 3072, "FFN hidden width")
 	preset := flag.String("preset", he.PresetN16Boot, "parameter preset")
 	calib := flag.Int("calib", 2, "synthetic calibration images")
+	scaled := flag.Bool("scaled-residual", true, "scaled residuals (keep the random model's stream, and so its calibrated ranges, bounded over the blocks)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the compile, plan and report phases to this file")
 	flag.Parse()
 	cfg, err := model.DefaultConfig(model.TaskMNIST)
@@ -45,6 +46,7 @@ func run() error {
 	}
 	cfg.Depth, cfg.Width, cfg.Heads, cfg.Hidden = *depth, *width, *heads, *hidden
 	cfg.ImageRows, cfg.ImageCols, cfg.Patch = 32, 64, 4 // 8 × 16 = 128 tokens
+	cfg.ScaledResidual = *scaled
 	phase := func(name string, start time.Time) {
 		fmt.Printf("%s: %.1f s\n", name, time.Since(start).Seconds())
 	}

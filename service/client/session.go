@@ -201,7 +201,8 @@ func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]
 		return nil, nil, err
 	}
 	var dec [][]float64
-	per := max(1, v.Info.MaxCiphertexts)
+	L := v.Skeleton.Layout
+	per := max(1, v.Info.MaxCiphertexts/L.NumTokenBlocks()) // batches of inputs per request (each its token blocks' ciphertexts)
 	for lo := 0; lo < len(vecs); lo += per {
 		hi := min(lo+per, len(vecs))
 		t0 := time.Now()
@@ -230,8 +231,8 @@ func (c *Client) Predict(ctx context.Context, v *Verified, keys *Keys, vecs [][]
 		if err != nil {
 			return nil, nil, fmt.Errorf("answer from the server: %w", err)
 		}
-		if len(outs) != hi-lo {
-			return nil, nil, fmt.Errorf("answer from the server: %d ciphertexts for %d sent", len(outs), hi-lo)
+		if want := (hi - lo) * L.OutputCiphertexts(); len(outs) != want {
+			return nil, nil, fmt.Errorf("answer from the server: %d ciphertexts, want %d (%d batches of inputs sent)", len(outs), want, hi-lo)
 		}
 		d, err := circuit.DecryptOutputs(hc, v.Skeleton, outs)
 		if err != nil {
