@@ -39,6 +39,10 @@ func run() error {
 	calib := flag.Int("calib", 2, "synthetic calibration images")
 	scaled := flag.Bool("scaled-residual", true, "scaled residuals (keep the random model's stream, and so its calibrated ranges, bounded over the blocks)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the compile, plan and report phases to this file")
+	attn := flag.String("attention", model.AttnPowerSoftmax, "attention kernel")
+	power := flag.Int("p", 2, "attention power")
+	lengthNorm := flag.Bool("length-norm", false, "row normalizer as a mean over the keys")
+	damp := flag.Float64("damp", 1, "multiply every block's attention and FFN output weights by this factor after model.New (keeps a random deep model's stream, and so its calibrated ranges, bounded)")
 	flag.Parse()
 	cfg, err := model.DefaultConfig(model.TaskMNIST)
 	if err != nil {
@@ -47,6 +51,7 @@ func run() error {
 	cfg.Depth, cfg.Width, cfg.Heads, cfg.Hidden = *depth, *width, *heads, *hidden
 	cfg.ImageRows, cfg.ImageCols, cfg.Patch = 32, 64, 4 // 8 × 16 = 128 tokens
 	cfg.ScaledResidual = *scaled
+	cfg.Attention.Kind, cfg.Attention.P, cfg.Attention.LengthNorm = *attn, *power, *lengthNorm
 	phase := func(name string, start time.Time) {
 		fmt.Printf("%s: %.1f s\n", name, time.Since(start).Seconds())
 	}
@@ -55,12 +60,24 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	for _, blk := range m.Blocks {
+		for _, w := range [][]float64{blk.Attn.Out.W.Value.Data, blk.FFN.Down.W.Value.Data} {
+			for i := range w {
+				w[i] *= *damp
+			}
+		}
+	}
 	phase("model.New", start)
 	start = time.Now()
 	if err := m.Calibrate([]model.Batch{testcircuit.SynthImages(cfg, *calib, 1)}, nn.DefaultFitOptions(), nil); err != nil {
 		return err
 	}
 	phase("calibrate", start)
+	for _, st := range m.Sites() {
+		if sp := st.Spec(); sp != nil {
+			fmt.Printf("site %s: interval [%.3g, %.3g]\n", st.Name, sp.Interval[0], sp.Interval[1])
+		}
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
