@@ -9,6 +9,7 @@ import (
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	lhe "github.com/tuneinsight/lattigo/v5/he"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
 
 	"github.com/polyformer/polyformer/he"
 )
@@ -210,191 +211,301 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 	if pre == 1 {
 		pre = 0
 	}
-	return plan(c, p, maxL, true, opt.InsecureSecretKeyBootstrap, false, pre)
+	return placeBootstraps(c, p, opt.InsecureSecretKeyBootstrap, pre)
 }
 
-// plan places levels for input level start; boot enables bootstraps (skBoot:
-// for the secret-key bootstrapper), drop inserts level drops before key
-// switches, pre is the bootstraps' pre-scale (Op.Const, 0: none).
+// plan places levels for input level start with today's greedy bootstrap
+// placement (placementGreedy); boot enables bootstraps (skBoot: for the
+// secret-key bootstrapper), drop inserts level drops before key switches,
+// pre is the bootstraps' pre-scale (Op.Const, 0: none).
 func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre float64) (*Circuit, error) {
-	hp := p.HE()
-	q := hp.Q()
-	floor := 0
-	btpOut := 0
-	if boot {
-		bp := p.BootstrappingParameters()
-		floor = bp.BootstrappingParameters.LevelsConsumedPerRescaling()
-		if skBoot {
-			floor = 0
-		}
-		btpOut = hp.MaxLevel()
-		if btpOut-floor < 1 {
-			return nil, fmt.Errorf("plan: preset %s leaves %d levels after bootstrapping", p.Name(), btpOut-floor)
-		}
+	g, err := newPlanGraph(c, p, boot, skBoot, nil)
+	if err != nil {
+		return nil, err
 	}
-	out := &Circuit{Version: c.Version, Task: c.Task, Layout: c.Layout, Mats: c.Mats, Vecs: c.Vecs}
-	var st []valState
-	cur := make([]int, len(c.Ops))
-	emit := func(op Op, s valState) int {
-		out.Ops = append(out.Ops, op)
-		st = append(st, s)
-		return len(out.Ops) - 1
+	pl := newPlanner(g, drop, pre, g.greedy())
+	if err := pl.prefix(start, len(c.Ops)-1); err != nil {
+		return nil, err
 	}
-	fail := func(id int, op Op, need, have int) error {
-		return &LevelError{Preset: p.Name(), Needed: c.Depth(), Available: hp.MaxLevel(),
-			Reason: fmt.Sprintf(" (op %d %s in %s needs %d levels, its input has %d left)", id, op.Kind, op.Label, need, have)}
-	}
-	// need[i]: levels op i's output must keep for everything downstream
-	need := make([]int, len(c.Ops))
-	for i := len(c.Ops) - 1; i >= 0; i-- {
-		for _, in := range c.Ops[i].In {
-			need[in] = max(need[in], need[i]+c.Ops[i].Levels())
-		}
-	}
-	// Bootstrap placement: a value with many consumers ("narrow" point of
-	// the graph: the residual stream, Q, K, V, the reciprocal) is
-	// bootstrapped as soon as it is made if it has fewer levels than the
-	// deepest path to the next narrow value, so that the wide regions in
-	// between (e.g. the T attention diagonals) need no bootstraps of their
-	// own; elsewhere values are bootstrapped on demand.
-	consumers := make([]map[int]bool, len(c.Ops))
-	for j, op := range c.Ops {
-		for _, in := range op.In {
-			if consumers[in] == nil {
-				consumers[in] = map[int]bool{}
-			}
-			consumers[in][j] = true
-		}
-	}
-	rotFanout := make([]int, len(c.Ops)) // rotations of each value
-	for _, op := range c.Ops {
-		if op.Kind == KindRotate {
-			rotFanout[op.In[0]]++
-		}
-	}
-	narrow := func(i int) bool { return len(consumers[i]) >= 3 || c.Ops[i].Kind == KindOutput }
+	return pl.finish(start)
+}
+
+// planGraph is what planning derives once from the unplanned graph and the
+// parameters; planners share it read-only.
+type planGraph struct {
+	c     *Circuit
+	p     *he.Parameters
+	hp    hefloat.Parameters
+	q     []uint64
+	depth int
+	// boot enables bootstraps; skBoot plans for the secret-key bootstrapper.
+	boot, skBoot bool
+	// floor is the level a bootstrap's input must keep; btpOut the level a
+	// bootstrap gives.
+	floor, btpOut int
+	// need[i]: levels op i's output must keep for everything downstream.
+	need []int
+	// consumers[i]: the ops that read op i's output.
+	consumers []map[int]bool
+	// rotFanout[i]: the rotations of op i's output.
+	rotFanout []int
+	// dist[i]: the deepest path from op i's output to the next narrow value.
+	dist []int
+	// switches[i]: the key switches op i performs (nil: not costed).
+	switches []int
+}
+
+// narrow reports whether op i's output is a "narrow" point of the graph
+// (the residual stream, Q, K, V, the reciprocal): a value with at least 3
+// consumers, or the output.
+func (g *planGraph) narrow(i int) bool {
+	return len(g.consumers[i]) >= 3 || g.c.Ops[i].Kind == KindOutput
+}
+
+// distances returns, for every op, the deepest path from its output to the
+// next value stop reports (the output's consumers included).
+func (g *planGraph) distances(stop func(int) bool) []int {
+	c := g.c
 	dist := make([]int, len(c.Ops))
 	for i := len(c.Ops) - 1; i >= 0; i-- {
-		for j := range consumers[i] {
+		for j := range g.consumers[i] {
 			d := c.Ops[j].Levels()
-			if !narrow(j) {
+			if !stop(j) {
 				d += dist[j]
 			}
 			dist[i] = max(dist[i], d)
 		}
 	}
-	bootstraps := 0
-	// ensure returns the (possibly bootstrapped) id of original value orig with
-	// at least need levels above the floor.
-	ensure := func(id int, op Op, orig, need int) (int, error) {
-		v := cur[orig]
-		if st[v].level-floor >= need {
-			return v, nil
+	return dist
+}
+
+// newPlanGraph analyses c for p; lts (the transforms of c's matrices, or
+// nil) enables the key-switch count of every op.
+func newPlanGraph(c *Circuit, p *he.Parameters, boot, skBoot bool, lts []*he.LinearTransform) (*planGraph, error) {
+	hp := p.HE()
+	g := &planGraph{c: c, p: p, hp: hp, q: hp.Q(), depth: c.Depth(), boot: boot, skBoot: skBoot}
+	if boot {
+		bp := p.BootstrappingParameters()
+		g.floor = bp.BootstrappingParameters.LevelsConsumedPerRescaling()
+		if skBoot {
+			g.floor = 0
 		}
-		if !boot || btpOut-floor < need {
-			return 0, fail(id, op, need, st[v].level-floor)
+		g.btpOut = hp.MaxLevel()
+		if g.btpOut-g.floor < 1 {
+			return nil, fmt.Errorf("plan: preset %s leaves %d levels after bootstrapping", p.Name(), g.btpOut-g.floor)
 		}
-		nb := emit(Op{Kind: KindBootstrap, In: []int{v}, Label: c.Ops[orig].Label, Ref: orig, Const: pre},
-			valState{level: btpOut, scale: hp.DefaultScale()})
-		bootstraps++
-		cur[orig] = nb
-		return nb, nil
 	}
-	for id, op := range c.Ops {
-		if op.Kind == KindInput {
-			op.Ref = id
-			cur[id] = emit(op, valState{level: start, scale: hp.DefaultScale()})
-			continue
+	n := len(c.Ops)
+	g.need = make([]int, n)
+	for i := n - 1; i >= 0; i-- {
+		for _, in := range c.Ops[i].In {
+			g.need[in] = max(g.need[in], g.need[i]+c.Ops[i].Levels())
 		}
-		need0 := op.Levels()
-		if boot && op.Kind == KindRotate && rotFanout[op.In[0]] >= 2 {
-			// a value rotated into several copies (K and V of attention, Q's
-			// copies) is bootstrapped once before the fan-out, never on each
-			// copy: give it what a copy needs up to the next narrow value
-			// (or all a bootstrap gives when that is more)
-			want := min(dist[id], btpOut-floor)
-			for j := range consumers[id] {
-				want = max(want, c.Ops[j].Levels())
+	}
+	g.consumers = make([]map[int]bool, n)
+	g.rotFanout = make([]int, n)
+	for j, op := range c.Ops {
+		for _, in := range op.In {
+			if g.consumers[in] == nil {
+				g.consumers[in] = map[int]bool{}
 			}
-			if _, err := ensure(id, op, op.In[0], want); err != nil {
-				return nil, err
-			}
+			g.consumers[in][j] = true
 		}
-		if drop && (op.Kind == KindRotate || op.Kind == KindRotSum || op.Kind == KindLinear) {
-			// key switches cost in proportion to the level: drop what no consumer needs
-			orig := op.In[0]
-			if v := cur[orig]; st[v].level > need[orig] {
-				cur[orig] = emit(Op{Kind: KindDropLevel, In: []int{v}, Label: op.Label, Ref: orig},
-					valState{level: need[orig], scale: st[v].scale})
-			}
+		if op.Kind == KindRotate {
+			g.rotFanout[op.In[0]]++
 		}
-		need := need0
-		ins := make([]int, len(op.In))
+	}
+	g.dist = g.distances(g.narrow)
+	if lts != nil {
+		g.switches = make([]int, n)
+		for i, op := range c.Ops {
+			rots, relins := op.KeySwitches(lts)
+			g.switches[i] = rots + relins
+		}
+	}
+	return g, nil
+}
+
+// planner assigns levels op by op (in op order) and inserts the planned
+// ops; its placement policy decides where bootstraps go.
+type planner struct {
+	g      *planGraph
+	drop   bool
+	pre    float64
+	policy placement
+	out    []Op
+	st     []valState
+	// cur[i] is the planned value that currently holds op i's output.
+	cur        []int
+	bootstraps int
+	// switchCost is the planned key switches weighted by level (see
+	// placementCost), counted when g.switches is set.
+	switchCost int64
+}
+
+func newPlanner(g *planGraph, drop bool, pre float64, policy placement) *planner {
+	return &planner{g: g, drop: drop, pre: pre, policy: policy, cur: make([]int, len(g.c.Ops))}
+}
+
+func (pl *planner) emit(op Op, s valState) int {
+	pl.out = append(pl.out, op)
+	pl.st = append(pl.st, s)
+	return len(pl.out) - 1
+}
+
+func (pl *planner) fail(id int, op Op, need, have int) error {
+	return &LevelError{Preset: pl.g.p.Name(), Needed: pl.g.depth, Available: pl.g.hp.MaxLevel(),
+		Reason: fmt.Sprintf(" (op %d %s in %s needs %d levels, its input has %d left)", id, op.Kind, op.Label, need, have)}
+}
+
+// bootstrap appends a bootstrap of the value that holds op orig's output
+// and makes it that value.
+func (pl *planner) bootstrap(orig int) int {
+	nb := pl.emit(Op{Kind: KindBootstrap, In: []int{pl.cur[orig]}, Label: pl.g.c.Ops[orig].Label, Ref: orig, Const: pl.pre},
+		valState{level: pl.g.btpOut, scale: pl.g.hp.DefaultScale()})
+	pl.bootstraps++
+	pl.cur[orig] = nb
+	return nb
+}
+
+// ensure returns the (possibly bootstrapped) value of original value orig
+// with at least need levels above the floor (op id needs it).
+func (pl *planner) ensure(id int, op Op, orig, need int) (int, error) {
+	g := pl.g
+	v := pl.cur[orig]
+	if pl.st[v].level-g.floor >= need {
+		return v, nil
+	}
+	if !g.boot || g.btpOut-g.floor < need {
+		return 0, pl.fail(id, op, need, pl.st[v].level-g.floor)
+	}
+	return pl.bootstrap(orig), nil
+}
+
+// prefix plans ops 0..to with input level start.
+func (pl *planner) prefix(start, to int) error {
+	return pl.run(0, to, start)
+}
+
+// run plans ops from..to (the input op at level start).
+func (pl *planner) run(from, to, start int) error {
+	for id := from; id <= to; id++ {
+		if err := pl.step(id, start); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step plans op id.
+func (pl *planner) step(id, start int) error {
+	g := pl.g
+	c := g.c
+	op := c.Ops[id]
+	if op.Kind == KindInput {
+		op.Ref = id
+		pl.cur[id] = pl.emit(op, valState{level: start, scale: g.hp.DefaultScale()})
+		return nil
+	}
+	need0 := op.Levels()
+	if g.boot && op.Kind == KindRotate && g.rotFanout[op.In[0]] >= 2 {
+		// a value rotated into several copies (K and V of attention, Q's
+		// copies) is bootstrapped once before the fan-out, never on each
+		// copy: give it what a copy needs up to the next narrow value
+		// (or all a bootstrap gives when that is more)
+		want := min(pl.policy.dist[id], g.btpOut-g.floor)
+		for j := range g.consumers[id] {
+			want = max(want, c.Ops[j].Levels())
+		}
+		if _, err := pl.ensure(id, op, op.In[0], want); err != nil {
+			return err
+		}
+	}
+	if pl.drop && (op.Kind == KindRotate || op.Kind == KindRotSum || op.Kind == KindLinear) {
+		// key switches cost in proportion to the level: drop what no consumer needs
+		orig := op.In[0]
+		if v := pl.cur[orig]; pl.st[v].level > g.need[orig] {
+			pl.cur[orig] = pl.emit(Op{Kind: KindDropLevel, In: []int{v}, Label: op.Label, Ref: orig},
+				valState{level: g.need[orig], scale: pl.st[v].scale})
+		}
+	}
+	need := need0
+	ins := make([]int, len(op.In))
+	for i, orig := range op.In {
+		v, err := pl.ensure(id, op, orig, need)
+		if err != nil {
+			return err
+		}
+		ins[i] = v
+	}
+	if op.Kind == KindMul && ins[0] != ins[1] {
+		// both operands must survive: re-check after a possible bootstrap of the first
 		for i, orig := range op.In {
-			v, err := ensure(id, op, orig, need)
+			v, err := pl.ensure(id, op, orig, need)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			ins[i] = v
 		}
-		if op.Kind == KindMul && ins[0] != ins[1] {
-			// both operands must survive: re-check after a possible bootstrap of the first
-			for i, orig := range op.In {
-				v, err := ensure(id, op, orig, need)
-				if err != nil {
-					return nil, err
-				}
-				ins[i] = v
-			}
-		}
-		a := st[ins[0]]
-		var s valState
-		switch op.Kind {
-		case KindLinear, KindMulPlain, KindMulConst:
-			s = valState{level: a.level - 1, scale: a.scale}
-		case KindPoly:
-			s = valState{level: a.level - op.Poly.Depth(), scale: a.scale}
-		case KindMul:
-			b := st[ins[1]]
-			l := min(a.level, b.level)
-			s = valState{level: l - 1, scale: a.scale.Mul(b.scale).Div(rlwe.NewScale(q[l]))}
-		case KindAdd, KindSub:
-			b := st[ins[1]]
-			if a.level == b.level && relDiff(a.scale, b.scale) > he.DefaultScaleTolerance {
-				// same level, different scales: rescale the first operand onto the second's scale (1 level)
-				v, err := ensure(id, op, op.In[0], 1)
-				if err != nil {
-					return nil, err
-				}
-				ms := emit(Op{Kind: KindMatchScale, In: []int{v, ins[1]}, Label: op.Label, Ref: op.In[0]},
-					valState{level: st[v].level - 1, scale: b.scale})
-				ins[0] = ms
-				a = st[ms]
-			}
-			if a.level < b.level {
-				s = a
-			} else {
-				s = b
-			}
-		default: // add_plain, add_const, rotate, rotsum, output: unchanged
-			s = a
-		}
-		op.In = ins
-		op.Ref = id
-		cur[id] = emit(op, s)
-		if boot && narrow(id) && op.Kind != KindOutput && s.level-floor < dist[id] && btpOut-floor >= dist[id] {
-			cur[id] = emit(Op{Kind: KindBootstrap, In: []int{cur[id]}, Label: op.Label, Ref: id, Const: pre},
-				valState{level: btpOut, scale: hp.DefaultScale()})
-			bootstraps++
-		}
 	}
-	levels := make([]int, len(st))
-	for i, s := range st {
+	a := pl.st[ins[0]]
+	var s valState
+	switch op.Kind {
+	case KindLinear, KindMulPlain, KindMulConst:
+		s = valState{level: a.level - 1, scale: a.scale}
+	case KindPoly:
+		s = valState{level: a.level - op.Poly.Depth(), scale: a.scale}
+	case KindMul:
+		b := pl.st[ins[1]]
+		l := min(a.level, b.level)
+		s = valState{level: l - 1, scale: a.scale.Mul(b.scale).Div(rlwe.NewScale(g.q[l]))}
+	case KindAdd, KindSub:
+		b := pl.st[ins[1]]
+		if a.level == b.level && relDiff(a.scale, b.scale) > he.DefaultScaleTolerance {
+			// same level, different scales: rescale the first operand onto the second's scale (1 level)
+			v, err := pl.ensure(id, op, op.In[0], 1)
+			if err != nil {
+				return err
+			}
+			ms := pl.emit(Op{Kind: KindMatchScale, In: []int{v, ins[1]}, Label: op.Label, Ref: op.In[0]},
+				valState{level: pl.st[v].level - 1, scale: b.scale})
+			ins[0] = ms
+			a = pl.st[ms]
+		}
+		if a.level < b.level {
+			s = a
+		} else {
+			s = b
+		}
+	default: // add_plain, add_const, rotate, rotsum, output: unchanged
+		s = a
+	}
+	if g.switches != nil && g.switches[id] > 0 {
+		pl.switchCost += int64(g.switches[id]) * int64(switchLevel(op, ins, pl.st)+1)
+	}
+	op.In = ins
+	op.Ref = id
+	pl.cur[id] = pl.emit(op, s)
+	if g.boot && op.Kind != KindOutput && pl.policy.narrowRule(g, id) && s.level-g.floor < pl.policy.dist[id] && g.btpOut-g.floor >= pl.policy.dist[id] {
+		pl.bootstrap(id)
+	} else if g.boot && pl.policy.after[id] {
+		pl.bootstrap(id)
+	}
+	return nil
+}
+
+// finish returns the planned circuit (input level start).
+func (pl *planner) finish(start int) (*Circuit, error) {
+	g := pl.g
+	c := g.c
+	out := &Circuit{Version: c.Version, Task: c.Task, Layout: c.Layout, Mats: c.Mats, Vecs: c.Vecs, Ops: pl.out}
+	levels := make([]int, len(pl.st))
+	for i, s := range pl.st {
 		levels[i] = s.level
 	}
-	out.Planned = &PlanInfo{Preset: p.Name(), Fingerprint: p.Fingerprint().String(), InputLevel: start,
-		Levels: levels, Bootstraps: bootstraps, InsecureSKBootstrap: boot && skBoot}
-	keys, err := out.KeyNeeds(p) // the key levels follow from the plan's levels
+	out.Planned = &PlanInfo{Preset: g.p.Name(), Fingerprint: g.p.Fingerprint().String(), InputLevel: start,
+		Levels: levels, Bootstraps: pl.bootstraps, InsecureSKBootstrap: g.boot && g.skBoot}
+	keys, err := out.KeyNeeds(g.p) // the key levels follow from the plan's levels
 	if err != nil {
 		return nil, err
 	}
