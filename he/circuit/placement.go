@@ -343,17 +343,24 @@ func placeBootstraps(c *Circuit, p *he.Parameters, skBoot bool, pre float64) (*C
 	if err != nil {
 		return nil, err
 	}
+	best := pickPlacement(plans)
+	pl := newPlanner(g, false, pre, best.policy)
+	if err := pl.prefix(best.start, len(c.Ops)-1); err != nil {
+		return nil, err
+	}
+	return pl.finish(best.start)
+}
+
+// pickPlacement returns the cheapest of plans (the greedy one first) with
+// no more bootstraps than the greedy one; ties keep the earlier.
+func pickPlacement(plans []placedPlan) placedPlan {
 	best := plans[0]
 	for _, pp := range plans[1:] {
 		if pp.bootstraps <= plans[0].bootstraps && pp.cost < best.cost {
 			best = pp
 		}
 	}
-	pl := newPlanner(g, false, pre, best.policy)
-	if err := pl.prefix(best.start, len(c.Ops)-1); err != nil {
-		return nil, err
-	}
-	return pl.finish(best.start)
+	return best
 }
 
 // placements returns the candidate placements with their costs, the
