@@ -111,6 +111,10 @@ type PlanOptions struct {
 	// BootstrapModel.UnitPreScale for real bootstrapping (none for the
 	// secret-key test bootstrapper); 1 disables pre-scaling.
 	BootstrapPreScale float64
+	// GreedyPlacement places bootstraps with the greedy rules alone (the
+	// placement before issue 15 item 5; for comparisons): the narrow rule
+	// at every narrow value, never a search over the cuts.
+	GreedyPlacement bool
 }
 
 // LevelError says a circuit needs more levels than a parameter set has.
@@ -211,11 +215,14 @@ func Plan(c *Circuit, p *he.Parameters, opt PlanOptions) (*Circuit, error) {
 	if pre == 1 {
 		pre = 0
 	}
+	if opt.GreedyPlacement {
+		return plan(c, p, maxL, true, opt.InsecureSecretKeyBootstrap, false, pre)
+	}
 	return placeBootstraps(c, p, opt.InsecureSecretKeyBootstrap, pre)
 }
 
 // plan places levels for input level start with today's greedy bootstrap
-// placement (placementGreedy); boot enables bootstraps (skBoot: for the
+// placement (planGraph.greedy); boot enables bootstraps (skBoot: for the
 // secret-key bootstrapper), drop inserts level drops before key switches,
 // pre is the bootstraps' pre-scale (Op.Const, 0: none).
 func plan(c *Circuit, p *he.Parameters, start int, boot, skBoot, drop bool, pre float64) (*Circuit, error) {
