@@ -89,9 +89,9 @@ func compileAt(t *testing.T, m *model.Model, preset string) *circuit.Circuit {
 	t.Helper()
 	p, err := he.ParametersFromPreset(preset)
 	require.NoError(t, err)
-	b, block, err := MaxBatch(m, p.Slots())
+	pk, err := MaxBatch(m, p.Slots())
 	require.NoError(t, err)
-	c, err := Compile(m, CompileOptions{Batch: b, Block: block})
+	c, err := Compile(m, CompileOptions{Batch: pk.Batch, Block: pk.Block, TokenBlock: pk.TokenBlock})
 	require.NoError(t, err)
 	return c
 }
