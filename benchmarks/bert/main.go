@@ -42,6 +42,7 @@ func run() error {
 	attn := flag.String("attention", model.AttnPowerSoftmax, "attention kernel")
 	power := flag.Int("p", 2, "attention power")
 	lengthNorm := flag.Bool("length-norm", false, "row normalizer as a mean over the keys")
+	normMethod := flag.String("norm", "", "normalization method (default: the config's, weight norm, which undoes -damp)")
 	damp := flag.Float64("damp", 1, "multiply every block's attention and FFN output weights by this factor after model.New (keeps a random deep model's stream, and so its calibrated ranges, bounded)")
 	flag.Parse()
 	cfg, err := model.DefaultConfig(model.TaskMNIST)
@@ -51,6 +52,9 @@ func run() error {
 	cfg.Depth, cfg.Width, cfg.Heads, cfg.Hidden = *depth, *width, *heads, *hidden
 	cfg.ImageRows, cfg.ImageCols, cfg.Patch = 32, 64, 4 // 8 × 16 = 128 tokens
 	cfg.ScaledResidual = *scaled
+	if *normMethod != "" {
+		cfg.Norm = *normMethod
+	}
 	cfg.Attention.Kind, cfg.Attention.P, cfg.Attention.LengthNorm = *attn, *power, *lengthNorm
 	phase := func(name string, start time.Time) {
 		fmt.Printf("%s: %.1f s\n", name, time.Since(start).Seconds())
