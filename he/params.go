@@ -90,7 +90,7 @@ func Presets() []Preset {
 			},
 			Bootstrapping: &bootstrapping.ParametersLiteral{},
 			Description: "Lattigo N16QP1546H192H32: 9 levels at 2^40 after each bootstrap, " +
-				"sparse secret H=192, circuit logQP≈1546 (Lattigo's bound 1550 for H=192); bootstrapping keys ≈2.5 GB on disk (seeded, each at its level), ≈6 GB in memory",
+				"sparse secret H=192, circuit logQP≈1546 (Lattigo's bound 1550 for H=192); keys ≈8 GB",
 		},
 		{
 			Name: PresetN16Boot14,
