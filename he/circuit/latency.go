@@ -334,7 +334,7 @@ func (c *Circuit) opCosts(lts []*he.LinearTransform, p *he.Parameters, t OpTimin
 	diag := pr.diagonal()
 	prod, prodLevel := pr.product()
 	encoded := map[encKey]bool{}
-	prevBaby := map[[2]int]map[int]bool{} // per group and input: baby steps of the group's previous transform
+	reuse := babyReuse{}
 	groupSeen := map[[2]int]bool{}
 	costs := make([]opCost, len(c.Ops))
 	for i, op := range c.Ops {
@@ -373,21 +373,8 @@ func (c *Circuit) opCosts(lts []*he.LinearTransform, p *he.Parameters, t OpTimin
 		case KindLinear:
 			lt := lts[op.Mat]
 			baby, giant := bsgsSplit(lt, p.Slots())
-			nBaby := len(baby)
+			nBaby := reuse.fresh(op, baby)
 			key := [2]int{op.Group, op.In[0]}
-			if op.Group > 0 {
-				// LinearTransformMany reuses the previous transform's pre-rotated baby steps
-				prev := prevBaby[key]
-				nBaby = 0
-				cur := map[int]bool{}
-				for _, b := range baby {
-					cur[b] = true
-					if !prev[b] {
-						nBaby++
-					}
-				}
-				prevBaby[key] = cur
-			}
 			if op.Group == 0 || !groupSeen[key] {
 				groupSeen[key] = true
 				oc.ks += pr.ks(decomp, level)

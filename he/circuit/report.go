@@ -181,7 +181,7 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 		Bootstraps: c.Planned.Bootstraps, Ops: len(c.Ops), RotationAmounts: c.Planned.Keys.Rotations,
 		RotationKeys: len(c.Planned.Keys.Rotations), PredictedLog2Err: math.NaN()}
 	idx := map[string]int{}
-	prevBaby := map[int]map[int]bool{} // per input value: baby steps of the last transform of its group
+	reuse := babyReuse{}
 	layerKeys := map[string]map[int]bool{}
 	seenKeys := map[int]bool{}
 	for i, op := range c.Ops {
@@ -204,20 +204,8 @@ func NewReport(c *Circuit, p *he.Parameters) (*Report, error) {
 		l.LevelOut = c.Planned.Levels[i]
 		rots, rel := op.KeySwitches(lts)
 		if op.Kind == KindLinear && op.Group > 0 {
-			// LinearTransformMany reuses the previous transform's pre-rotated baby steps
 			baby, giant := bsgsSplit(lts[op.Mat], p.Slots())
-			prev := prevBaby[op.In[0]]
-			rots = len(giant)
-			for _, b := range baby {
-				if !prev[b] {
-					rots++
-				}
-			}
-			cur := map[int]bool{}
-			for _, b := range baby {
-				cur[b] = true
-			}
-			prevBaby[op.In[0]] = cur
+			rots = len(giant) + reuse.fresh(op, baby)
 		}
 		for _, k := range op.Rotations(lts, p.Slots()) {
 			if layerKeys[op.Label] == nil {

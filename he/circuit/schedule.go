@@ -243,3 +243,31 @@ func (r *runState) work(ev *he.Evaluator) {
 		r.mu.Unlock()
 	}
 }
+
+// babyReuse follows what a hoisting group's LinearTransformMany reuses: it
+// pre-rotates each transform's baby steps of the group's input, and the
+// next transform of the same group (key: group, input, as the executor's
+// schedule) reuses those it shares. The dry run's key switches and the
+// latency model count baby steps through it, so both agree with the trace.
+type babyReuse map[[2]int]map[int]bool
+
+// fresh records the baby steps of linear op's transform and returns how
+// many of them the previous transform of its group had not pre-rotated
+// (all of them for an op outside a group).
+func (r babyReuse) fresh(op Op, baby []int) int {
+	if op.Group == 0 {
+		return len(baby)
+	}
+	key := [2]int{op.Group, op.In[0]}
+	prev := r[key]
+	cur := make(map[int]bool, len(baby))
+	n := 0
+	for _, b := range baby {
+		cur[b] = true
+		if !prev[b] {
+			n++
+		}
+	}
+	r[key] = cur
+	return n
+}
