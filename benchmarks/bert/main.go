@@ -105,15 +105,6 @@ func run() error {
 		return err
 	}
 	phase("report", start)
-	weights := 0
-	for _, mt := range c.Mats {
-		for _, b := range mt.Blocks {
-			weights += len(b)
-		}
-	}
-	for _, v := range c.Vecs {
-		weights += len(v)
-	}
-	fmt.Printf("circuit: %d ops, %d matrices, %d patterns, %d weights\n", len(c.Ops), len(c.Mats), len(c.Vecs), weights)
+	fmt.Printf("circuit: %d ops, %d matrices, %d patterns, %d weights\n", len(c.Ops), len(c.Mats), len(c.Vecs), c.Weights())
 	return rep.WriteTable(os.Stdout)
 }

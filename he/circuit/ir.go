@@ -235,16 +235,7 @@ func (c *Circuit) Validate() error {
 	L := c.Layout
 	bd := L.Block * L.Block
 	tb := L.BlockTokens()
-	weights := 0
-	for _, m := range c.Mats {
-		for _, b := range m.Blocks {
-			weights += len(b)
-		}
-	}
-	for _, v := range c.Vecs {
-		weights += len(v)
-	}
-	if err := tooMany("circuit weights (matrix and vector entries)", "entries", weights, MaxWeights); err != nil {
+	if err := tooMany("circuit weights (matrix and vector entries)", "entries", c.Weights(), MaxWeights); err != nil {
 		return err
 	}
 	for i, m := range c.Mats {
@@ -384,4 +375,19 @@ func (c *Circuit) Labels() []string {
 		}
 	}
 	return out
+}
+
+// Weights returns the number of matrix and vector entries c stores (what
+// MaxWeights bounds).
+func (c *Circuit) Weights() int {
+	n := 0
+	for _, m := range c.Mats {
+		for _, b := range m.Blocks {
+			n += len(b)
+		}
+	}
+	for _, v := range c.Vecs {
+		n += len(v)
+	}
+	return n
 }
